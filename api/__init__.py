@@ -1,0 +1,1 @@
+"""The callsift scoring service (FastAPI); see issue 5."""
