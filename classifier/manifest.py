@@ -1,0 +1,396 @@
+"""The manifest: the one contract between the simulator, training, evaluation and a
+centre's own export. The format is documented in ``docs/data-format.md``.
+
+A manifest is a UTF-8 CSV file with one row per call. Audio paths are relative to the
+manifest's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import soundfile as sf
+
+from classifier.errors import InvalidManifestError
+
+LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
+CALLER_CHANNELS: tuple[str, ...] = ("mix", "left", "right")
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "call_id",
+    "caller_id",
+    "started_at",
+    "duration_s",
+    "audio_path",
+    "label",
+)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("caller_channel",)
+AUDIO_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG")
+AUDIO_SUBTYPES: tuple[str, ...] = (
+    "PCM_16",
+    "PCM_24",
+    "PCM_32",
+    "PCM_U8",
+    "PCM_S8",
+    "FLOAT",
+    "DOUBLE",
+    "ULAW",
+    "ALAW",
+    "VORBIS",
+    "OPUS",
+)
+MIN_SAMPLE_RATE = 8000
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_SIMLESS = re.compile(r"^simless:[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    """One problem found in a manifest.
+
+    Attributes
+    ----------
+    line : int
+        Line of the CSV file (the header is line 1, the first call line 2); 0 for a
+        problem of the whole file.
+    column : str
+        The column at fault, or ``""``.
+    message : str
+        What is wrong, stating what was expected.
+    severity : str
+        ``"error"`` (the row cannot be used) or ``"warning"`` (usable, but check it).
+    call_id : str
+        The row's call_id when it has one.
+    """
+
+    line: int
+    column: str
+    message: str
+    severity: str = "error"
+    call_id: str = ""
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        if self.call_id:
+            where += f" (call_id {self.call_id})"
+        col = f" [{self.column}]" if self.column else ""
+        return f"{self.severity}: {where}{col}: {self.message}"
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp that carries a UTC offset.
+
+    Parameters
+    ----------
+    value : str
+        For example ``2025-06-03T19:04:11+08:00`` or ``2025-06-03T11:04:11Z``.
+
+    Returns
+    -------
+    datetime
+        A timezone-aware datetime.
+
+    Raises
+    ------
+    ValueError
+        When the text is not ISO 8601 or has no UTC offset.
+    """
+    text = value.strip()
+    if not text:
+        raise ValueError("empty timestamp; expected ISO 8601 with a UTC offset")
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not ISO 8601; expected e.g. 2025-06-03T19:04:11+08:00"
+        ) from exc
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError(f"{value!r} has no UTC offset; expected e.g. 2025-06-03T19:04:11+08:00")
+    return ts
+
+
+def caller_id_problem(value: str) -> str | None:
+    """Return why ``value`` is not a valid caller_id, or None when it is valid."""
+    if value == "":
+        return None
+    if value.startswith("simless:"):
+        if _SIMLESS.match(value):
+            return None
+        return f"{value!r} is not a valid SIM-less id; expected simless:<handset id>"
+    if _E164.match(value):
+        return None
+    return (
+        f"{value!r} is not an E.164 number; expected +<country code><number> "
+        "(e.g. +6281234567890), simless:<handset id>, or empty when withheld"
+    )
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not path.exists():
+        raise InvalidManifestError(f"manifest {path} does not exist")
+    if path.is_dir():
+        raise InvalidManifestError(f"manifest {path} is a folder; expected a CSV file")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            rows = [dict(r) for r in reader]
+    except UnicodeDecodeError as exc:
+        raise InvalidManifestError(f"manifest {path} is not UTF-8 text: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise InvalidManifestError(f"manifest {path} is not valid CSV: {exc}") from exc
+    return header, rows
+
+
+def resolve_audio_path(manifest_path: Path, audio_path: str) -> Path:
+    """Resolve a manifest's ``audio_path`` against the manifest's folder."""
+    p = Path(audio_path)
+    return p if p.is_absolute() else manifest_path.parent / p
+
+
+def _check_audio(file: Path, caller_channel: str) -> list[tuple[str, str, str]]:
+    """Return (column, message, severity) triples for one audio file."""
+    if not file.exists():
+        return [("audio_path", f"audio file {file} does not exist", "error")]
+    if not file.is_file():
+        return [("audio_path", f"audio path {file} is not a file", "error")]
+    try:
+        info = sf.info(str(file))
+    except Exception as exc:  # libsndfile raises several types for corrupt files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [("audio_path", f"audio file {file} is unreadable or not audio: {reason}", "error")]
+    out: list[tuple[str, str, str]] = []
+    if info.format not in AUDIO_FORMATS:
+        out.append(
+            (
+                "audio_path",
+                f"audio format {info.format} is not supported; expected WAV, FLAC or OGG",
+                "error",
+            )
+        )
+    if info.subtype not in AUDIO_SUBTYPES:
+        out.append(
+            (
+                "audio_path",
+                f"audio encoding {info.subtype} is not supported; expected PCM 16/24-bit, "
+                "float, G.711 mu-law or A-law",
+                "error",
+            )
+        )
+    if info.samplerate < MIN_SAMPLE_RATE:
+        out.append(
+            (
+                "audio_path",
+                f"sample rate is {info.samplerate} Hz; expected at least {MIN_SAMPLE_RATE} Hz",
+                "error",
+            )
+        )
+    if info.channels not in (1, 2):
+        out.append(("audio_path", f"audio has {info.channels} channels; expected 1 or 2", "error"))
+    if caller_channel in ("left", "right") and info.channels != 2:
+        out.append(
+            (
+                "caller_channel",
+                f"caller_channel is {caller_channel!r} but the audio has {info.channels} "
+                "channel(s); expected a stereo file or caller_channel 'mix'",
+                "error",
+            )
+        )
+    if info.frames == 0:
+        out.append(("audio_path", "audio file has no samples", "error"))
+    return out
+
+
+def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[ManifestProblem]:
+    """Check a manifest against ``docs/data-format.md`` and report every problem.
+
+    Nothing is dropped silently: each row with a problem is reported with its line.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest CSV.
+    check_audio : bool, keyword-only
+        Also open every audio file's header (existence, format, rate, channels).
+
+    Returns
+    -------
+    list of ManifestProblem
+        Empty when the manifest is valid. Problems with ``severity == "warning"`` do
+        not make the manifest invalid.
+
+    Raises
+    ------
+    InvalidManifestError
+        When the file itself cannot be read as CSV.
+    """
+    path = Path(path)
+    header, rows = _read_rows(path)
+    problems: list[ManifestProblem] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if not header:
+        return [ManifestProblem(0, "", "the file is empty; expected a CSV header line")]
+    if missing:
+        problems.append(
+            ManifestProblem(
+                1,
+                "",
+                f"missing required column(s) {', '.join(missing)}; "
+                f"expected {', '.join(REQUIRED_COLUMNS)}",
+            )
+        )
+        return problems
+    dupes = [c for c in set(header) if header.count(c) > 1]
+    if dupes:
+        problems.append(ManifestProblem(1, "", f"duplicate column(s) {', '.join(sorted(dupes))}"))
+    if not rows:
+        problems.append(ManifestProblem(0, "", "the manifest has no calls (header only)"))
+        return problems
+
+    first_line: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        line = i + 2
+        if None in row:  # csv puts surplus fields under the None key
+            problems.append(
+                ManifestProblem(line, "", f"row has more fields than the header's {len(header)}")
+            )
+        call_id = (row.get("call_id") or "").strip()
+
+        def add(
+            column: str,
+            message: str,
+            severity: str = "error",
+            *,
+            _l: int = line,
+            _c: str = call_id,
+        ) -> None:
+            problems.append(ManifestProblem(_l, column, message, severity, _c))
+
+        if not call_id:
+            add("call_id", "call_id is empty; expected a unique id")
+        elif call_id in first_line:
+            add("call_id", f"duplicate call_id; first seen on line {first_line[call_id]}")
+        else:
+            first_line[call_id] = line
+
+        why = caller_id_problem((row.get("caller_id") or "").strip())
+        if why:
+            add("caller_id", why)
+
+        try:
+            parse_timestamp(row.get("started_at") or "")
+        except ValueError as exc:
+            add("started_at", str(exc))
+
+        raw_duration = (row.get("duration_s") or "").strip()
+        try:
+            duration = float(raw_duration)
+            if not math.isfinite(duration):
+                add("duration_s", f"duration_s is {raw_duration}; expected a finite number")
+            elif duration < 0:
+                add("duration_s", f"duration_s is {raw_duration}; expected 0 or more seconds")
+        except ValueError:
+            add("duration_s", f"duration_s is {raw_duration!r}; expected a number of seconds")
+
+        label = (row.get("label") or "").strip()
+        if label and label not in LABELS:
+            add("label", f"unknown label {label!r}; expected one of {', '.join(LABELS)} or empty")
+
+        channel = (row.get("caller_channel") or "").strip() or "mix"
+        if channel not in CALLER_CHANNELS:
+            add(
+                "caller_channel",
+                f"unknown caller_channel {channel!r}; expected one of {', '.join(CALLER_CHANNELS)}",
+            )
+            channel = "mix"
+
+        audio_path = (row.get("audio_path") or "").strip()
+        if not audio_path:
+            add("audio_path", "audio_path is empty; expected a path relative to the manifest")
+        elif check_audio:
+            for column, message, severity in _check_audio(
+                resolve_audio_path(path, audio_path), channel
+            ):
+                add(column, message, severity)
+    return problems
+
+
+def load_manifest(path: str | Path, *, check_audio: bool = False) -> pd.DataFrame:
+    """Read a valid manifest into a DataFrame, in file order.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest CSV.
+    check_audio : bool, keyword-only
+        Also check every audio file's header.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per call with every column of the file (metadata columns are kept as
+        text), plus ``started_at_utc`` (tz-aware UTC Timestamp), ``utc_offset_s``
+        (the call's UTC offset in seconds), ``audio_file`` (absolute path) and
+        ``caller_channel`` (filled with ``"mix"`` where absent). ``duration_s`` is float;
+        ``label`` is ``""`` when unknown.
+
+    Raises
+    ------
+    InvalidManifestError
+        Listing every error when the manifest is not valid.
+    """
+    path = Path(path)
+    errors = [p for p in validate_manifest(path, check_audio=check_audio) if p.severity == "error"]
+    if errors:
+        shown = "\n".join(f"  {p}" for p in errors[:50])
+        more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        raise InvalidManifestError(f"manifest {path} has {len(errors)} problem(s):\n{shown}{more}")
+    _, rows = _read_rows(path)
+    frame = pd.DataFrame(rows, dtype=str).fillna("")
+    for col in frame.columns:
+        frame[col] = frame[col].str.strip()
+    if "caller_channel" not in frame.columns:
+        frame["caller_channel"] = "mix"
+    frame["caller_channel"] = frame["caller_channel"].replace("", "mix")
+    stamps = [parse_timestamp(v) for v in frame["started_at"]]
+    frame["started_at_utc"] = pd.to_datetime([s.timestamp() for s in stamps], unit="s", utc=True)
+    frame["utc_offset_s"] = [int(s.utcoffset().total_seconds()) for s in stamps]  # type: ignore[union-attr]
+    frame["duration_s"] = frame["duration_s"].astype(float)
+    frame["audio_file"] = [str(resolve_audio_path(path, p).resolve()) for p in frame["audio_path"]]
+    return frame
+
+
+def write_manifest(
+    rows: Iterable[Mapping[str, object]], path: str | Path, *, extra_columns: Sequence[str] = ()
+) -> Path:
+    """Write calls to a manifest CSV with the standard columns first.
+
+    Parameters
+    ----------
+    rows : iterable of mappings
+        Each with at least the required columns.
+    path : str or Path
+        Where to write; the parent folder must exist.
+    extra_columns : sequence of str, keyword-only
+        Further metadata columns, written after the standard ones in this order.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_columns]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    return path
