@@ -31,3 +31,7 @@ class InvalidParameterError(CallsiftError, ValueError):
 
 class ModelMismatchError(CallsiftError):
     """A saved model whose library versions or feature list differ from this install."""
+
+
+class UnsupportedAudioError(InvalidAudioError):
+    """Readable audio in a container, encoding, rate or channel layout callsift does not accept."""

@@ -1,0 +1,461 @@
+"""Acoustic features of a call from one shared STFT.
+
+Every feature here is computed from the same short-time Fourier transform (32 ms
+windows, 10 ms hop at 8 kHz), so the full vector of a 60 s call costs a few
+milliseconds. Features are designed to be gain invariant (levels are relative to the
+call's own noise floor or peak) because centres record at very different levels.
+
+Training (``callsift features``) and serving (the API) both call :func:`audio_features`;
+there is no second implementation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, tzinfo
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+from classifier.audio import CallAudio
+from classifier.errors import InvalidAudioError, InvalidParameterError
+from classifier.history import HISTORY_FEATURES, METADATA_FEATURES, metadata_features
+from classifier.vad import speech_activity_from_stft, speech_segments, stft_magnitude
+
+SR = 8000
+N_FFT = 256
+HOP = 80
+N_MFCC = 13
+_EPS = 1e-10
+_CONTRAST_BANDS = 4
+_PITCH_MAX_S = 12.0
+_TOP_HZ = 3500.0
+
+_SCALARS: tuple[str, ...] = (
+    "audio_duration_s",
+    "speech_ratio",
+    "whisper_ratio",
+    "speech_segments",
+    "speech_segment_mean_s",
+    "speech_segment_max_s",
+    "speech_per_minute",
+    "longest_silence_s",
+    "longest_silence_ratio",
+    "first_speech_s",
+    "last_speech_gap_s",
+    "energy_db_std",
+    "energy_db_p10_rel",
+    "energy_db_p50_rel",
+    "dynamic_range_db",
+    "noise_floor_rel_db",
+    "snr_db",
+    "centroid_mean",
+    "centroid_std",
+    "centroid_speech_mean",
+    "bandwidth_mean",
+    "bandwidth_std",
+    "rolloff_mean",
+    "rolloff_std",
+    "flatness_mean",
+    "flatness_std",
+    "flatness_speech_mean",
+    *(f"contrast_{i}_mean" for i in range(_CONTRAST_BANDS + 1)),
+    *(f"contrast_{i}_std" for i in range(_CONTRAST_BANDS + 1)),
+    "mfcc_0_std",
+    *(f"mfcc_{i}_mean" for i in range(1, N_MFCC)),
+    *(f"mfcc_{i}_std" for i in range(1, N_MFCC)),
+    "pitch_median_hz",
+    "pitch_p90_hz",
+    "pitch_std_semitones",
+    "pitch_high_share",
+    "voiced_share",
+    "laughter_mod_ratio",
+    "laughter_regularity",
+    "laughter_burst_share",
+    "muffled_db",
+    "muffled_active_db",
+    "clipping_ratio",
+    "stereo",
+    "caller_speech_ratio",
+    "taker_speech_ratio",
+    "overlap_ratio",
+    "caller_taker_ratio",
+    "caller_response_s",
+)
+AUDIO_FEATURES: tuple[str, ...] = _SCALARS
+
+
+@lru_cache(maxsize=4)
+def _mel_basis(sr: int, n_fft: int) -> np.ndarray:
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=32, fmin=60.0, fmax=_TOP_HZ)
+    return basis[:, _freqs(sr, n_fft) <= _TOP_HZ]
+
+
+@lru_cache(maxsize=4)
+def _freqs(sr: int, n_fft: int) -> np.ndarray:
+    return librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+
+
+def stft_power(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP) -> np.ndarray:
+    """Power spectrogram, shape (1 + n_fft // 2, 1 + len(y) // hop_length), float32."""
+    return np.square(stft_magnitude(y, n_fft=n_fft, hop_length=hop_length))
+
+
+def _stat(x: np.ndarray, fn: str) -> float:
+    if x.size == 0:
+        return float("nan")
+    return float(np.mean(x) if fn == "mean" else np.std(x))
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    if mask.size == 0 or not mask.any():
+        return 0
+    z = np.concatenate([[0], mask.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(z))
+    return int((edges[1::2] - edges[::2]).max())
+
+
+def _pitch(y: np.ndarray, mask: np.ndarray, *, sr: int) -> dict[str, float]:
+    """yin pitch on the speech frames only: children and laughter sit high."""
+    out = {
+        "pitch_median_hz": float("nan"),
+        "pitch_p90_hz": float("nan"),
+        "pitch_std_semitones": float("nan"),
+        "pitch_high_share": float("nan"),
+        "voiced_share": 0.0,
+    }
+    if mask.sum() < 5:
+        return out
+    # yin over the speech parts alone keeps the cost proportional to speech, not call length.
+    seg = np.repeat(mask, HOP)[HOP // 2 : HOP // 2 + y.size]
+    voiced_audio = y[: seg.size][seg]
+    # Pitch statistics settle within seconds; cap the analysed speech to bound the cost
+    # on long calls, taking evenly spread 1 s blocks.
+    cap = int(_PITCH_MAX_S * sr)
+    if voiced_audio.size > cap:
+        blocks = voiced_audio[: voiced_audio.size // sr * sr].reshape(-1, sr)
+        keep = np.linspace(0, blocks.shape[0] - 1, int(_PITCH_MAX_S)).astype(int)
+        voiced_audio = blocks[keep].ravel()
+    if voiced_audio.size < 512:
+        return out
+    f0 = librosa.yin(
+        voiced_audio, fmin=70.0, fmax=500.0, sr=sr, frame_length=256, hop_length=160, center=False
+    )
+    # yin always answers; keep frames whose estimate is stable against neighbours.
+    stable = np.abs(np.diff(np.log2(f0), prepend=np.log2(f0[:1]))) < 0.1
+    stable &= (f0 > 75.0) & (f0 < 480.0)
+    good = f0[stable]
+    out["voiced_share"] = float(stable.mean()) if f0.size else 0.0
+    if good.size < 3:
+        return out
+    semis = 12 * np.log2(good)
+    out.update(
+        pitch_median_hz=float(np.median(good)),
+        pitch_p90_hz=float(np.percentile(good, 90)),
+        pitch_std_semitones=float(np.std(semis)),
+        pitch_high_share=float(np.mean(good > 250.0)),
+    )
+    return out
+
+
+def _laughter(energy_db: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Rhythmic voiced bursts at 3-6 Hz: modulation of the energy envelope."""
+    fps = SR / HOP
+    out = {"laughter_mod_ratio": 0.0, "laughter_regularity": 0.0, "laughter_burst_share": 0.0}
+    env = energy_db - np.median(energy_db)
+    win = int(2.0 * fps)
+    if env.size < win:
+        return out
+    n = env.size // win
+    blocks = env[: n * win].reshape(n, win)
+    active = mask[: n * win].reshape(n, win).mean(axis=1) > 0.3
+    blocks = blocks - blocks.mean(axis=1, keepdims=True)
+    spec = np.abs(np.fft.rfft(blocks * np.hanning(win), axis=1)) ** 2
+    f = np.fft.rfftfreq(win, 1 / fps)
+    band = (f >= 3.0) & (f <= 6.0)
+    wide = (f >= 0.5) & (f <= 12.0)
+    ratio = spec[:, band].sum(axis=1) / (spec[:, wide].sum(axis=1) + _EPS)
+    peak = spec[:, band].max(axis=1) / (spec[:, band].mean(axis=1) + _EPS)
+    if active.any():
+        out["laughter_mod_ratio"] = float(np.mean(ratio[active]))
+        out["laughter_regularity"] = float(np.mean(peak[active]))
+        out["laughter_burst_share"] = float(np.mean((ratio > 0.55) & (peak > 2.5) & active))
+    return out
+
+
+def _activity(mask: np.ndarray) -> tuple[dict[str, float], list[tuple[float, float]]]:
+    n = mask.size
+    segs = speech_segments(mask, hop_length=HOP, sr=SR)
+    dur = n * HOP / SR
+    lengths = np.array([e - s for s, e in segs]) if segs else np.zeros(0)
+    silence = _longest_run(~mask) * HOP / SR
+    first = segs[0][0] if segs else dur
+    last_gap = dur - segs[-1][1] if segs else dur
+    return (
+        {
+            "speech_ratio": float(mask.mean()) if n else 0.0,
+            "speech_segments": float(len(segs)),
+            "speech_segment_mean_s": float(lengths.mean()) if lengths.size else 0.0,
+            "speech_segment_max_s": float(lengths.max()) if lengths.size else 0.0,
+            "speech_per_minute": float(len(segs) / max(dur, 1e-3) * 60.0),
+            "longest_silence_s": float(silence),
+            "longest_silence_ratio": float(silence / max(dur, 1e-3)),
+            "first_speech_s": float(first),
+            "last_speech_gap_s": float(max(0.0, last_gap)),
+        },
+        segs,
+    )
+
+
+def _spectral(P: np.ndarray, S: np.ndarray, mask: np.ndarray, *, sr: int) -> dict[str, float]:
+    """Spectral shape statistics, vectorised over the shared power spectrogram.
+
+    Same definitions as librosa's spectral_* functions on magnitude ``S`` (centroid,
+    bandwidth, 85% rolloff), power flatness, and octave-band contrast (peak vs valley
+    quantile), without librosa's per-call normalisation overhead.
+    """
+    # Only the telephone band counts: what lies above 3.5 kHz depends on the recorder's
+    # resampler and codec, not on the caller, and would make 8 and 16 kHz files differ.
+    band = _freqs(sr, N_FFT) <= _TOP_HZ
+    freqs = _freqs(sr, N_FFT)[band].astype(np.float32)
+    P = P[band]
+    S = S[band]
+    total = P.sum(axis=0) + _EPS
+    energy_db = 10 * np.log10(total)
+    loud = energy_db > np.percentile(energy_db, 20)  # skip dead air for spectral shape
+    mag_sum = S.sum(axis=0) + _EPS
+    centroid = (freqs @ S) / mag_sum
+    spread = (freqs**2) @ S / mag_sum - centroid**2
+    bandwidth = np.sqrt(np.maximum(spread, 0.0))
+    cum = np.cumsum(S, axis=0)
+    rolloff = freqs[np.argmax(cum >= 0.85 * cum[-1:], axis=0)]
+    logp = np.log(P + 1e-10)
+    flatness = np.exp(logp.mean(axis=0)) / (P.mean(axis=0) + 1e-10)
+    out: dict[str, float] = {}
+    c, b, r, fl = centroid[loud], bandwidth[loud], rolloff[loud], flatness[loud]
+    nyq = sr / 2
+    out["centroid_mean"] = _stat(c, "mean") / nyq
+    out["centroid_std"] = _stat(c, "std") / nyq
+    out["centroid_speech_mean"] = _stat(centroid[mask], "mean") / nyq
+    out["bandwidth_mean"] = _stat(b, "mean") / nyq
+    out["bandwidth_std"] = _stat(b, "std") / nyq
+    out["rolloff_mean"] = _stat(r, "mean") / nyq
+    out["rolloff_std"] = _stat(r, "std") / nyq
+    out["flatness_mean"] = _stat(fl, "mean")
+    out["flatness_std"] = _stat(fl, "std")
+    out["flatness_speech_mean"] = _stat(flatness[mask], "mean")
+    Pl = P[:, loud]
+    logl = logp[:, loud] * np.float32(10 / np.log(10))  # dB
+    for i, (lo_hz, hi_hz) in enumerate(_contrast_bands(sr)):
+        sub = logl[(freqs >= lo_hz) & (freqs < hi_hz)]
+        if sub.shape[1] == 0 or sub.shape[0] < 2:
+            out[f"contrast_{i}_mean"] = out[f"contrast_{i}_std"] = float("nan")
+            continue
+        # Peak against the band's mean level: harmonics stand out, noise is flat.
+        contrast = sub.max(axis=0) - sub.mean(axis=0)
+        out[f"contrast_{i}_mean"] = float(contrast.mean())
+        out[f"contrast_{i}_std"] = float(contrast.std())
+    mel_db = 10 * np.log10(_mel_basis(sr, N_FFT) @ Pl + 1e-10)
+    m = _dct_matrix() @ mel_db if mel_db.shape[1] else np.zeros((N_MFCC, 0))
+    out["mfcc_0_std"] = _stat(m[0], "std")
+    for i in range(1, N_MFCC):
+        out[f"mfcc_{i}_mean"] = _stat(m[i], "mean")
+        out[f"mfcc_{i}_std"] = _stat(m[i], "std")
+    # Muffledness: a phone in a pocket passes little above 2 kHz.
+    hi = P[freqs >= 2000.0].sum(axis=0) + _EPS
+    lo = P[(freqs >= 100.0) & (freqs < 2000.0)].sum(axis=0) + _EPS
+    ratio_db = 10 * np.log10(hi / lo)
+    out["muffled_db"] = float(np.median(ratio_db))
+    above = energy_db > np.percentile(energy_db, 10) + 6.0
+    out["muffled_active_db"] = float(np.median(ratio_db[above])) if above.any() else 0.0
+    return out
+
+
+@lru_cache(maxsize=1)
+def _dct_matrix() -> np.ndarray:
+    """Orthonormal DCT-II rows 0..N_MFCC-1 over the 32 mel bands (as librosa's mfcc)."""
+    import scipy.fft
+
+    return scipy.fft.dct(np.eye(32), type=2, norm="ortho", axis=0)[:N_MFCC].astype(np.float32)
+
+
+def _contrast_bands(sr: int) -> list[tuple[float, float]]:
+    # (0, 200), (200, 400), (400, 800), (800, 1600), (1600, 3500]
+    edges = [0.0, *(200.0 * 2**i for i in range(_CONTRAST_BANDS)), _TOP_HZ + 1]
+    return list(itertools.pairwise(edges))
+
+
+def _energy(P: np.ndarray, mask: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    energy_db = 10 * np.log10(P.sum(axis=0) + _EPS)
+    p = np.percentile(energy_db, [5, 10, 50, 95])
+    ref = p[3]
+    floor = p[1]
+    speech_db = energy_db[mask]
+    other_db = energy_db[~mask]
+    if speech_db.size and other_db.size:
+        snr = float(np.median(speech_db) - np.median(other_db))
+    else:
+        snr = 0.0
+    return (
+        {
+            "energy_db_std": float(np.std(energy_db)),
+            "energy_db_p10_rel": float(p[1] - ref),
+            "energy_db_p50_rel": float(p[2] - ref),
+            "dynamic_range_db": float(p[3] - p[0]),
+            "noise_floor_rel_db": float(floor - ref),
+            "snr_db": snr,
+        },
+        energy_db,
+    )
+
+
+def _check(y: np.ndarray, name: str) -> np.ndarray:
+    if not isinstance(y, np.ndarray) or y.ndim != 1:
+        shape = getattr(y, "shape", None)
+        raise InvalidParameterError(f"{name} must be a 1-D numpy array; got shape {shape}")
+    if y.size < int(0.25 * SR):
+        raise InvalidAudioError(f"{name} has {y.size} samples; expected at least {int(0.25 * SR)}")
+    if not np.isfinite(y).all():
+        raise InvalidAudioError(f"{name} contains NaN or infinite samples")
+    return y.astype(np.float32, copy=False)
+
+
+def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], np.ndarray]:
+    """Features of one channel (the caller's side or the mix).
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Mono float audio at 8 kHz.
+    sr : int, keyword-only
+        Must be 8000 (use :func:`classifier.audio.load_audio` to resample).
+
+    Returns
+    -------
+    features : dict of str to float
+    speech_mask : numpy.ndarray of bool, shape (1 + n // 80,)
+    """
+    if sr != SR:
+        raise InvalidParameterError(f"sr is {sr}; expected {SR} (resample with load_audio)")
+    y = _check(y, "audio")
+    S = stft_magnitude(y, n_fft=N_FFT, hop_length=HOP)
+    P = np.square(S)
+    # Voiced speech drives the activity features; whisper-like stretches are kept apart
+    # because muffled rustle and wind look like whisper too (the model weighs both).
+    mask = speech_activity_from_stft(S, sr=sr, hop_length=HOP, whisper=False)
+    with_whisper = speech_activity_from_stft(S, sr=sr, hop_length=HOP, whisper=True)
+    whisper_ratio = float((with_whisper & ~mask).mean())
+    feats: dict[str, float] = {"audio_duration_s": y.size / sr, "whisper_ratio": whisper_ratio}
+    activity, _ = _activity(mask)
+    feats.update(activity)
+    energy, energy_db = _energy(P[_freqs(sr, N_FFT) <= _TOP_HZ], mask)
+    feats.update(energy)
+    feats.update(_spectral(P, S, mask, sr=sr))
+    feats.update(_pitch(y, mask, sr=sr))
+    feats.update(_laughter(energy_db, mask))
+    peak = float(np.max(np.abs(y)))
+    feats["clipping_ratio"] = float(np.mean(np.abs(y) >= 0.98 * peak)) if peak >= 0.9 else 0.0
+    return feats, mask
+
+
+def audio_features(audio: CallAudio) -> dict[str, float]:
+    """The full acoustic feature vector of a call.
+
+    Parameters
+    ----------
+    audio : CallAudio
+        From :func:`classifier.audio.load_audio`: the caller's side (or the mix) and,
+        for stereo recordings with a known caller channel, the call-taker's side.
+
+    Returns
+    -------
+    dict of str to float
+        One value per name of :data:`AUDIO_FEATURES`; NaN where a feature does not apply
+        (no voiced speech for pitch, mono recordings for caller/call-taker activity).
+    """
+    feats, mask = channel_features(audio.caller, sr=audio.sr)
+    nan = float("nan")
+    stereo = {
+        "stereo": 0.0,
+        "caller_speech_ratio": nan,
+        "taker_speech_ratio": nan,
+        "overlap_ratio": nan,
+        "caller_taker_ratio": nan,
+        "caller_response_s": nan,
+    }
+    if audio.other is not None and audio.other.size == audio.caller.size:
+        other = _check(audio.other, "call-taker channel")
+        S2 = stft_magnitude(other, n_fft=N_FFT, hop_length=HOP)
+        mask2 = speech_activity_from_stft(S2, sr=audio.sr, hop_length=HOP, whisper=False)
+        n = min(mask.size, mask2.size)
+        m1, m2 = mask[:n], mask2[:n]
+        taker_first = int(np.argmax(m2)) if m2.any() else n
+        after = m1[taker_first:]
+        response = (
+            (int(np.argmax(after)) * HOP / SR) if after.any() else (n - taker_first) * HOP / SR
+        )
+        stereo = {
+            "stereo": 1.0,
+            "caller_speech_ratio": float(m1.mean()),
+            "taker_speech_ratio": float(m2.mean()),
+            "overlap_ratio": float((m1 & m2).mean()),
+            "caller_taker_ratio": float(m1.sum() / (m1.sum() + m2.sum() + 1.0)),
+            "caller_response_s": float(response),
+        }
+    feats.update(stereo)
+    return {k: float(feats[k]) for k in AUDIO_FEATURES}
+
+
+def feature_vector(features: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
+    """Order a feature dict as a float64 vector, shape (len(names),); missing -> error."""
+    missing = [n for n in names if n not in features]
+    if missing:
+        raise InvalidParameterError(f"features missing: {', '.join(missing[:5])}")
+    return np.array([features[n] for n in names], dtype=np.float64)
+
+
+def call_features(
+    audio: CallAudio | None,
+    *,
+    caller_id: str,
+    started_at: datetime,
+    duration_s: float,
+    history: dict[str, float],
+    timezone: tzinfo | None = None,
+) -> dict[str, float]:
+    """Every feature of one call: acoustic, metadata and caller history.
+
+    Parameters
+    ----------
+    audio : CallAudio or None
+        The recording; None before any audio (the pre-answer score), which gives NaN for
+        every acoustic feature.
+    caller_id, started_at, duration_s : keyword-only
+        As in the manifest.
+    history : dict, keyword-only
+        From :func:`classifier.history.history_features` (point in time).
+    timezone : tzinfo or None, keyword-only
+        The centre's time zone for hour and weekday.
+
+    Returns
+    -------
+    dict of str to float
+        One value per name of :data:`FEATURE_NAMES`.
+    """
+    feats: dict[str, float] = (
+        audio_features(audio) if audio is not None else dict.fromkeys(AUDIO_FEATURES, float("nan"))
+    )
+    feats.update(
+        metadata_features(
+            caller_id=caller_id, started_at=started_at, duration_s=duration_s, timezone=timezone
+        )
+    )
+    missing = [n for n in HISTORY_FEATURES if n not in history]
+    if missing:
+        raise InvalidParameterError(f"history is missing {', '.join(missing)}")
+    feats.update({n: float(history[n]) for n in HISTORY_FEATURES})
+    return feats
+
+
+FEATURE_NAMES: tuple[str, ...] = (*AUDIO_FEATURES, *METADATA_FEATURES, *HISTORY_FEATURES)

@@ -1,0 +1,275 @@
+"""Tests for classifier.audio.load_audio: formats, resampling, channels, validation."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from classifier.audio import TARGET_SR, CallAudio, load_audio
+from classifier.errors import (
+    AudioTooLongError,
+    AudioTooShortError,
+    CallsiftError,
+    InvalidAudioError,
+    InvalidParameterError,
+    UnsupportedAudioError,
+)
+
+
+def tone(sr: int, seconds: float = 1.0, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def encode(x: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    n = min(len(ref), len(test))
+    err = ref[:n] - test[:n]
+    return float(10 * np.log10(np.sum(ref[:n] ** 2) / max(np.sum(err**2), 1e-20)))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "min_snr"),
+    [
+        ("WAV", "PCM_16", 80.0),
+        ("WAV", "PCM_24", 120.0),
+        ("WAV", "PCM_32", 120.0),
+        ("WAV", "PCM_U8", 30.0),  # 8-bit: ~34 dB for this tone
+        ("WAV", "FLOAT", 140.0),
+        ("WAV", "DOUBLE", 140.0),
+        ("WAV", "ULAW", 30.0),
+        ("WAV", "ALAW", 30.0),
+        ("FLAC", "PCM_16", 80.0),
+        ("OGG", "VORBIS", 10.0),
+    ],
+)
+def test_round_trip_every_format(fmt: str, subtype: str, min_snr: float) -> None:
+    x = tone(8000, 1.0, 440.0)
+    out = load_audio(encode(x, 8000, fmt, subtype))
+    assert isinstance(out, CallAudio)
+    assert out.caller.dtype == np.float32 and out.caller.ndim == 1
+    assert out.caller.flags["C_CONTIGUOUS"]
+    assert out.sr == TARGET_SR and out.other is None
+    assert (out.original_format, out.original_subtype) == (fmt, subtype)
+    assert out.original_sr == 8000 and out.original_channels == 1
+    assert out.duration_s == pytest.approx(len(out.caller) / 8000)
+    if fmt == "OGG":
+        # Vorbis is lossy and adds encoder delay: compare spectra, not samples.
+        assert abs(len(out.caller) - len(x)) < 0.01 * len(x)
+        spec = np.abs(np.fft.rfft(out.caller[:8000]))
+        assert np.argmax(spec) == pytest.approx(440, abs=2)
+    else:
+        assert len(out.caller) == len(x)
+        assert snr_db(x, out.caller) > min_snr
+
+
+@pytest.mark.parametrize("sr", [16000, 22050, 44100, 48000])
+def test_higher_rates_resample_to_8k_with_same_content(sr: int) -> None:
+    # 1 kHz tone plus a 3.0 kHz tone (kept) and a 5.5 kHz tone (above 4 kHz: must be removed,
+    # not aliased down to 2.5 kHz).
+    t = np.arange(sr) / sr
+    x = (0.2 * np.sin(2 * np.pi * 1000 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    alias = (0.2 * np.sin(2 * np.pi * 5500 * t)).astype(np.float32)
+    hi = load_audio(encode(x + alias, sr, "WAV", "PCM_16"))
+    lo = load_audio(
+        encode(tone(8000, 1.0, 1000.0, 0.2) + tone(8000, 1.0, 3000.0, 0.1), 8000, "WAV", "PCM_16")
+    )
+    assert hi.sr == 8000 and hi.original_sr == sr
+    assert len(hi.caller) == 8000
+    mid = slice(500, 7500)  # away from the resampling filter's edge transients
+    assert snr_db(lo.caller[mid], hi.caller[mid]) > 30.0
+    spec = np.abs(np.fft.rfft(hi.caller[mid] * np.hanning(7000)))
+    freqs = np.fft.rfftfreq(7000, 1 / 8000)
+    alias_bin = np.argmin(np.abs(freqs - 2500))
+    tone_bin = np.argmin(np.abs(freqs - 1000))
+    assert 20 * np.log10(spec[alias_bin] / spec[tone_bin]) < -50
+
+
+def test_stereo_channel_selection() -> None:
+    left = tone(8000, 1.0, 500.0, 0.3)
+    right = tone(8000, 1.0, 1500.0, 0.1)
+    data = encode(np.stack([left, right], axis=1), 8000, "WAV", "PCM_16")
+
+    mix = load_audio(data)
+    assert mix.other is None and mix.original_channels == 2
+    np.testing.assert_allclose(mix.caller, (left + right) / 2, atol=2e-4)
+
+    a = load_audio(data, caller_channel="left")
+    np.testing.assert_allclose(a.caller, left, atol=1e-4)
+    assert a.other is not None
+    np.testing.assert_allclose(a.other, right, atol=1e-4)
+
+    b = load_audio(data, caller_channel="right")
+    np.testing.assert_allclose(b.caller, right, atol=1e-4)
+    assert b.other is not None
+    np.testing.assert_allclose(b.other, left, atol=1e-4)
+
+
+def test_stereo_channels_are_resampled_too() -> None:
+    x = np.stack([tone(16000, 1.0, 500.0), tone(16000, 1.0, 700.0)], axis=1)
+    out = load_audio(encode(x, 16000, "WAV", "PCM_16"), caller_channel="right")
+    assert out.other is not None
+    assert len(out.caller) == len(out.other) == 8000
+    assert out.other.dtype == np.float32
+
+
+def test_sources_path_pathlike_bytes_and_file_object(tmp_path: Path) -> None:
+    x = tone(8000, 0.5)
+    data = encode(x, 8000, "WAV", "PCM_16")
+    p = tmp_path / "call.wav"
+    p.write_bytes(data)
+    outs = [
+        load_audio(str(p)),
+        load_audio(p),
+        load_audio(data),
+        load_audio(bytearray(data)),
+        load_audio(io.BytesIO(data)),
+    ]
+    with open(p, "rb") as fh:
+        outs.append(load_audio(fh))
+    for o in outs:
+        np.testing.assert_array_equal(o.caller, outs[0].caller)
+
+
+def test_output_sr_can_be_asked() -> None:
+    out = load_audio(encode(tone(48000), 48000, "WAV", "PCM_16"), sr=16000)
+    assert out.sr == 16000 and len(out.caller) == 16000
+
+
+# ------------------------------------------------------------------ validation errors
+def test_empty_inputs(tmp_path: Path) -> None:
+    with pytest.raises(InvalidAudioError, match="empty input: 0 bytes"):
+        load_audio(b"")
+    p = tmp_path / "empty.wav"
+    p.write_bytes(b"")
+    with pytest.raises(InvalidAudioError, match="0 bytes"):
+        load_audio(p)
+    zero_frames = encode(np.zeros(0, np.float32), 8000, "WAV", "PCM_16")
+    with pytest.raises(InvalidAudioError, match="no audio frames"):
+        load_audio(zero_frames)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidAudioError, match="no such audio file"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_too_short_message_states_expected_and_actual() -> None:
+    data = encode(tone(8000, 0.1), 8000, "WAV", "PCM_16")
+    with pytest.raises(
+        AudioTooShortError, match=r"audio is 0\.10 s long; expected at least 0\.25 s"
+    ):
+        load_audio(data)
+    assert len(load_audio(data, min_duration_s=0.05).caller) == 800
+
+
+def test_too_long_is_rejected_from_the_header_before_decoding(tmp_path: Path) -> None:
+    # 2 h of 8 kHz mu-law (57.6 MB): decoding it would take far longer than the check.
+    p = tmp_path / "long.wav"
+    with sf.SoundFile(p, "w", samplerate=8000, channels=1, format="WAV", subtype="ULAW") as f:
+        block = np.zeros(8000 * 600, np.float32)
+        for _ in range(12):
+            f.write(block)
+    t0 = time.perf_counter()
+    with pytest.raises(AudioTooLongError, match=r"7200\.00 s long; expected at most 1800 s"):
+        load_audio(p)
+    assert time.perf_counter() - t0 < 0.05
+    with pytest.raises(AudioTooLongError, match="expected at most 10 s"):
+        load_audio(encode(tone(8000, 11.0), 8000, "WAV", "PCM_16"), max_duration_s=10.0)
+
+
+def test_nan_and_inf_samples() -> None:
+    x = tone(8000, 0.5)
+    x[100] = np.nan
+    x[200] = np.inf
+    with pytest.raises(InvalidAudioError, match="2 NaN or infinite samples; expected finite"):
+        load_audio(encode(x, 8000, "WAV", "FLOAT"))
+
+
+def test_garbage_and_unsupported_formats() -> None:
+    with pytest.raises(InvalidAudioError, match="cannot decode audio bytes"):
+        load_audio(b"this is not audio at all" * 20)
+    aiff = encode(tone(8000), 8000, "AIFF", "PCM_16")
+    with pytest.raises(UnsupportedAudioError, match="is AIFF; expected one of WAV, WAVEX"):
+        load_audio(aiff)
+    gsm = encode(tone(8000), 8000, "WAV", "GSM610")
+    with pytest.raises(UnsupportedAudioError, match="encoded as GSM610"):
+        load_audio(gsm)
+
+
+def test_truncated_file_does_not_leak_soundfile_errors() -> None:
+    data = encode(tone(8000, 1.0), 8000, "FLAC")
+    for cut in (10, 60, len(data) // 2):
+        try:
+            load_audio(data[:cut])
+        except CallsiftError:
+            pass  # any typed error is fine; a raw soundfile error is not
+
+
+def test_sample_rate_too_low() -> None:
+    data = encode(tone(6000), 6000, "WAV", "PCM_16")
+    with pytest.raises(UnsupportedAudioError, match="sampled at 6000 Hz; expected at least 8000"):
+        load_audio(data)
+
+
+def test_more_than_two_channels() -> None:
+    x = np.tile(tone(8000)[:, None], (1, 4))
+    with pytest.raises(UnsupportedAudioError, match=r"has 4 channels; expected 1 \(mono\) or 2"):
+        load_audio(encode(x, 8000, "WAV", "PCM_16"))
+
+
+def test_bad_caller_channel() -> None:
+    mono = encode(tone(8000), 8000, "WAV", "PCM_16")
+    with pytest.raises(InvalidParameterError, match="caller_channel must be one of"):
+        load_audio(mono, caller_channel="caller")
+    with pytest.raises(InvalidParameterError, match="needs a stereo file; audio bytes has 1"):
+        load_audio(mono, caller_channel="left")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sr": 4000}, r"sr must be in \[8000"),
+        ({"sr": 8000.0}, "sr must be an int"),
+        ({"min_duration_s": -1.0}, "min_duration_s must be a finite number"),
+        ({"max_duration_s": float("nan")}, "max_duration_s must be a finite number"),
+        ({"min_duration_s": 5.0, "max_duration_s": 1.0}, "min_duration_s must be <="),
+    ],
+)
+def test_bad_parameters(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        load_audio(encode(tone(8000), 8000, "WAV", "PCM_16"), **kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_source_type() -> None:
+    with pytest.raises(InvalidParameterError, match="source must be a path, bytes"):
+        load_audio(12345)  # type: ignore[arg-type]
+
+
+def test_errors_are_callsift_errors() -> None:
+    assert issubclass(UnsupportedAudioError, InvalidAudioError)
+    assert issubclass(InvalidAudioError, CallsiftError)
+
+
+def test_speed_60s_mulaw_wav() -> None:
+    rng = np.random.default_rng(0)
+    x = np.clip(0.1 * rng.standard_normal(60 * 8000), -1, 1).astype(np.float32)
+    data = encode(x, 8000, "WAV", "ULAW")
+    load_audio(data)
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        load_audio(data)
+        times.append(time.perf_counter() - t0)
+    # ~1.2 ms measured on the 2-core dev machine; generous margin for CI noise.
+    assert float(np.median(times)) < 0.010

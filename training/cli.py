@@ -1,0 +1,35 @@
+"""The ``callsift`` command line: one typer command per workflow stage."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from classifier.errors import CallsiftError
+from training import data, demo, features, simulate
+
+app = typer.Typer(
+    name="callsift",
+    help=(
+        "callsift screens calls to emergency numbers for prank and ghost calls. "
+        "It only advises: it never drops, blocks or deprioritises a call."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("validate")(data.validate)
+app.command("summarize")(data.summarize)
+app.command("simulate")(simulate.simulate_command)
+app.command("features")(features.features_command)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """Run the CLI, turning callsift errors into one clear line and exit code 2."""
+    try:
+        app()
+    except CallsiftError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
