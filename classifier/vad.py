@@ -40,7 +40,13 @@ from scipy.ndimage import (
 
 from classifier.errors import InvalidParameterError
 
-__all__ = ["speech_activity", "speech_activity_from_stft", "speech_segments", "stft_magnitude"]
+__all__ = [
+    "speech_activity",
+    "speech_activity_from_stft",
+    "speech_and_whisper_from_stft",
+    "speech_segments",
+    "stft_magnitude",
+]
 
 N_FFT = 256
 _BAND_HZ = (300.0, 3400.0)  # telephone band: activity energy
@@ -171,6 +177,29 @@ def speech_activity_from_stft(
         bool, shape (n_frames,).
     """
     del y  # the spectrum carries everything used
+    voiced, with_whisper = speech_and_whisper_from_stft(S_mag, sr=sr, hop_length=hop_length)
+    return with_whisper if whisper else voiced
+
+
+def speech_and_whisper_from_stft(
+    S_mag: np.ndarray, *, sr: int = 8000, hop_length: int = 80
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voiced speech, and voiced speech plus whisper-like stretches, in one pass.
+
+    Parameters
+    ----------
+    S_mag : np.ndarray
+        As for :func:`speech_activity_from_stft`.
+    sr, hop_length : int, keyword-only
+        As for :func:`speech_activity_from_stft`.
+
+    Returns
+    -------
+    voiced : np.ndarray
+        bool, shape (n_frames,): ``speech_activity_from_stft(..., whisper=False)``.
+    with_whisper : np.ndarray
+        bool, shape (n_frames,): ``speech_activity_from_stft(..., whisper=True)``.
+    """
     _check_rate(sr, hop_length)
     S_mag = np.asarray(S_mag)
     if np.iscomplexobj(S_mag):
@@ -217,11 +246,17 @@ def speech_activity_from_stft(
     ext = max(0, round(_EXTEND_S * fps))
     near = binary_dilation(nuclei, structure=np.ones(2 * ext + 1, bool)) if ext else nuclei
     # Whisper is only looked for away from voiced speech (cheaper, and not needed there).
-    if whisper:
-        nuclei |= _whisper(P, freqs, band, snr, audible & ~near, fps=fps)
-
-    # Above-floor frames near a nucleus (consonants, onsets, decays) are speech too.
+    whisper_nuclei = nuclei | _whisper(P, freqs, band, snr, audible & ~near, fps=fps)
     active = (snr >= _ACTIVE_SNR_DB) & audible
+    return (
+        _expand(nuclei, active, ext=ext, fps=fps),
+        _expand(whisper_nuclei, active, ext=ext, fps=fps),
+    )
+
+
+def _expand(nuclei: np.ndarray, active: np.ndarray, *, ext: int, fps: float) -> np.ndarray:
+    """Grow speech nuclei into whole speech stretches."""
+    # Above-floor frames near a nucleus (consonants, onsets, decays) are speech too.
     speech = nuclei.copy()
     if ext:
         speech |= active & binary_dilation(nuclei, structure=np.ones(2 * ext + 1, bool))
