@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, tzinfo
 from functools import lru_cache
+from typing import Any
 
 import librosa
 import numpy as np
@@ -95,6 +96,34 @@ AUDIO_FEATURES: tuple[str, ...] = _SCALARS
 def _mel_basis(sr: int, n_fft: int) -> np.ndarray:
     basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=32, fmin=60.0, fmax=_TOP_HZ)
     return basis[:, _freqs(sr, n_fft) <= _TOP_HZ].astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _weights(sr: int) -> dict[str, Any]:
+    """Constant weight matrices that turn per-frame spectral sums into matrix products."""
+    freqs = _freqs(sr, N_FFT)
+    nb = int(np.count_nonzero(freqs <= _TOP_HZ))
+    f = freqs[:nb]
+    mag = np.stack([np.ones(nb), f, f**2], axis=1).astype(np.float32)
+    pw = np.stack([np.ones(nb), f >= 2000.0, (f >= 100.0) & (f < 2000.0)], axis=1).astype(
+        np.float32
+    )
+    bands = []
+    for lo_hz, hi_hz in _contrast_bands(sr):
+        idx = np.flatnonzero((f >= lo_hz) & (f < hi_hz))
+        bands.append((int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, 0))
+    logmean = np.zeros((nb, 1 + len(bands)), dtype=np.float32)
+    logmean[:, 0] = 1.0 / nb
+    for i, (a, b) in enumerate(bands):
+        if b > a:
+            logmean[a:b, 1 + i] = 1.0 / (b - a)
+    return {"mag": mag, "pow": pw, "logmean": logmean, "bands": bands}
+
+
+@lru_cache(maxsize=4)
+def _mel_widths(sr: int) -> np.ndarray:
+    edges = librosa.mel_frequencies(n_mels=34, fmin=60.0, fmax=_TOP_HZ)
+    return ((edges[2:] - edges[:-2]) / 2).astype(np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -230,22 +259,25 @@ def _spectral(P: np.ndarray, S: np.ndarray, mask: np.ndarray, *, sr: int) -> dic
     # resampler and codec, not on the caller, and would make 8 and 16 kHz files differ.
     all_freqs = _freqs(sr, N_FFT)
     nb = int(np.count_nonzero(all_freqs <= _TOP_HZ))
-    freqs = all_freqs[:nb].astype(np.float32)
     Pt = P.T[:, :nb]  # (frames, bins) views, rows contiguous
     St = S.T[:, :nb]
-    total = Pt.sum(axis=1) + _EPS
+    W = _weights(sr)
+    # Per-frame sums as matrix products (BLAS) rather than a dozen strided reductions.
+    sm = St @ W["mag"]  # (frames, 3): sum S, sum f*S, sum f^2*S
+    sp = Pt @ W["pow"]  # (frames, 3): sum P, sum P above 2 kHz, sum P in 100 Hz-2 kHz
+    total = sp[:, 0] + _EPS
     energy_db = 10 * np.log10(total)
     loud = energy_db > np.percentile(energy_db, 20)  # skip dead air for spectral shape
-    mag_sum = St.sum(axis=1) + _EPS
-    centroid = (St @ freqs) / mag_sum
-    spread = (St @ (freqs**2)) / mag_sum - centroid**2
-    bandwidth = np.sqrt(np.maximum(spread, 0.0))
+    mag_sum = sm[:, 0] + _EPS
+    centroid = sm[:, 1] / mag_sum
+    bandwidth = np.sqrt(np.maximum(sm[:, 2] / mag_sum - centroid**2, 0.0))
     mel = Pt @ _mel_basis(sr, N_FFT).T  # (frames, 32)
     # 85% rolloff on the mel bands' power: 4x fewer bins to accumulate than the STFT's.
-    cum = np.cumsum(mel, axis=1)
+    cum = np.cumsum(mel * _mel_widths(sr), axis=1)  # undo Slaney's area normalisation
     rolloff = _mel_centres(sr)[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
     logp = np.log(Pt + np.float32(1e-10))
-    flatness = np.exp(logp.mean(axis=1)) / (Pt.mean(axis=1) + 1e-10)
+    lm = logp @ W["logmean"]  # (frames, 1 + bands): mean log power overall and per band
+    flatness = np.exp(lm[:, 0]) / (total / nb + 1e-10)
     out: dict[str, float] = {}
     c, b, r, fl = centroid[loud], bandwidth[loud], rolloff[loud], flatness[loud]
     nyq = sr / 2
@@ -260,14 +292,12 @@ def _spectral(P: np.ndarray, S: np.ndarray, mask: np.ndarray, *, sr: int) -> dic
     out["flatness_std"] = _stat(fl, "std")
     out["flatness_speech_mean"] = _stat(flatness[mask], "mean")
     to_db = np.float32(10 / np.log(10))
-    for i, (lo_hz, hi_hz) in enumerate(_contrast_bands(sr)):
-        idx = np.flatnonzero((freqs >= lo_hz) & (freqs < hi_hz))
-        if idx.size < 2 or not loud.any():
+    for i, (a, b_) in enumerate(W["bands"]):
+        if b_ - a < 2 or not loud.any():
             out[f"contrast_{i}_mean"] = out[f"contrast_{i}_std"] = float("nan")
             continue
-        sub = logp[:, idx[0] : idx[-1] + 1]
         # Peak against the band's mean level: harmonics stand out, noise is flat.
-        contrast = ((sub.max(axis=1) - sub.mean(axis=1)) * to_db)[loud]
+        contrast = ((logp[:, a:b_].max(axis=1) - lm[:, 1 + i]) * to_db)[loud]
         out[f"contrast_{i}_mean"] = float(contrast.mean())
         out[f"contrast_{i}_std"] = float(contrast.std())
     mel_db = 10 * np.log10(mel + np.float32(1e-10))
@@ -277,11 +307,7 @@ def _spectral(P: np.ndarray, S: np.ndarray, mask: np.ndarray, *, sr: int) -> dic
         out[f"mfcc_{i}_mean"] = _stat(m[i], "mean")
         out[f"mfcc_{i}_std"] = _stat(m[i], "std")
     # Muffledness: a phone in a pocket passes little above 2 kHz.
-    k2 = int(np.count_nonzero(freqs < 2000.0))
-    k1 = int(np.count_nonzero(freqs < 100.0))
-    hi = Pt[:, k2:].sum(axis=1) + _EPS
-    lo = Pt[:, k1:k2].sum(axis=1) + _EPS
-    ratio_db = 10 * np.log10(hi / lo)
+    ratio_db = 10 * np.log10((sp[:, 1] + _EPS) / (sp[:, 2] + _EPS))
     out["muffled_db"] = float(np.median(ratio_db))
     above = energy_db > np.percentile(energy_db, 10) + 6.0
     out["muffled_active_db"] = float(np.median(ratio_db[above])) if above.any() else 0.0
