@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -173,17 +172,23 @@ def test_too_short_message_states_expected_and_actual() -> None:
     assert len(load_audio(data, min_duration_s=0.05).caller) == 800
 
 
-def test_too_long_is_rejected_from_the_header_before_decoding(tmp_path: Path) -> None:
+def test_too_long_is_rejected_from_the_header_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 2 h of 8 kHz mu-law (57.6 MB): decoding it would take far longer than the check.
     p = tmp_path / "long.wav"
     with sf.SoundFile(p, "w", samplerate=8000, channels=1, format="WAV", subtype="ULAW") as f:
         block = np.zeros(8000 * 600, np.float32)
         for _ in range(12):
             f.write(block)
-    t0 = time.perf_counter()
-    with pytest.raises(AudioTooLongError, match=r"7200\.00 s long; expected at most 1800 s"):
-        load_audio(p)
-    assert time.perf_counter() - t0 < 0.05
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the samples were decoded")
+
+    with monkeypatch.context() as m:
+        m.setattr(sf.SoundFile, "read", no_decoding)
+        with pytest.raises(AudioTooLongError, match=r"7200\.00 s long; expected at most 1800 s"):
+            load_audio(p)
     with pytest.raises(AudioTooLongError, match="expected at most 10 s"):
         load_audio(encode(tone(8000, 11.0), 8000, "WAV", "PCM_16"), max_duration_s=10.0)
 
@@ -259,17 +264,3 @@ def test_bad_source_type() -> None:
 def test_errors_are_callsift_errors() -> None:
     assert issubclass(UnsupportedAudioError, InvalidAudioError)
     assert issubclass(InvalidAudioError, CallsiftError)
-
-
-def test_speed_60s_mulaw_wav() -> None:
-    rng = np.random.default_rng(0)
-    x = np.clip(0.1 * rng.standard_normal(60 * 8000), -1, 1).astype(np.float32)
-    data = encode(x, 8000, "WAV", "ULAW")
-    load_audio(data)
-    times = []
-    for _ in range(15):
-        t0 = time.perf_counter()
-        load_audio(data)
-        times.append(time.perf_counter() - t0)
-    # ~1.2 ms measured on the 2-core dev machine; generous margin for CI noise.
-    assert float(np.median(times)) < 0.010
