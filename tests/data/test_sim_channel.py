@@ -10,12 +10,14 @@ import pytest
 import scipy.signal
 
 from classifier.errors import InvalidParameterError
+from training.simulator import channel as C
 from training.simulator.channel import (
     CODECS,
     SEVERITIES,
     ChannelParams,
     alaw_roundtrip,
     apply_channel,
+    g711_encode,
     mulaw_roundtrip,
     random_channel,
 )
@@ -141,6 +143,35 @@ def test_g711_bit_exact_with_audioop() -> None:
     np.testing.assert_array_equal(alaw_roundtrip(x), ref_a / np.float32(32768.0))
 
 
+@pytest.mark.parametrize("law", ["mulaw", "alaw"])
+def test_g711_encode_decodes_to_the_roundtrip(law: str) -> None:
+    # Every 16-bit value and a random signal: the stored code bytes decode (G.711
+    # reference expansion, written out here) to exactly what the channel simulates.
+    pcm = np.arange(-32768, 32768, dtype=np.int64)
+    x = np.concatenate([pcm / 32768.0, np.random.default_rng(0).uniform(-1.2, 1.2, 5000)])
+    raw = g711_encode(x, law=law)
+    assert raw.dtype == np.uint8 and raw.shape == x.shape
+    codes = raw.astype(np.int64)
+    if law == "mulaw":
+        u = ~codes & 0xFF
+        t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+        value = np.where(u & 0x80, 0x84 - t, t - 0x84)
+        expected = mulaw_roundtrip(x)
+    else:
+        a = codes ^ 0x55
+        seg = (a & 0x70) >> 4
+        t = ((a & 0x0F) << 4) + np.where(seg == 0, 8, 0x108)
+        t = np.where(seg > 1, t << np.maximum(seg - 1, 0), t)
+        value = np.where(a & 0x80, t, -t)
+        expected = alaw_roundtrip(x)
+    np.testing.assert_array_equal(value / np.float32(32768.0), expected)
+    # Faint noise of either sign is not all mapped to one code (no digital silence).
+    faint = g711_encode(np.array([1e-5, -1e-5, 2e-5, -3e-5]), law=law)
+    assert len(set(faint.tolist())) > 1
+    with pytest.raises(InvalidParameterError, match="law"):
+        g711_encode(x, law="g722")
+
+
 @pytest.mark.parametrize("roundtrip", [mulaw_roundtrip, alaw_roundtrip])
 @pytest.mark.parametrize("level_db", [-30.0, -20.0, -6.0])
 def test_g711_quantisation_snr_of_a_sine(roundtrip: object, level_db: float) -> None:
@@ -149,6 +180,28 @@ def test_g711_quantisation_snr_of_a_sine(roundtrip: object, level_db: float) -> 
     snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(e.astype(np.float64) ** 2))
     assert 33.0 < snr < 41.0
     assert roundtrip(x).dtype == np.float32  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("order", "edge", "btype"),
+    [
+        (6, 230.0, "highpass"),
+        (6, 390.0, "highpass"),
+        (8, 3010.0, "lowpass"),
+        (8, 3590.0, "lowpass"),
+    ],
+)
+def test_channel_filter_designs_match_scipy(order: int, edge: float, btype: str) -> None:
+    got = C._ellip_sos(order, edge, btype, SR)
+    want = scipy.signal.ellip(order, 0.5, 60.0, edge, btype=btype, fs=SR, output="sos")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    for tilt in (-7.3, 0.4, 6.0):
+        g = 10.0 ** (-tilt / 20.0)
+        w0 = 2 * np.pi * 1000.0
+        b, a = scipy.signal.bilinear([1 / w0, np.sqrt(g)], [1 / w0, 1 / np.sqrt(g)], fs=SR)
+        _, h_want = scipy.signal.freqz(b / np.sqrt(g), a, worN=512, fs=SR)
+        _, h_got = scipy.signal.sosfreqz(C._shelf_sos(tilt, SR), worN=512, fs=SR)
+        np.testing.assert_allclose(h_got, h_want, rtol=1e-9, atol=1e-12)
 
 
 # ------------------------------------------------------------- digital zero, loss
@@ -208,6 +261,46 @@ def test_lost_frames_are_concealed_not_silenced() -> None:
     frames = y.reshape(-1, SR // 50)
     level = np.sqrt(np.mean(frames[:, : SR // 100] ** 2, axis=1))
     assert np.median(level[first]) > 0.7 * np.median(level[~lost])
+
+
+def _conceal_one_by_one(y: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Reference packet-loss concealment: each lost stretch in order, its history read
+    from the output so far (the batched implementation must match it)."""
+    flen, pmin, pmax, xfade, step = SR // 50, SR // 400, round(0.015 * SR), 32, 80
+    lost = C._loss_mask(-(-y.size // flen), rate=rate, rng=rng)
+    out = y.copy()
+    d = np.diff(np.concatenate([[0], lost.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(d == 1) * flen, np.minimum(np.flatnonzero(d == -1) * flen, y.size)
+    t = np.arange(int((ends - starts).max()) + xfade, dtype=np.float32)
+    ramp = np.clip(1.0 - 0.2 * (t - step) / step, 0.0, 1.0).astype(np.float32)
+    w_in = np.arange(1, xfade + 1, dtype=np.float32) / np.float32(xfade + 1)
+    noise = rng.standard_normal(int((ends - starts).sum()), dtype=np.float32)
+    used = 0
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        length, m = e - s, min(xfade, y.size - e)
+        hist = out[max(0, s - 2 * pmax) : s]
+        ext = np.zeros(length + m, dtype=np.float32)
+        ref = 0.0
+        if hist.size >= 2 * pmax:
+            src = hist[-C._pitch_period(hist, pmin, pmax) :]
+            ext = np.tile(src, -(-(length + m) // src.size))[: length + m]
+            ref = _rms(hist)
+        gain = ramp[: length + m]
+        cn = noise[used : used + length] * np.float32(0.03 * ref + 1e-6)
+        used += length
+        out[s:e] = ext[:length] * gain[:length] + cn * (1 - gain[:length])
+        out[e : e + m] = w_in[:m] * y[e : e + m] + (1 - w_in[:m]) * ext[length:] * gain[length:]
+    return out
+
+
+@pytest.mark.parametrize("rate", [0.02, 0.08, 0.3])
+def test_batched_concealment_matches_loss_by_loss(rate: float) -> None:
+    # At 30 % loss many losses are one frame apart, so their histories overlap.
+    x = _sine(140.0, 20.0, 0.3) * _sine(0.5, 20.0, 1.0) + _white(3, 20.0, 0.01)
+    got = C._packet_loss(x, rate=rate, rng=np.random.default_rng(7), sr=SR)
+    want = _conceal_one_by_one(x, rate, np.random.default_rng(7))
+    assert not np.array_equal(got, x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------- level, clipping

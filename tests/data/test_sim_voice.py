@@ -11,6 +11,7 @@ from collections import Counter
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 
 from classifier.errors import InvalidParameterError
 from training.simulator import voice as V
@@ -189,6 +190,42 @@ def test_synthesize_is_pure_whatever_ran_before() -> None:
     synthesize("Sesuatu yang lain sama sekali, eh anu.", voice=_voice(variant="klatt"))
     synthesize("Lagi", voice=_voice(variant="m1"))
     assert np.array_equal(first, synthesize(TEXT, voice=v))
+
+
+def test_reset_restores_the_freshly_loaded_library() -> None:
+    # The cheap reset (restoring espeak's static memory) must be the same as reloading
+    # the library, which happens where the memory copy is not available.
+    engine = V._engine()
+    assert engine._pristine is not None, "espeak's writable memory was not located"
+    v = _voice(variant="klatt3", pitch=40)
+    first = synthesize(TEXT, voice=v)
+    with engine.lock:
+        engine._pristine = None  # next reset: dlclose + dlopen (which copies the memory again)
+    reloaded = synthesize(TEXT, voice=v)
+    assert engine._pristine is not None
+    assert np.array_equal(first, reloaded)
+    synthesize("Sesuatu yang lain sama sekali.", voice=_voice(variant="f5"))
+    assert np.array_equal(first, synthesize(TEXT, voice=v))
+
+
+@pytest.mark.parametrize(
+    ("native", "sr", "shift"),
+    [
+        (22050, 8000, 1.0),
+        (22050, 8000, 1.27),
+        (22050, 8000, 0.91),
+        (22050, 16000, 1.1),
+        (22050, 48000, 1.0),
+    ],
+)
+def test_polyphase_resampler_matches_resample_poly(native: int, sr: int, shift: float) -> None:
+    x = np.random.default_rng(0).standard_normal(20011).astype(np.float32)
+    up, down = V._resample_ratio(native, sr, shift)
+    assert up / down == pytest.approx(sr / (native * shift), rel=2e-3)
+    want = scipy.signal.resample_poly(x, up, down, window=V._resample_filter(up, down))
+    got = V._resample(x, up, down)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
 
 
 def test_synthesize_is_identical_in_a_fresh_process() -> None:

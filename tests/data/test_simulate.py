@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from classifier.errors import InvalidParameterError
 from classifier.manifest import load_manifest, validate_manifest
 from training.cli import app
-from training.simulate import simulate_corpus
+from training.simulate import _upsample_2x, _write_audio, simulate_corpus
+from training.simulator.channel import alaw_roundtrip, mulaw_roundtrip
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 runner = CliRunner()
@@ -115,6 +116,44 @@ def test_files_use_telephone_encodings(frame: pd.DataFrame) -> None:
         low = spec[(f > 0) & (f < 150)].sum()
         band = spec[(f > 300) & (f < 3400)].sum()
         assert low < 0.05 * band
+
+
+@pytest.mark.parametrize(
+    ("subtype", "roundtrip"), [("ULAW", mulaw_roundtrip), ("ALAW", alaw_roundtrip)]
+)
+@pytest.mark.parametrize("shape", [(8001,), (4000, 2)])
+def test_g711_files_are_standard_and_exact(
+    tmp_path: Path, subtype: str, roundtrip: object, shape: tuple[int, ...]
+) -> None:
+    # The G.711 writer: any WAV reader (libsndfile here) sees the stored law, rate and
+    # channels, and decodes exactly the G.711 round trip of the written signal.
+    x = (np.random.default_rng(1).standard_normal(shape) * 0.2).astype(np.float32)
+    path = tmp_path / "x.wav"
+    _write_audio(path, x, 8000, fmt="WAV", subtype=subtype)
+    info = sf.info(str(path))
+    assert (info.subtype, info.samplerate, info.channels, info.frames) == (
+        subtype,
+        8000,
+        1 if len(shape) == 1 else 2,
+        shape[0],
+    )
+    y, _ = sf.read(str(path), dtype="float32")
+    np.testing.assert_array_equal(y, roundtrip(x))  # type: ignore[operator]
+    assert path.stat().st_size % 2 == 0  # RIFF chunks are word-aligned
+
+
+def test_16k_files_keep_the_band_without_images() -> None:
+    t = np.arange(8000) / 8000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    y = _upsample_2x(tone)
+    assert y.shape == (16000,) and y.dtype == np.float32
+    ref = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000)
+    assert np.max(np.abs(y[800:-800] - ref[800:-800])) < 1e-3
+    spec = np.abs(np.fft.rfft(y[800:-800] * np.hanning(14400))) ** 2
+    f = np.fft.rfftfreq(14400, 1 / 16000)
+    image = spec[(f > 6900) & (f < 7100)].sum()  # a 1 kHz tone images at 7 kHz
+    assert image < 1e-6 * spec[(f > 900) & (f < 1100)].sum()
+    assert _upsample_2x(np.zeros((10, 2), np.float32)).shape == (20, 2)
 
 
 def test_metadata_columns_describe_each_call(frame: pd.DataFrame) -> None:

@@ -92,7 +92,7 @@ class _Timeline:
 
     def say(self, clip: np.ndarray, *, who: str, level: float = 1.0) -> None:
         track = self.caller if who == "caller" else self.taker
-        self.t = _place(track, clip * np.float32(level), self.t)
+        self.t = _place(track, clip if level == 1.0 else clip * np.float32(level), self.t)
 
     @property
     def full(self) -> bool:
@@ -332,13 +332,16 @@ def render_call(
         _ghost_prompts(tl, taker_voice, rng, plan, until_s=n / SR)
         extra, background = _ghost_caller_side(plan, rng, n, clips, used)
 
-    caller_dry = tl.caller + extra
+    caller_dry = tl.caller
+    caller_dry += extra
     severity = str(rng.choice(["clean", "normal", "normal", "poor"]))
     params = ch.random_channel(rng, severity=severity)
-    caller = ch.apply_channel(caller_dry.astype(np.float32), params=params, rng=rng, sr=SR)
+    caller = ch.apply_channel(caller_dry, params=params, rng=rng, sr=SR)
     # The call-taker's headset is a local, clean line: band-limited, steady level.
-    taker = np.clip(tl.taker * np.float32(_db(float(rng.uniform(-8, -2)))), -1, 1)
-    taker = taker + sounds.comfort_noise(rng, duration_s=n / SR, sr=SR)[:n]
+    taker = tl.taker
+    taker *= np.float32(_db(float(rng.uniform(-8, -2))))
+    np.clip(taker, -1, 1, out=taker)
+    taker += sounds.comfort_noise(rng, duration_s=n / SR, sr=SR)[:n]
     meta = {
         "scenario": scenario,
         "topic": topic,
@@ -350,7 +353,11 @@ def render_call(
         "real_speech": str(used.count("speech")),
         "real_noise": str(used.count("noise")),
     }
-    return Rendered(caller=caller.astype(np.float32), taker=taker.astype(np.float32), meta=meta)
+    return Rendered(
+        caller=caller.astype(np.float32, copy=False),
+        taker=taker.astype(np.float32, copy=False),
+        meta=meta,
+    )
 
 
 def _ghost_prompts(
@@ -453,8 +460,10 @@ def mix_recording(
         out = np.stack([left, right], axis=1)
     else:
         taker_gain = np.float32(_db(float(rng.uniform(-6, 0))))
-        out = rendered.caller + rendered.taker * taker_gain
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+        out = rendered.taker * taker_gain
+        out += rendered.caller
+    np.clip(out, -1.0, 1.0, out=out)
+    return out.astype(np.float32, copy=False)
 
 
 def pick_file_format(rng: np.random.Generator) -> tuple[str, str, str, int]:

@@ -10,16 +10,19 @@ Determinism
 espeak-ng keeps synthesis state in C ``static`` variables (pitch flutter phase, glottal
 phase, AGC, echo buffer) and seeds its noise generator from the clock, so the same text
 rendered twice in one process is *not* bit-identical. :func:`synthesize` therefore
-reloads the shared library (``dlclose`` + ``dlopen``, ~0.5 ms) and seeds the noise
-generator from a hash of its arguments before every utterance, which makes it a pure
-function of ``(text, voice, sr, rate_scale, pitch_offset)`` whatever ran before.
+resets the library to its freshly loaded state (restoring a copy of its static memory,
+or reloading it with ``dlclose`` + ``dlopen`` where that is not possible) and seeds the
+noise generator from a hash of its arguments before every utterance, which makes it a
+pure function of ``(text, voice, sr, rate_scale, pitch_offset)`` whatever ran before.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import mmap
 import os
+import struct
 import threading
 import zlib
 from dataclasses import dataclass
@@ -235,13 +238,69 @@ def random_voice(
 
 # --------------------------------------------------------------------------- espeak engine
 
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-)
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+
+# ELF constants for locating the library's writable data.
+_PT_LOAD, _PT_GNU_RELRO, _PF_W = 1, 0x6474E552, 2
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+def _writable_segment(path: str) -> tuple[int, int] | None:
+    """(offset from the load base, size) of a shared library's writable, non-RELRO
+    memory (``.got.plt``, ``.data``, ``.bss``), or None if the file is not a 64-bit
+    little-endian ELF with exactly one writable segment."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:6] != b"\x7fELF\x02\x01":
+            return None
+        (phoff,) = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    writable: list[tuple[int, int]] = []
+    relro_end = 0
+    for i in range(phnum):
+        p_type, p_flags, _, p_vaddr, _, _, p_memsz, _ = struct.unpack_from(
+            "<IIQQQQQQ", table, i * phentsize
+        )
+        if p_type == _PT_LOAD and p_flags & _PF_W:
+            writable.append((p_vaddr, p_vaddr + p_memsz))
+        elif p_type == _PT_GNU_RELRO:
+            relro_end = p_vaddr + p_memsz
+    if len(writable) != 1:
+        return None
+    start, stop = writable[0]
+    # The loader makes RELRO read-only up to the page boundary at or below its end.
+    start = max(start, relro_end - relro_end % mmap.PAGESIZE)
+    return (start, stop - start) if stop > start else None
+
+
+def _already_loaded(path: str) -> bool:
+    """Whether the shared library at ``path`` is already mapped into this process."""
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return True  # cannot tell: assume the worst
+    try:
+        handle = ctypes.CDLL(path, mode=noload | getattr(os, "RTLD_LAZY", 1))
+    except OSError:
+        return False
+    import _ctypes
+
+    _ctypes.dlclose(handle._handle)  # drop the reference the check took
+    return True
 
 
 class _Espeak:
-    """One process-wide espeak-ng instance, reloaded before every utterance."""
+    """One process-wide espeak-ng instance, reset to its freshly loaded state before
+    every utterance."""
 
     def __init__(self) -> None:
         import espeakng_loader  # lazily: only processes that synthesise pay for it
@@ -251,7 +310,8 @@ class _Espeak:
         self.lock = threading.Lock()
         self.sample_rate = 0
         self._lib: Any = None
-        self._chunks: list[np.ndarray] = []
+        self._pristine: tuple[int, Any] | None = None  # (address, saved bytes)
+        self._chunks: list[bytes] = []
         # The C side only holds a raw pointer: keep the callback object alive here.
         self._callback = _SynthCallback(self._on_audio)
         variant_dir = os.path.join(self.data_path, "voices", "!v")
@@ -266,19 +326,45 @@ class _Espeak:
                     "loaded by another module?); synthesis would not be reproducible"
                 )
 
-    def _on_audio(self, wav: Any, n: int, events: Any) -> int:
-        if n > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+    def _on_audio(self, wav: int | None, n: int, events: Any) -> int:
+        if n > 0 and wav:
+            self._chunks.append(ctypes.string_at(wav, 2 * n))
         return 0  # 0 = continue synthesis
 
     def _reload(self) -> None:
-        """Fresh copy of the library: resets every C static that carries history."""
-        if self._lib is not None:
-            self._lib.espeak_Terminate()
-            import _ctypes
+        """Reset every C static that carries history, then initialise.
 
-            _ctypes.dlclose(self._lib._handle)
-            self._lib = None
+        espeak's history lives in its static variables (``.data``/``.bss``) and in heap
+        blocks reachable only from them. Restoring a copy of that memory taken right
+        after ``dlopen`` (no constructors run there) is the same as loading a fresh
+        copy of the library, without the ~0.5 ms of ``dlclose`` + ``dlopen``; where
+        the copy cannot be taken, the library is reloaded.
+        """
+        if self._lib is not None:
+            self._lib.espeak_Terminate()  # frees the heap blocks and closes files
+            if self._pristine is not None:
+                address, saved = self._pristine
+                ctypes.memmove(address, saved, len(saved))
+            else:
+                import _ctypes
+
+                _ctypes.dlclose(self._lib._handle)
+                self._lib = None
+        if self._lib is None:
+            self._lib = self._load()
+        lib = self._lib
+        sr = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, self.data_path.encode(), 0
+        )
+        if sr <= 0:
+            raise CallsiftError(f"espeak-ng failed to initialise with data at {self.data_path}")
+        lib.espeak_SetSynthCallback(self._callback)
+        self.sample_rate = int(sr)
+
+    def _load(self) -> Any:
+        # Another copy already in the process (another module using espeak) would not
+        # be in its freshly loaded state: no memory copy then, only reloads.
+        fresh = not _already_loaded(self.lib_path)
         lib = ctypes.CDLL(self.lib_path)
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
@@ -303,14 +389,29 @@ class _Espeak:
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Terminate.argtypes = []
         lib.espeak_Terminate.restype = ctypes.c_int
-        sr = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, self.data_path.encode(), 0
-        )
-        if sr <= 0:
-            raise CallsiftError(f"espeak-ng failed to initialise with data at {self.data_path}")
-        lib.espeak_SetSynthCallback(self._callback)
-        self.sample_rate = int(sr)
-        self._lib = lib
+        self._pristine = self._snapshot(lib) if fresh else None
+        return lib
+
+    def _snapshot(self, lib: Any) -> tuple[int, Any] | None:
+        """Copy of the freshly loaded library's writable memory, or None."""
+        try:
+            segment = _writable_segment(self.lib_path)
+            dladdr = ctypes.CDLL(None).dladdr
+        except (OSError, AttributeError, struct.error):
+            return None
+        if segment is None:
+            return None
+        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+        dladdr.restype = ctypes.c_int
+        info = _DlInfo()
+        symbol = ctypes.cast(lib.espeak_Initialize, ctypes.c_void_p).value
+        if not dladdr(symbol, ctypes.byref(info)) or not info.dli_fbase:
+            return None
+        offset, size = segment
+        address = int(info.dli_fbase) + offset
+        saved = ctypes.create_string_buffer(size)
+        ctypes.memmove(saved, address, size)
+        return address, saved
 
     def _set_voice(self, language: str, variant: str) -> None:
         status = self._lib.espeak_SetVoiceByName(f"{_LANGUAGE_FILES[language]}+{variant}".encode())
@@ -347,9 +448,7 @@ class _Espeak:
         chunks, self._chunks = self._chunks, []
         if status != 0:
             raise CallsiftError(f"espeak_Synth failed with status {status}")
-        if not chunks:
-            return np.zeros(0, dtype=np.int16)
-        return np.concatenate(chunks)
+        return np.frombuffer(b"".join(chunks), dtype=np.int16)
 
     def synth(
         self,
@@ -405,26 +504,66 @@ def _engine() -> _Espeak:
 
 @lru_cache(maxsize=256)
 def _resample_ratio(native_sr: int, sr: int, shift: float) -> tuple[int, int]:
-    """(up, down) with up/down ~= sr / (native_sr * shift), kept small for a short filter."""
+    """(up, down) with up/down ~= sr / (native_sr * shift) within 0.2 % (a few cents of
+    pitch), kept small so the polyphase filter bank stays small."""
     frac = Fraction(sr) / (Fraction(native_sr) * Fraction(shift).limit_denominator(200))
-    frac = frac.limit_denominator(600)
+    frac = frac.limit_denominator(200)
     return frac.numerator, frac.denominator
 
 
-@lru_cache(maxsize=256)
 def _resample_filter(up: int, down: int) -> np.ndarray:
-    # Same design as scipy's resample_poly default, but shorter (6 vs 10 lobes per side)
-    # and cached: firwin on ~10k taps per utterance would cost more than the synthesis.
+    # Same design as scipy's resample_poly default, but shorter (6 vs 10 lobes per side).
     max_rate = max(up, down)
     half_len = 6 * max_rate
-    taps = signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 6.0))
-    taps.setflags(write=False)
-    return taps
+    return signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 6.0))
+
+
+@lru_cache(maxsize=128)
+def _polyphase_bank(up: int, down: int) -> tuple[np.ndarray, int]:
+    """Resampling by up/down as one matrix: each run of ``up`` outputs is a window of
+    the input (``down`` samples further on for the next run) times this matrix.
+
+    Returns the (window, up) float32 matrix and the window's start relative to the
+    run's first input sample. Same result as ``resample_poly`` with
+    :func:`_resample_filter`, but a matrix product is several times faster than
+    ``upfirdn`` and the filter design is cached.
+    """
+    h = _resample_filter(up, down) * up  # zero-stuffing by `up` loses a factor `up`
+    half = (h.size - 1) // 2
+    # Output m sits at upsampled time t = m * down + half (the filter is centred);
+    # for m = g * up + r it uses inputs g * down + k with 0 <= t - k * up < len(h).
+    t = np.arange(up) * down + half
+    k_hi = t // up
+    k_lo = -(-(t - (h.size - 1)) // up)
+    k0 = int(k_lo.min())
+    bank = np.zeros((int(k_hi.max()) - k0 + 1, up), dtype=np.float32)
+    for r in range(up):
+        k = np.arange(int(k_lo[r]), int(k_hi[r]) + 1)
+        bank[k - k0, r] = h[t[r] - k * up]
+    bank.setflags(write=False)
+    return bank, k0
+
+
+def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """float32 x resampled by up/down; shape (ceil(len(x) * up / down),)."""
+    bank, k0 = _polyphase_bank(up, down)
+    width = bank.shape[0]
+    n_out = -(-x.size * up // down)
+    runs = -(-n_out // up)
+    lead = max(0, -k0)
+    padded = np.zeros(max((runs - 1) * down + k0 + lead + width, x.size + lead), np.float32)
+    padded[lead : lead + x.size] = x
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)[k0 + lead :: down][:runs]
+    return (windows @ bank).ravel()[:n_out]
 
 
 def _audible_bounds(x: np.ndarray, *, rel_threshold: float = 0.01) -> tuple[int, int]:
-    loud = np.flatnonzero(np.abs(x) > rel_threshold * float(np.max(np.abs(x))))
-    return int(loud[0]), int(loud[-1]) + 1
+    """First and one past the last sample louder than ``rel_threshold`` of the peak."""
+    thr = rel_threshold * max(float(x.max()), -float(x.min()))
+    if np.issubdtype(x.dtype, np.integer):
+        thr = math.floor(thr)  # |x| > thr for integers, without a float copy
+    loud = (x > thr) | (x < -thr)
+    return int(np.argmax(loud)), x.size - int(np.argmax(loud[::-1]))
 
 
 def _check_audio(x: np.ndarray, name: str = "x") -> np.ndarray:
@@ -510,8 +649,8 @@ def synthesize(
     shift = float(voice.formant_shift)
     # Resampling by `shift` speeds speech up by `shift`, so ask espeak for a slower rate.
     rate = round(voice.rate * float(rate_scale) / shift)
-    rate = int(np.clip(rate, _ESPEAK_RATE_MIN, _ESPEAK_RATE_MAX))
-    pitch = int(np.clip(voice.pitch + int(pitch_offset), 0, 99))
+    rate = min(max(int(rate), _ESPEAK_RATE_MIN), _ESPEAK_RATE_MAX)
+    pitch = min(max(int(voice.pitch) + int(pitch_offset), 0), 99)
     encoded = " ".join(text.split()).encode("utf-8")
     seed = zlib.crc32(encoded + f"|{voice.describe()}|{rate}|{pitch}".encode())
     raw = engine.synth(
@@ -523,21 +662,21 @@ def synthesize(
         pitch_range=voice.pitch_range,
         seed=seed,
     )
-    if raw.size == 0 or not np.any(raw):
+    if raw.size == 0 or (int(raw.max()) == 0 and int(raw.min()) == 0):
         raise InvalidParameterError(f"espeak-ng produced no audio for text {text!r}")
 
     native = engine.sample_rate
-    x = raw.astype(np.float32) * np.float32(1.0 / 32768.0)
-    start, stop = _audible_bounds(x)
+    start, stop = _audible_bounds(raw)
     margin = int(_TRIM_MARGIN_S * native)
-    x = x[max(0, start - margin) : stop + margin]
+    x = raw[max(0, start - margin) : stop + margin].astype(np.float32)
+    x *= np.float32(1.0 / 32768.0)
 
     up, down = _resample_ratio(native, int(sr), round(shift, 4))
-    y = signal.resample_poly(x, up, down, window=_resample_filter(up, down)).astype(np.float32)
+    y = _resample(x, up, down)
     start, stop = _audible_bounds(y)
     margin = int(_TRIM_MARGIN_S * sr)
     y = y[max(0, start - margin) : stop + margin]
-    y *= np.float32(_PEAK / float(np.max(np.abs(y))))
+    y *= np.float32(_PEAK / max(float(y.max()), -float(y.min())))
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
