@@ -276,19 +276,6 @@ def test_synthesize_rejects_non_voice_and_overlong_text() -> None:
         synthesize("halo " * 1001, voice=_voice())
 
 
-def test_synthesis_speed() -> None:
-    rng = np.random.default_rng(3)
-    voices = [random_voice(rng, language="en" if i % 10 == 0 else "id") for i in range(40)]
-    synthesize(TEXT, voice=voices[0])  # warm up the engine
-    audio_s = 0.0
-    start = time.process_time()
-    for v in voices:
-        audio_s += synthesize(TEXT, voice=v).size / SR
-    cpu_s = time.process_time() - start
-    # ~600x real time on the dev box; 150x leaves room for a loaded CI machine.
-    assert audio_s / cpu_s > 150, f"{audio_s / cpu_s:.0f}x real time"
-
-
 # --------------------------------------------------------------------------- whisper
 
 
