@@ -265,14 +265,18 @@ def apply_channel(
         np.random.default_rng(int(s)) for s in seeds
     )
 
-    y = _agc(y, rng=g_agc, sr=sr) if params.agc else y.copy()
+    if params.agc:
+        y = _agc(y, rng=g_agc, sr=sr)
     if params.clip_level < 1.0:
-        np.clip(y, -params.clip_level, params.clip_level, out=y)
+        y = np.clip(y, -params.clip_level, params.clip_level)
     # Analog line hiss, scaled so that after band-pass and recorder gain it sits at
-    # line_noise_db; it goes through the codec like the voice does.
+    # line_noise_db; it goes through the codec like the voice does. (Adding it into
+    # the noise buffer also makes the copy that keeps the caller's array untouched.)
     frac = (hi - lo) / (sr / 2.0)
     hiss_rms = 10.0 ** ((params.line_noise_db - params.gain_db) / 20.0) / math.sqrt(frac)
-    y += _white(g_hiss, y.size, scale=hiss_rms)
+    hiss = _white(g_hiss, y.size, scale=hiss_rms)
+    hiss += y
+    y = hiss
     y = scipy.signal.sosfilt(_band_sos(lo, hi, params.tilt_db, sr), y)
 
     if params.codec == "mulaw":

@@ -71,6 +71,12 @@ def _place(track: np.ndarray, clip: np.ndarray, at: int) -> int:
     return end
 
 
+def _mix(track: np.ndarray, sound: np.ndarray, gain: float) -> None:
+    """``track += sound * gain``, scaling ``sound`` (a fresh, same-length array) in place."""
+    sound *= np.float32(gain)
+    track += sound
+
+
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
     if x.size >= n:
         return x[:n]
@@ -301,12 +307,12 @@ def render_call(
         }.get(plan.label, PRANK_BACKGROUNDS)
         if rng.random() < 0.7:
             bg, background = _background(names, rng, n, clips, used)
-            extra += bg * np.float32(_db(float(rng.uniform(-22, -8))))
+            _mix(extra, bg, _db(float(rng.uniform(-22, -8))))
         if plan.label == "prank" and rng.random() < 0.5:
             friends = sounds.laughter(
                 rng, duration_s=n / SR, sr=SR, n_voices=int(rng.integers(2, 4)), child=True
             )
-            extra += _fit(friends, n) * np.float32(_db(float(rng.uniform(-18, -8))))
+            _mix(extra, _fit(friends, n), _db(float(rng.uniform(-18, -8))))
             background += "+friends_laughing"
     elif scenario in ("giggle", "silent_prank"):
         topic = scenario
@@ -315,7 +321,7 @@ def render_call(
             laugh = sounds.laughter(
                 rng, duration_s=n / SR, sr=SR, n_voices=int(rng.integers(1, 4)), child=True
             )
-            extra += _fit(laugh, n) * np.float32(_db(float(rng.uniform(-6, 4))))
+            _mix(extra, _fit(laugh, n), _db(float(rng.uniform(-6, 4))))
             if rng.random() < 0.6:
                 text = phrases.laughter_text(rng)
                 clip = _speak(text, caller_voice, rng, rate_scale=1.2)
@@ -327,7 +333,7 @@ def render_call(
                 _place(extra, laugh * np.float32(0.5), int(rng.uniform(0.2, 0.8) * n))
         if rng.random() < 0.5:
             bg, background = _background(PRANK_BACKGROUNDS, rng, n, clips, used)
-            extra += bg * np.float32(_db(float(rng.uniform(-20, -8))))
+            _mix(extra, bg, _db(float(rng.uniform(-20, -8))))
     else:  # ghost
         _ghost_prompts(tl, taker_voice, rng, plan, until_s=n / SR)
         extra, background = _ghost_caller_side(plan, rng, n, clips, used)
@@ -398,11 +404,11 @@ def _ghost_caller_side(
             parts.append("distant_talk")
         if rng.random() < 0.5:
             bg, name = _background(GHOST_AMBIENT, rng, n, clips, used)
-            x += bg * np.float32(_db(float(rng.uniform(-24, -10))))
+            _mix(x, bg, _db(float(rng.uniform(-24, -10))))
             parts.append(name)
     elif plan.scenario == "open_line":
         bg, name = _background(GHOST_AMBIENT, rng, n, clips, used)
-        x += bg * np.float32(_db(float(rng.uniform(-14, -2))))
+        _mix(x, bg, _db(float(rng.uniform(-14, -2))))
         parts.append(name)
         if rng.random() < 0.7:
             x += _distant_talk(plan, rng, n, clips, used)

@@ -335,10 +335,11 @@ class _Espeak:
         """Reset every C static that carries history, then initialise.
 
         espeak's history lives in its static variables (``.data``/``.bss``) and in heap
-        blocks reachable only from them. Restoring a copy of that memory taken right
-        after ``dlopen`` (no constructors run there) is the same as loading a fresh
-        copy of the library, without the ~0.5 ms of ``dlclose`` + ``dlopen``; where
-        the copy cannot be taken, the library is reloaded.
+        blocks reachable only from them, which ``espeak_Terminate`` frees. Restoring a
+        copy of that memory taken right after ``dlopen`` (the library has no static
+        constructors) is the same as loading a fresh copy, without the ~0.5 ms and the
+        page faults of ``dlclose`` + ``dlopen``; where the copy cannot be taken, the
+        library is reloaded. :meth:`_reset_works` checks either way at start-up.
         """
         if self._lib is not None:
             self._lib.espeak_Terminate()  # frees the heap blocks and closes files
