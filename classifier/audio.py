@@ -30,6 +30,7 @@ from classifier.errors import (
     InvalidParameterError,
     UnsupportedAudioError,
 )
+from classifier.formats import AUDIO_FORMATS, AUDIO_SUBTYPES, MIN_SAMPLE_RATE
 
 __all__ = [
     "CALLER_CHANNELS",
@@ -42,25 +43,9 @@ __all__ = [
 ]
 
 TARGET_SR = 8000
-#: Lowest original rate accepted: below 8 kHz the telephone band is already cut.
-MIN_SAMPLE_RATE = 8000
 CALLER_CHANNELS: tuple[str, ...] = ("mix", "left", "right")
-# Kept equal to classifier.manifest.AUDIO_FORMATS / AUDIO_SUBTYPES (not imported from
-# there: that module pulls in pandas, which audio loading does not need).
-SUPPORTED_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG")
-SUPPORTED_SUBTYPES: tuple[str, ...] = (
-    "PCM_16",
-    "PCM_24",
-    "PCM_32",
-    "PCM_U8",
-    "PCM_S8",
-    "FLOAT",
-    "DOUBLE",
-    "ULAW",
-    "ALAW",
-    "VORBIS",
-    "OPUS",
-)
+SUPPORTED_FORMATS = AUDIO_FORMATS
+SUPPORTED_SUBTYPES = AUDIO_SUBTYPES
 _MAX_SR = 384_000
 
 

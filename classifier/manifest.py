@@ -19,6 +19,7 @@ import pandas as pd
 import soundfile as sf
 
 from classifier.errors import InvalidManifestError
+from classifier.formats import AUDIO_FORMATS, AUDIO_SUBTYPES, MIN_SAMPLE_RATE
 
 LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
 CALLER_CHANNELS: tuple[str, ...] = ("mix", "left", "right")
@@ -31,21 +32,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "label",
 )
 OPTIONAL_COLUMNS: tuple[str, ...] = ("caller_channel",)
-AUDIO_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG")
-AUDIO_SUBTYPES: tuple[str, ...] = (
-    "PCM_16",
-    "PCM_24",
-    "PCM_32",
-    "PCM_U8",
-    "PCM_S8",
-    "FLOAT",
-    "DOUBLE",
-    "ULAW",
-    "ALAW",
-    "VORBIS",
-    "OPUS",
-)
-MIN_SAMPLE_RATE = 8000
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIMLESS = re.compile(r"^simless:[A-Za-z0-9._-]{1,64}$")
