@@ -35,7 +35,7 @@ HOP = 80
 N_MFCC = 13
 _EPS = 1e-10
 _CONTRAST_BANDS = 4
-_PITCH_MAX_S = 8.0
+_PITCH_MAX_S = 5.0
 _TOP_HZ = 3500.0
 
 _SCALARS: tuple[str, ...] = (
@@ -328,8 +328,8 @@ def _contrast_bands(sr: int) -> list[tuple[float, float]]:
     return list(itertools.pairwise(edges))
 
 
-def _energy(P: np.ndarray, mask: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-    energy_db = 10 * np.log10(P.sum(axis=0) + _EPS)
+def _energy(band_power: np.ndarray, mask: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    energy_db = 10 * np.log10(band_power + _EPS)
     p = np.percentile(energy_db, [5, 10, 50, 95])
     ref = p[3]
     floor = p[1]
@@ -390,13 +390,16 @@ def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], 
     feats: dict[str, float] = {"audio_duration_s": y.size / sr, "whisper_ratio": whisper_ratio}
     activity, _ = _activity(mask)
     feats.update(activity)
-    energy, energy_db = _energy(P[_freqs(sr, N_FFT) <= _TOP_HZ], mask)
+    nb = int(np.count_nonzero(_freqs(sr, N_FFT) <= _TOP_HZ))
+    energy, energy_db = _energy(P.T[:, :nb] @ np.ones(nb, np.float32), mask)
     feats.update(energy)
     feats.update(_spectral(P, S, mask, sr=sr))
     feats.update(_pitch(y, mask, sr=sr))
     feats.update(_laughter(energy_db, mask))
-    peak = float(np.max(np.abs(y)))
-    feats["clipping_ratio"] = float(np.mean(np.abs(y) >= 0.98 * peak)) if peak >= 0.9 else 0.0
+    peak = float(max(y.max(), -y.min()))
+    feats["clipping_ratio"] = (
+        float(np.count_nonzero(np.abs(y) >= 0.98 * peak)) / y.size if peak >= 0.9 else 0.0
+    )
     return feats, mask
 
 
