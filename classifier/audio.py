@@ -30,7 +30,12 @@ from classifier.errors import (
     InvalidParameterError,
     UnsupportedAudioError,
 )
-from classifier.formats import AUDIO_FORMATS, AUDIO_SUBTYPES, MIN_SAMPLE_RATE
+from classifier.formats import (
+    AUDIO_FORMATS,
+    AUDIO_SUBTYPES,
+    CALLER_CHANNELS,
+    MIN_SAMPLE_RATE,
+)
 
 __all__ = [
     "CALLER_CHANNELS",
@@ -43,7 +48,6 @@ __all__ = [
 ]
 
 TARGET_SR = 8000
-CALLER_CHANNELS: tuple[str, ...] = ("mix", "left", "right")
 SUPPORTED_FORMATS = AUDIO_FORMATS
 SUPPORTED_SUBTYPES = AUDIO_SUBTYPES
 _MAX_SR = 384_000

@@ -136,11 +136,6 @@ def _freqs(sr: int, n_fft: int) -> np.ndarray:
     return librosa.fft_frequencies(sr=sr, n_fft=n_fft)
 
 
-def stft_power(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP) -> np.ndarray:
-    """Power spectrogram, shape (1 + n_fft // 2, 1 + len(y) // hop_length), float32."""
-    return np.square(stft_magnitude(y, n_fft=n_fft, hop_length=hop_length))
-
-
 def _stat(x: np.ndarray, fn: str) -> float:
     if x.size == 0:
         return float("nan")
@@ -451,14 +446,6 @@ def audio_features(audio: CallAudio) -> dict[str, float]:
     return {k: float(feats[k]) for k in AUDIO_FEATURES}
 
 
-def feature_vector(features: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
-    """Order a feature dict as a float64 vector, shape (len(names),); missing -> error."""
-    missing = [n for n in names if n not in features]
-    if missing:
-        raise InvalidParameterError(f"features missing: {', '.join(missing[:5])}")
-    return np.array([features[n] for n in names], dtype=np.float64)
-
-
 def call_features(
     audio: CallAudio | None,
     *,
@@ -467,6 +454,7 @@ def call_features(
     duration_s: float,
     history: dict[str, float],
     timezone: tzinfo | None = None,
+    acoustic: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Every feature of one call: acoustic, metadata and caller history.
 
@@ -481,15 +469,21 @@ def call_features(
         From :func:`classifier.history.history_features` (point in time).
     timezone : tzinfo or None, keyword-only
         The centre's time zone for hour and weekday.
+    acoustic : dict or None, keyword-only
+        :func:`audio_features` already computed elsewhere (a worker process); give
+        either this or ``audio``, not both.
 
     Returns
     -------
     dict of str to float
         One value per name of :data:`FEATURE_NAMES`.
     """
-    feats: dict[str, float] = (
-        audio_features(audio) if audio is not None else dict.fromkeys(AUDIO_FEATURES, float("nan"))
-    )
+    if audio is not None and acoustic is not None:
+        raise InvalidParameterError("give audio or acoustic features, not both")
+    if audio is not None:
+        acoustic = audio_features(audio)
+    nan = float("nan")
+    feats = {n: acoustic[n] if acoustic is not None else nan for n in AUDIO_FEATURES}
     feats.update(
         metadata_features(
             caller_id=caller_id, started_at=started_at, duration_s=duration_s, timezone=timezone

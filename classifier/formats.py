@@ -1,8 +1,11 @@
-"""What callsift accepts as call audio (docs/data-format.md), in one place.
+"""The fixed vocabularies of callsift's data format (docs/data-format.md), in one place.
 
-Both the manifest validator and the audio loader check against these lists; this module
-imports nothing so the loader stays free of pandas.
+The manifest validator, the audio loader, the history features and the simulator all
+use these; this module imports nothing, so none of them pulls in pandas through it.
 """
+
+#: Call outcomes, as call-takers record them.
+LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
 
 #: Containers read through soundfile.
 AUDIO_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG")
@@ -22,3 +25,5 @@ AUDIO_SUBTYPES: tuple[str, ...] = (
 )
 #: Lowest original rate accepted: below 8 kHz the telephone band is already cut.
 MIN_SAMPLE_RATE = 8000
+#: Which side of a recording is the caller: both channels averaged, or one of a stereo pair.
+CALLER_CHANNELS: tuple[str, ...] = ("mix", "left", "right")

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from classifier.errors import InvalidParameterError
+from classifier.formats import LABELS
 
-OUTCOMES: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
+OUTCOMES: tuple[str, ...] = LABELS
 SHORT_CALL_S = 10.0
 NO_HISTORY_HOURS = 24.0 * 90  # "time since previous call" when there is none
 

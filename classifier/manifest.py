@@ -19,10 +19,14 @@ import pandas as pd
 import soundfile as sf
 
 from classifier.errors import InvalidManifestError
-from classifier.formats import AUDIO_FORMATS, AUDIO_SUBTYPES, MIN_SAMPLE_RATE
+from classifier.formats import (
+    AUDIO_FORMATS,
+    AUDIO_SUBTYPES,
+    CALLER_CHANNELS,
+    LABELS,
+    MIN_SAMPLE_RATE,
+)
 
-LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
-CALLER_CHANNELS: tuple[str, ...] = ("mix", "left", "right")
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "call_id",
     "caller_id",

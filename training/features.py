@@ -17,15 +17,15 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
-from joblib import Memory, Parallel, delayed
-from tqdm import tqdm
+from joblib import Memory
 
 import classifier
 from classifier.audio import load_audio
 from classifier.errors import CallsiftError, InvalidParameterError
-from classifier.features import AUDIO_FEATURES, FEATURE_NAMES, audio_features, call_features
+from classifier.features import FEATURE_NAMES, audio_features, call_features
 from classifier.history import replay_history, resolve_timezone
 from classifier.manifest import load_manifest, parse_timestamp
+from training.parallel import map_batches
 
 _BATCH = 16
 _ID_COLUMNS = ("call_id", "caller_id", "started_at", "label")
@@ -48,13 +48,9 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def _acoustic(path: str, caller_channel: str) -> dict[str, float]:
-    return audio_features(load_audio(path, caller_channel=caller_channel))
-
-
 def _acoustic_keyed(digest: str, code: str, caller_channel: str, path: str) -> dict[str, float]:
     # digest and code are the cache key; path is ignored by the cache.
-    return _acoustic(path, caller_channel)
+    return audio_features(load_audio(path, caller_channel=caller_channel))
 
 
 @dataclass(frozen=True)
@@ -131,17 +127,11 @@ def extract_features(
     code = _code_fingerprint()
     cache = str(cache_dir) if cache_dir else None
     results: dict[int, tuple[dict[str, float] | None, str]] = {}
-    with tqdm(total=len(jobs), desc="features", unit="call", disable=not progress) as bar:
-        if n_jobs == 1:
-            gen = (_run_batch(b, cache, code) for b in batches)
-        else:
-            gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_run_batch)(b, cache, code) for b in batches
-            )
-        for done in gen:
-            for index, feats, error in done:
-                results[index] = (feats, error)
-            bar.update(len(done))
+    for done in map_batches(
+        _run_batch, batches, cache, code, n_jobs=n_jobs, desc="features", progress=progress
+    ):
+        for index, feats, error in done:
+            results[index] = (feats, error)
 
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
@@ -160,8 +150,8 @@ def extract_features(
             duration_s=float(rec["duration_s"]),
             history=history[i],
             timezone=tz,
+            acoustic=acoustic,
         )
-        feats.update({k: acoustic[k] for k in AUDIO_FEATURES})
         rows.append({**{c: rec[c] for c in _ID_COLUMNS}, **feats})
     columns = [*_ID_COLUMNS, *FEATURE_NAMES]
     table = pd.DataFrame(rows, columns=columns)

@@ -24,11 +24,10 @@ from typing import Annotated, Any, cast
 import numpy as np
 import soundfile as sf
 import typer
-from joblib import Parallel, delayed
 from scipy.signal import resample_poly
-from tqdm import tqdm
 
 from classifier.errors import InvalidParameterError
+from training.parallel import map_batches
 from training.simulator import channel as ch
 from training.simulator import sounds, voice
 from training.simulator.population import CallPlan, plan_calls
@@ -319,21 +318,16 @@ def simulate_corpus(
     try:
         (work / "audio").mkdir()
         rows: list[dict[str, str]] = []
-        bar = tqdm(
-            total=len(plans), desc=f"simulate {spec.name}", unit="call", disable=not progress
-        )
-        with bar:
-            if n_jobs == 1:
-                for batch in _batches(plans):
-                    rows.extend(_render_batch(batch, cfg, work))
-                    bar.update(len(batch))
-            else:
-                parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-                for result in parallel(
-                    delayed(_render_batch)(b, cfg, work) for b in _batches(plans)
-                ):
-                    rows.extend(result)
-                    bar.update(len(result))
+        for result in map_batches(
+            _render_batch,
+            list(_batches(plans)),
+            cfg,
+            work,
+            n_jobs=n_jobs,
+            desc=f"simulate {spec.name}",
+            progress=progress,
+        ):
+            rows.extend(result)
         write_manifest(rows, work / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         if out.exists():
             out.rmdir()  # checked empty above

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from classifier.errors import InvalidParameterError
+from classifier.formats import LABELS
 
 __all__ = [
     "EMERGENCY_INCIDENTS",
@@ -38,7 +39,7 @@ __all__ = [
     "pick_topic",
 ]
 
-LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
+
 EMERGENCY_INCIDENTS: tuple[str, ...] = (
     "fire",
     "traffic_accident",

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from classifier.errors import InvalidParameterError
+from classifier.formats import LABELS
 
 __all__ = ["LABELS", "PRESETS", "Preset", "get_preset"]
-
-LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
 
 
 @dataclass(frozen=True)
