@@ -380,7 +380,7 @@ def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], 
     P = np.square(S)
     # Voiced speech drives the activity features; whisper-like stretches are kept apart
     # because muffled rustle and wind look like whisper too (the model weighs both).
-    mask, with_whisper = speech_and_whisper_from_stft(S, sr=sr, hop_length=HOP)
+    mask, with_whisper = speech_and_whisper_from_stft(S, sr=sr, hop_length=HOP, power=P)
     whisper_ratio = float((with_whisper & ~mask).mean())
     feats: dict[str, float] = {"audio_duration_s": y.size / sr, "whisper_ratio": whisper_ratio}
     activity, _ = _activity(mask)

@@ -182,7 +182,11 @@ def speech_activity_from_stft(
 
 
 def speech_and_whisper_from_stft(
-    S_mag: np.ndarray, *, sr: int = 8000, hop_length: int = 80
+    S_mag: np.ndarray,
+    *,
+    sr: int = 8000,
+    hop_length: int = 80,
+    power: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Voiced speech, and voiced speech plus whisper-like stretches, in one pass.
 
@@ -192,6 +196,9 @@ def speech_and_whisper_from_stft(
         As for :func:`speech_activity_from_stft`.
     sr, hop_length : int, keyword-only
         As for :func:`speech_activity_from_stft`.
+    power : np.ndarray or None, keyword-only
+        ``S_mag ** 2`` as float32 when the caller already has it (the feature
+        extractor does), to skip squaring the spectrogram again.
 
     Returns
     -------
@@ -214,7 +221,11 @@ def speech_and_whisper_from_stft(
     n_fft = 2 * (n_bins - 1)
     fps = sr / hop_length
     freqs = np.arange(n_bins) * (sr / n_fft)
-    P = np.square(S_mag, dtype=np.float32)
+    if power is not None and power.shape != S_mag.shape:
+        raise InvalidParameterError(
+            f"power must have the shape of S_mag {S_mag.shape}; got {power.shape}"
+        )
+    P = np.square(S_mag, dtype=np.float32) if power is None else power
     scale = np.float32(4.0 / n_fft**2)  # Hann power scale: full-scale sine ~ 0 dB
 
     band = _band(freqs, _BAND_HZ, sr)
