@@ -1,0 +1,520 @@
+"""The prank and ghost model: calibrated four-class gradient boosting with flag thresholds.
+
+:class:`CallClassifier` follows scikit-learn's conventions: ``__init__`` only stores
+parameters, :meth:`CallClassifier.fit` validates its input and returns ``self``, learned
+attributes end in ``_``, and every prediction checks that the model is fitted.
+
+Fitting runs a caller-grouped cross-validation first. Its out-of-fold probabilities,
+which never saw the caller they score, fit one isotonic calibrator per class and choose
+the flag thresholds, so that both are set on calls the model did not learn from.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
+
+from classifier.errors import InvalidParameterError
+from classifier.features import FEATURE_NAMES
+from classifier.formats import LABELS
+
+#: Flag levels, weakest first; ``none`` is the absence of a flag.
+FLAGS: tuple[str, ...] = (
+    "none",
+    "possible_prank",
+    "likely_prank",
+    "possible_ghost",
+    "likely_ghost",
+)
+#: The classes a flag can point at, and the class whose false flags are limited.
+FLAGGED_CLASSES: tuple[str, ...] = ("prank", "ghost")
+PROTECTED_CLASS = "emergency"
+_LEVELS: tuple[str, ...] = ("possible", "likely")
+_SPLIT_GRID = np.linspace(0.0, 1.0, 11)
+
+
+@lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _one_thread() -> AbstractContextManager[Any]:
+    # OpenMP threads spin while they wait: on a shared 2-core machine one busy neighbour
+    # made a fit 8x slower (4.4 s vs 34 s measured); one thread per process is steadier.
+    return _controller().limit(limits=1, user_api="openmp")
+
+
+def as_frame(X: Any, features: Sequence[str]) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise InvalidParameterError(
+            f"X is a {type(X).__name__}; expected a pandas DataFrame with feature columns"
+        )
+    missing = [f for f in features if f not in X.columns]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InvalidParameterError(
+            f"X lacks {len(missing)} of the model's {len(features)} feature columns: {shown}"
+        )
+    return X
+
+
+def feature_matrix(X: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+    try:
+        M = X.loc[:, list(features)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"feature columns must be numeric: {exc}") from exc
+    if np.isinf(M).any():
+        bad = [f for f, col in zip(features, np.isinf(M).any(axis=0), strict=True) if col]
+        raise InvalidParameterError(f"infinite values in feature columns: {', '.join(bad)}")
+    return M
+
+
+def _threshold(scores: np.ndarray, allowed: int, floor: float) -> float:
+    """Smallest threshold (at least ``floor``) flagging at most ``allowed`` of ``scores``."""
+    if scores.size == 0:
+        return floor
+    s = np.sort(scores)[::-1]
+    if allowed >= s.size:
+        return floor
+    # Strictly above the (allowed+1)-th highest score, so ties never exceed the budget.
+    return float(max(floor, np.nextafter(s[allowed], np.inf)))
+
+
+def choose_thresholds(
+    proba: np.ndarray,
+    y: np.ndarray,
+    *,
+    classes: Sequence[str],
+    targets: dict[str, float],
+    floors: dict[str, float],
+) -> dict[str, dict[str, float]]:
+    """Flag thresholds that keep the share of emergency calls flagged under each target.
+
+    At each level a call is flagged when ``p_prank`` or ``p_ghost`` reaches its
+    threshold. The level's budget of emergency calls is split between the two classes
+    where that split catches the most prank and ghost calls; a call counts once however
+    many classes flag it, so the union respects the target.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (n_calls, n_classes)
+        Out-of-sample probabilities.
+    y : ndarray of str, shape (n_calls,)
+        True labels.
+    classes : sequence of str, keyword-only
+        Column order of ``proba``.
+    targets : dict, keyword-only
+        Level name (``possible``, ``likely``) to the largest share of emergency calls
+        it may flag.
+    floors : dict, keyword-only
+        Level name to the lowest probability that may raise that flag.
+
+    Returns
+    -------
+    dict
+        ``{level: {"prank": t, "ghost": t}}``.
+    """
+    col = {c: i for i, c in enumerate(classes)}
+    protected = y == PROTECTED_CLASS
+    n_protected = int(protected.sum())
+    out: dict[str, dict[str, float]] = {}
+    for level in _LEVELS:
+        allowed = int(np.floor(targets[level] * n_protected + 1e-9))
+        best: tuple[float, dict[str, float]] | None = None
+        for share in _SPLIT_GRID:
+            a_prank = int(np.floor(share * allowed + 1e-9))
+            t = {
+                "prank": _threshold(proba[protected, col["prank"]], a_prank, floors[level]),
+                "ghost": _threshold(
+                    proba[protected, col["ghost"]], allowed - a_prank, floors[level]
+                ),
+            }
+            caught = 0.0
+            for cls in FLAGGED_CLASSES:
+                mask = y == cls
+                if mask.any():
+                    caught += float((proba[mask, col[cls]] >= t[cls]).mean())
+            if best is None or caught > best[0] + 1e-12:
+                best = (caught, t)
+        assert best is not None
+        out[level] = best[1]
+    # A likely flag must never be easier to raise than a possible one.
+    for cls in FLAGGED_CLASSES:
+        out["likely"][cls] = max(out["likely"][cls], out["possible"][cls])
+    return out
+
+
+def flags_from_proba(
+    proba: np.ndarray, *, classes: Sequence[str], thresholds: dict[str, dict[str, float]]
+) -> np.ndarray:
+    """The flag of each call from its probabilities.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (n_calls, n_classes)
+    classes : sequence of str, keyword-only
+        Column order of ``proba``.
+    thresholds : dict, keyword-only
+        From :func:`choose_thresholds`.
+
+    Returns
+    -------
+    ndarray of str, shape (n_calls,)
+        One of :data:`FLAGS` per call. When both classes pass, the stronger level wins,
+        then the higher probability.
+    """
+    col = {c: i for i, c in enumerate(classes)}
+    n = proba.shape[0]
+    level = {
+        cls: np.where(
+            proba[:, col[cls]] >= thresholds["likely"][cls],
+            2,
+            np.where(proba[:, col[cls]] >= thresholds["possible"][cls], 1, 0),
+        )
+        for cls in FLAGGED_CLASSES
+    }
+    prank_wins = (level["prank"] > level["ghost"]) | (
+        (level["prank"] == level["ghost"]) & (proba[:, col["prank"]] >= proba[:, col["ghost"]])
+    )
+    out = np.full(n, "none", dtype=object)
+    for cls, wins in (("prank", prank_wins), ("ghost", ~prank_wins)):
+        lv = level[cls]
+        out[wins & (lv == 1)] = f"possible_{cls}"
+        out[wins & (lv == 2)] = f"likely_{cls}"
+    return out
+
+
+class CallClassifier(ClassifierMixin, BaseEstimator):
+    """Four-class call model (emergency, non_emergency, prank, ghost) with calibrated scores.
+
+    Parameters
+    ----------
+    features : sequence of str or None
+        Feature columns the model reads; None means every name of
+        :data:`classifier.features.FEATURE_NAMES`.
+    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, max_features
+        Passed to :class:`sklearn.ensemble.HistGradientBoostingClassifier`;
+        ``min_samples_leaf`` is capped at 1/40 of the training calls (at least 2).
+    calibration : {"isotonic", "sigmoid", "none"}
+        How out-of-fold scores are mapped to probabilities.
+    n_folds : int
+        Caller-grouped folds for calibration and thresholds.
+    possible_target, likely_target : float
+        Largest share of emergency calls the ``possible_*`` and ``likely_*`` flags may
+        raise on validation calls (defaults 1% and 0.2%).
+    target_margin : float
+        Thresholds are chosen for ``target * target_margin`` on validation calls, leaving
+        room for calls that differ from the training data (measured: with 0.7, unseen
+        corpora flagged 1.07-1.3% of emergency calls where validation had shown 0.7-0.94%).
+    possible_floor, likely_floor : float
+        Lowest probability that may raise each level, whatever the targets allow.
+    random_state : int
+        Seed of the folds and of the boosting.
+
+    Attributes
+    ----------
+    classes_ : ndarray of str, shape (4,)
+        Always :data:`classifier.formats.LABELS`, even when a class had no examples.
+    features_ : tuple of str
+        The feature columns read, in order.
+    estimator_ : HistGradientBoostingClassifier
+        Fitted on every training call.
+    calibrators_ : list
+        One calibrator per class of ``classes_`` (None for a class never seen).
+    thresholds_ : dict
+        ``{"possible": {"prank": t, "ghost": t}, "likely": {...}}``.
+    reference_ : ndarray, shape (n_features,)
+        Median of each feature over genuine (emergency and non-emergency) training calls:
+        what a feature is replaced with when explaining a score.
+    validation_ : dict
+        Out-of-fold figures: calls, emergency share flagged per level, recall per class.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] | None = None,
+        max_iter: int = 300,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 30,
+        l2_regularization: float = 1.0,
+        max_features: float = 0.5,
+        calibration: str = "isotonic",
+        n_folds: int = 4,
+        possible_target: float = 0.01,
+        likely_target: float = 0.002,
+        target_margin: float = 0.5,
+        possible_floor: float = 0.25,
+        likely_floor: float = 0.5,
+        random_state: int = 0,
+    ) -> None:
+        self.features = features
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.max_features = max_features
+        self.calibration = calibration
+        self.n_folds = n_folds
+        self.possible_target = possible_target
+        self.likely_target = likely_target
+        self.target_margin = target_margin
+        self.possible_floor = possible_floor
+        self.likely_floor = likely_floor
+        self.random_state = random_state
+
+    def _booster(self, n_calls: int) -> HistGradientBoostingClassifier:
+        # A small centre's few hundred reviewed calls must still be able to split.
+        leaf = max(2, min(self.min_samples_leaf, n_calls // 40))
+        return HistGradientBoostingClassifier(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=leaf,
+            l2_regularization=self.l2_regularization,
+            max_features=self.max_features,
+            class_weight="balanced",
+            early_stopping=False,
+            random_state=self.random_state,
+        )
+
+    def _check_params(self) -> None:
+        if self.calibration not in ("isotonic", "sigmoid", "none"):
+            raise InvalidParameterError(
+                f"calibration is {self.calibration!r}; expected isotonic, sigmoid or none"
+            )
+        if not isinstance(self.n_folds, numbers.Integral) or self.n_folds < 2:
+            raise InvalidParameterError(f"n_folds is {self.n_folds!r}; expected 2 or more")
+        for name in ("possible_target", "likely_target"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise InvalidParameterError(f"{name} is {v}; expected a share in [0, 1)")
+        if not 0.0 < self.target_margin <= 1.0:
+            raise InvalidParameterError(
+                f"target_margin is {self.target_margin}; expected a factor in (0, 1]"
+            )
+        if self.likely_target > self.possible_target:
+            raise InvalidParameterError(
+                f"likely_target {self.likely_target} exceeds possible_target "
+                f"{self.possible_target}; a likely flag must be rarer"
+            )
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[str] | np.ndarray,
+        groups: Sequence[str] | np.ndarray | None = None,
+    ) -> Any:
+        """Fit the booster, its calibrators and the flag thresholds.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n_calls, >= n_features)
+            Feature table; extra columns are ignored.
+        y : sequence of str, shape (n_calls,)
+            Labels from :data:`classifier.formats.LABELS`.
+        groups : sequence of str or None, shape (n_calls,)
+            Caller of each call: folds never split one caller. Empty strings (withheld
+            numbers) count as one caller each. None treats every call as its own caller.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        with _one_thread():
+            return self._fit(X, y, groups)
+
+    def _fit(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[str] | np.ndarray,
+        groups: Sequence[str] | np.ndarray | None,
+    ) -> Any:
+        features = tuple(self.features) if self.features is not None else FEATURE_NAMES
+        X = as_frame(X, features)
+        M = feature_matrix(X, features)
+        yy = np.asarray([str(v) for v in y], dtype=object)
+        if yy.shape[0] != M.shape[0]:
+            raise InvalidParameterError(f"X has {M.shape[0]} rows but y has {yy.shape[0]}")
+        unknown = sorted(set(yy) - set(LABELS))
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown labels {unknown}; expected labels from {', '.join(LABELS)}"
+            )
+        present = [c for c in LABELS if (yy == c).any()]
+        if len(present) < 2:
+            raise InvalidParameterError(
+                f"training calls hold only the class {present}; at least two classes are needed"
+            )
+        if PROTECTED_CLASS not in present:
+            raise InvalidParameterError(
+                "training calls hold no emergency call; flag thresholds are set to protect "
+                "emergency calls and cannot be chosen without them"
+            )
+        counts = {c: int((yy == c).sum()) for c in present}
+        if min(counts.values()) < self.n_folds:
+            raise InvalidParameterError(
+                f"class counts {counts}; every class present needs at least "
+                f"n_folds={self.n_folds} calls"
+            )
+        g = self._groups(groups, yy.shape[0])
+
+        self.classes_ = np.asarray(LABELS, dtype=object)
+        self.features_ = features
+        self.n_features_in_ = len(features)
+        oof = self._out_of_fold(M, yy, g)
+        self.calibrators_ = self._fit_calibrators(oof, yy)
+        cal = self._calibrate(oof)
+        self.thresholds_ = choose_thresholds(
+            cal,
+            yy,
+            classes=LABELS,
+            targets={
+                "possible": self.possible_target * self.target_margin,
+                "likely": self.likely_target * self.target_margin,
+            },
+            floors={"possible": self.possible_floor, "likely": self.likely_floor},
+        )
+        self.validation_ = self._validation_summary(cal, yy)
+        self.estimator_ = self._booster(M.shape[0]).fit(M, yy)
+        genuine = np.isin(yy, ("emergency", "non_emergency"))
+        ref_rows = M[genuine] if genuine.any() else M
+        with np.errstate(all="ignore"):
+            self.reference_ = np.nanmedian(ref_rows, axis=0)
+        return self
+
+    @staticmethod
+    def _groups(groups: Sequence[str] | np.ndarray | None, n: int) -> np.ndarray:
+        if groups is None:
+            return np.arange(n).astype(str)
+        g = np.asarray([str(v) for v in groups], dtype=object)
+        if g.shape[0] != n:
+            raise InvalidParameterError(f"groups has {g.shape[0]} entries; expected {n}")
+        withheld = g == ""
+        g[withheld] = [f"\x00withheld:{i}" for i in np.flatnonzero(withheld)]
+        return g
+
+    def _out_of_fold(self, M: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
+        oof = np.zeros((M.shape[0], len(LABELS)))
+        folds = StratifiedGroupKFold(
+            n_splits=self.n_folds, shuffle=True, random_state=self.random_state
+        )
+        booster = self._booster(M.shape[0])
+        for train, test in folds.split(M, y, g):
+            model = clone(booster).fit(M[train], y[train])
+            oof[test] = self._expand(model, model.predict_proba(M[test]))
+        return oof
+
+    @staticmethod
+    def _expand(model: HistGradientBoostingClassifier, proba: np.ndarray) -> np.ndarray:
+        """Probabilities in LABELS order, zero for classes the model never saw."""
+        out = np.zeros((proba.shape[0], len(LABELS)))
+        for j, c in enumerate(model.classes_):
+            out[:, LABELS.index(str(c))] = proba[:, j]
+        return out
+
+    def _fit_calibrators(self, oof: np.ndarray, y: np.ndarray) -> list[Any]:
+        cals: list[Any] = []
+        for k, c in enumerate(LABELS):
+            target = (y == c).astype(np.float64)
+            if self.calibration == "none" or target.sum() == 0:
+                cals.append(None)
+            elif self.calibration == "isotonic":
+                cals.append(
+                    IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                        oof[:, k], target
+                    )
+                )
+            else:
+                lr = LogisticRegression(C=1e4)
+                cals.append(lr.fit(_logit(oof[:, k]).reshape(-1, 1), target))
+        return cals
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(raw)
+        for k, cal in enumerate(self.calibrators_):
+            if cal is None:
+                out[:, k] = raw[:, k]
+            elif isinstance(cal, IsotonicRegression):
+                out[:, k] = cal.predict(raw[:, k])
+            else:
+                out[:, k] = cal.predict_proba(_logit(raw[:, k]).reshape(-1, 1))[:, 1]
+        total = out.sum(axis=1, keepdims=True)
+        # A row every calibrator maps to zero keeps the booster's own distribution.
+        empty = total[:, 0] <= 1e-12
+        out[empty] = raw[empty]
+        total[empty] = raw[empty].sum(axis=1, keepdims=True)
+        return out / np.maximum(total, 1e-12)
+
+    def _validation_summary(self, cal: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        flags = flags_from_proba(cal, classes=LABELS, thresholds=self.thresholds_)
+        protected = y == PROTECTED_CLASS
+        summary: dict[str, Any] = {"calls": int(y.size)}
+        for level in _LEVELS:
+            hit = np.array(
+                [f != "none" and (level == "possible" or f.startswith(level)) for f in flags]
+            )
+            summary[f"emergency_flagged_{level}"] = float(hit[protected].mean())
+            for cls in FLAGGED_CLASSES:
+                mask = y == cls
+                summary[f"{cls}_recall_{level}"] = (
+                    float(hit[mask].mean()) if mask.any() else float("nan")
+                )
+        return summary
+
+    def predict_proba_matrix(self, M: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Probabilities from a feature matrix already in ``features_`` order."""
+        check_is_fitted(self, "estimator_")
+        if M.ndim != 2 or M.shape[1] != len(self.features_):
+            raise InvalidParameterError(
+                f"matrix has shape {M.shape}; expected (n_calls, {len(self.features_)})"
+            )
+        with _one_thread():
+            raw = self._expand(self.estimator_, self.estimator_.predict_proba(M))
+        return self._calibrate(raw) if calibrated else raw
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n_calls, >= n_features)
+
+        Returns
+        -------
+        ndarray, shape (n_calls, 4)
+            Columns in the order of ``classes_``; rows sum to 1.
+        """
+        check_is_fitted(self, "estimator_")
+        M = feature_matrix(as_frame(X, self.features_), self.features_)
+        return self.predict_proba_matrix(M)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Most probable class of each call, shape (n_calls,)."""
+        proba = self.predict_proba(X)
+        return np.asarray(self.classes_[np.argmax(proba, axis=1)])
+
+    def flag(self, X: pd.DataFrame) -> np.ndarray:
+        """Flag of each call (one of :data:`FLAGS`), shape (n_calls,)."""
+        return flags_from_proba(self.predict_proba(X), classes=LABELS, thresholds=self.thresholds_)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))

@@ -1,0 +1,269 @@
+"""Scores with flags and reasons: what the call-taker sees.
+
+A :class:`ScoringModel` holds two fitted :class:`~classifier.model.CallClassifier`:
+the ``call`` model over every feature, and the ``pre_answer`` model over metadata and
+caller history only, which scores a call the moment it arrives, before any audio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from classifier.errors import InvalidParameterError
+from classifier.formats import LABELS
+from classifier.history import HISTORY_FEATURES, METADATA_FEATURES
+from classifier.model import (
+    FLAGGED_CLASSES,
+    CallClassifier,
+    as_frame,
+    feature_matrix,
+    flags_from_proba,
+)
+from classifier.reasons import ADVISORY, REASON_GROUPS, describe
+
+#: Features of the pre-answer model: nothing that needs audio or the call's length.
+PRE_ANSWER_FEATURES: tuple[str, ...] = tuple(
+    f for f in (*METADATA_FEATURES, *HISTORY_FEATURES) if f != "meta_log_duration"
+)
+STAGES: tuple[str, ...] = ("call", "pre_answer")
+_MIN_CONTRIBUTION = 0.05  # logit units; smaller moves are not worth a call-taker's attention
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One plain-language reason behind a score.
+
+    Attributes
+    ----------
+    group : str
+        Feature group (a key of :data:`classifier.reasons.REASON_GROUPS`).
+    effect : {"raises", "lowers"}
+        Whether this fact raised or lowered the score of ``target``.
+    target : {"prank", "ghost"}
+        The class whose score is explained.
+    weight : float
+        Size of the effect (change of the log-odds when the group is set to typical).
+    en, id : str
+        The fact, in English and in Indonesian.
+    """
+
+    group: str
+    effect: str
+    target: str
+    weight: float
+    en: str
+    id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "effect": self.effect,
+            "target": self.target,
+            "weight": round(self.weight, 4),
+            "en": self.en,
+            "id": self.id,
+        }
+
+
+@dataclass(frozen=True)
+class CallScore:
+    """The score of one call.
+
+    Attributes
+    ----------
+    probabilities : dict
+        ``{label: p}`` over the four classes, summing to 1.
+    flag : str
+        One of :data:`classifier.model.FLAGS`.
+    reasons : list of Reason
+        Strongest first.
+    stage : {"call", "pre_answer"}
+        Which model scored.
+    """
+
+    probabilities: dict[str, float]
+    flag: str
+    reasons: list[Reason] = field(default_factory=list)
+    stage: str = "call"
+
+    @property
+    def p_prank(self) -> float:
+        return self.probabilities["prank"]
+
+    @property
+    def p_ghost(self) -> float:
+        return self.probabilities["ghost"]
+
+    def reasons_text(self, *, lang: str = "en") -> str:
+        """Reasons as one line: ``+`` raised the score, ``-`` lowered it."""
+        return "; ".join(
+            f"{'+' if r.effect == 'raises' else '-'} {getattr(r, lang)}" for r in self.reasons
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "p_emergency": self.probabilities["emergency"],
+            "p_non_emergency": self.probabilities["non_emergency"],
+            "p_prank": self.p_prank,
+            "p_ghost": self.p_ghost,
+            "flag": self.flag,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "stage": self.stage,
+            "advisory": ADVISORY,
+        }
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+class ScoringModel:
+    """A loaded model: call and pre-answer classifiers and their card.
+
+    Parameters
+    ----------
+    call : CallClassifier
+        Fitted over :data:`classifier.features.FEATURE_NAMES`.
+    pre_answer : CallClassifier
+        Fitted over :data:`PRE_ANSWER_FEATURES`.
+    card : dict
+        The model card (see :mod:`classifier.artifact`).
+    """
+
+    def __init__(self, *, call: CallClassifier, pre_answer: CallClassifier, card: dict) -> None:
+        self.call = call
+        self.pre_answer = pre_answer
+        self.card = card
+
+    @property
+    def version(self) -> str:
+        return str(self.card.get("version", "unknown"))
+
+    def classifier(self, stage: str) -> CallClassifier:
+        if stage not in STAGES:
+            raise InvalidParameterError(f"stage is {stage!r}; expected one of {STAGES}")
+        return self.call if stage == "call" else self.pre_answer
+
+    def score_frame(
+        self,
+        X: pd.DataFrame,
+        *,
+        stage: str = "call",
+        explain: bool = True,
+        max_reasons: int = 3,
+    ) -> list[CallScore]:
+        """Score every row of a feature table.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n_calls, >= n_features)
+            Feature columns of the stage's model.
+        stage : {"call", "pre_answer"}, keyword-only
+        explain : bool, keyword-only
+            Compute reasons (costs one extra prediction per feature group).
+        max_reasons : int, keyword-only
+            Reasons kept per call.
+
+        Returns
+        -------
+        list of CallScore, length n_calls
+        """
+        clf = self.classifier(stage)
+        M = feature_matrix(as_frame(X, clf.features_), clf.features_)
+        if M.shape[0] == 0:
+            return []
+        proba = clf.predict_proba_matrix(M)
+        flags = flags_from_proba(proba, classes=LABELS, thresholds=clf.thresholds_)
+        reasons: list[list[Reason]] = [[] for _ in range(M.shape[0])]
+        if explain and M.shape[0]:
+            reasons = self._explain(clf, M, proba, flags, max_reasons=max_reasons)
+        return [
+            CallScore(
+                probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
+                flag=str(flags[i]),
+                reasons=reasons[i],
+                stage=stage,
+            )
+            for i in range(M.shape[0])
+        ]
+
+    def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
+        """Score one call from its feature mapping (see :meth:`score_frame`)."""
+        return self.score_frame(pd.DataFrame([dict(features)]), stage=stage)[0]
+
+    def _explain(
+        self,
+        clf: CallClassifier,
+        M: np.ndarray,
+        proba: np.ndarray,
+        flags: np.ndarray,
+        *,
+        max_reasons: int,
+    ) -> list[list[Reason]]:
+        names = list(clf.features_)
+        pos = {f: i for i, f in enumerate(names)}
+        groups = [
+            (g, [pos[f] for f in fs if f in pos])
+            for g, fs in REASON_GROUPS.items()
+            if any(f in pos for f in fs)
+        ]
+        n, G = M.shape[0], len(groups)
+        # One batch: each call, then each call with one group set to a typical genuine call.
+        stack = np.repeat(M[None, :, :], G + 1, axis=0)
+        for j, (_, cols) in enumerate(groups, start=1):
+            stack[j][:, cols] = clf.reference_[cols]
+        raw = clf.predict_proba_matrix(stack.reshape(-1, M.shape[1]), calibrated=False)
+        raw = raw.reshape(G + 1, n, len(LABELS))
+        ref = {f: float(clf.reference_[i]) for i, f in enumerate(names)}
+        out: list[list[Reason]] = []
+        for i in range(n):
+            flag = str(flags[i])
+            if flag != "none":
+                target = flag.split("_", 1)[1]
+            else:
+                k = [LABELS.index(c) for c in FLAGGED_CLASSES]
+                target = FLAGGED_CLASSES[int(np.argmax(proba[i, k]))]
+            t = LABELS.index(target)
+            base = _logit(raw[0, i, t : t + 1])[0]
+            deltas = [base - _logit(raw[j, i, t : t + 1])[0] for j in range(1, G + 1)]
+            # A flag is explained by what raised it; an unflagged call by what kept it low.
+            sign = 1.0 if flag != "none" else -1.0
+            order = np.argsort([-sign * d for d in deltas])
+            values = {f: float(M[i, c]) for f, c in pos.items()}
+            picked: list[Reason] = []
+            for j in order:
+                d = deltas[int(j)]
+                if sign * d < _MIN_CONTRIBUTION or not math.isfinite(d):
+                    break
+                group = groups[int(j)][0]
+                en, id_ = describe(group, values, reference=ref)
+                picked.append(
+                    Reason(
+                        group=group,
+                        effect="raises" if d > 0 else "lowers",
+                        target=target,
+                        weight=abs(float(d)),
+                        en=en,
+                        id=id_,
+                    )
+                )
+                if len(picked) >= max_reasons:
+                    break
+            out.append(picked)
+        return out
+
+
+def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:
+    """Raise if a classifier reads other features than its stage needs."""
+    if tuple(clf.features_) != tuple(expected):
+        raise InvalidParameterError(
+            f"the {stage} model reads {len(clf.features_)} features; expected the "
+            f"{len(expected)} of this callsift version"
+        )
