@@ -7,7 +7,7 @@ import sys
 import typer
 
 from classifier.errors import CallsiftError
-from training import data, demo, features, simulate
+from training import data, default, demo, evaluate, features, promote, simulate, train
 
 app = typer.Typer(
     name="callsift",
@@ -23,6 +23,10 @@ app.command("validate")(data.validate)
 app.command("summarize")(data.summarize)
 app.command("simulate")(simulate.simulate_command)
 app.command("features")(features.features_command)
+app.command("train")(train.train_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("promote")(promote.promote_command)
+app.command("build-default")(default.build_default_command)
 app.command("demo")(demo.demo)
 
 

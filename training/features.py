@@ -85,6 +85,7 @@ def extract_features(
     cache_dir: str | Path | None = None,
     timezone: str | None = None,
     progress: bool = True,
+    keep_failed: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of every call of a manifest.
 
@@ -100,6 +101,10 @@ def extract_features(
         The centre's time zone (IANA name or ``+08:00``); None keeps each call's offset.
     progress : bool, keyword-only
         Show a progress bar.
+    keep_failed : bool, keyword-only
+        Keep calls whose audio failed in the table, with NaN acoustic features and their
+        error in an ``audio_error`` column (empty for the others), so they can still be
+        scored from metadata and history.
 
     Returns
     -------
@@ -142,7 +147,8 @@ def extract_features(
             failures.append(
                 {"call_id": rec["call_id"], "audio_path": rec["audio_path"], "error": error}
             )
-            continue
+            if not keep_failed:
+                continue
         feats = call_features(
             None,
             caller_id=rec["caller_id"],
@@ -152,11 +158,11 @@ def extract_features(
             timezone=tz,
             acoustic=acoustic,
         )
-        rows.append({**{c: rec[c] for c in _ID_COLUMNS}, **feats})
-    columns = [*_ID_COLUMNS, *FEATURE_NAMES]
+        extra = {"audio_error": error if acoustic is None else ""} if keep_failed else {}
+        rows.append({**{c: rec[c] for c in _ID_COLUMNS}, **extra, **feats})
+    columns = [*_ID_COLUMNS, *(["audio_error"] if keep_failed else []), *FEATURE_NAMES]
     table = pd.DataFrame(rows, columns=columns)
-    for name in FEATURE_NAMES:
-        table[name] = table[name].astype(np.float64)
+    table = table.astype(dict.fromkeys(FEATURE_NAMES, np.float64)).copy()  # consolidated
     return table, pd.DataFrame(failures, columns=["call_id", "audio_path", "error"])
 
 

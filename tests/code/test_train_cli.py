@@ -1,0 +1,247 @@
+"""`callsift train` and `callsift evaluate` end to end on a small simulated corpus.
+
+The corpus is real audio from the simulator, decoded and featurised by the same code as
+the service; the model is small (few iterations) so the file runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from classifier.artifact import load_model, read_card
+from classifier.errors import CallsiftError, InvalidManifestError, ModelMismatchError
+from training.cli import app
+from training.evaluate import SCORE_COLUMNS
+from training.simulate import simulate_corpus
+
+runner = CliRunner()
+SMALL = ["--max-iter", "25", "--test-callers", "0.4", "--test-after", "0.6", "--no-mlflow"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("corpus") / "bal"
+    return simulate_corpus(out, preset="balanced", n_calls=120, seed=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "small"
+    result = runner.invoke(app, ["train", str(corpus), "--out", str(out), *SMALL])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return out
+
+
+def _rewrite(manifest: Path, dest: Path, edit) -> Path:
+    """Copy a manifest beside the original audio with rows changed by ``edit``."""
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fields = list(rows[0])
+    rows = edit(rows)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        r["audio_path"] = str((manifest.parent / r["audio_path"]).resolve())
+    with open(dest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return dest
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_train_writes_model_card_and_report(trained: Path) -> None:
+    for name in ("model.joblib", "card.json", "baselines.joblib", "report/report.md"):
+        assert (trained / name).is_file(), name
+    card = read_card(trained)
+    for key in (
+        "version",
+        "created_at",
+        "data_fingerprint",
+        "libraries",
+        "features",
+        "thresholds",
+        "metrics",
+        "split",
+        "code_version",
+    ):
+        assert key in card, key
+    assert card["split"]["callers_in_both"] == 0
+    assert card["split"]["test_calls"] > 0 and card["split"]["train_calls"] > 0
+    assert set(card["thresholds"]["call"]) == {"possible", "likely"}
+    assert (trained / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    report = (trained / "report" / "report.md").read_text()
+    assert "callers disjoint" in report and "time ordered" in report
+    assert "energy_rule" in report and "mfcc_logreg" in report
+    load_model(trained)
+
+
+def test_evaluate_labelled_manifest(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["evaluate", str(corpus), "--out", str(out), "--model", str(trained)]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    scores = pd.read_csv(out / "scores.csv", keep_default_na=False)
+    assert tuple(scores.columns) == SCORE_COLUMNS
+    assert len(scores) == 120 and scores["call_id"].is_unique
+    probs = scores[["p_emergency", "p_non_emergency", "p_prank", "p_ghost"]].sum(axis=1)
+    assert ((probs - 1).abs() < 1e-6).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["labelled_calls"] == 120
+    for cls in ("prank", "ghost"):
+        assert 0.5 < metrics["per_class"][cls]["roc_auc"] <= 1.0
+    assert {row["baseline"] for row in metrics["comparison"]} >= {"energy_rule", "vad_rule"}
+    for png in ("roc.png", "pr.png", "calibration.png", "confusion.png"):
+        assert (out / png).is_file(), png
+
+
+def test_evaluate_defaults_to_the_shipped_model(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", str(corpus), "--out", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert len(pd.read_csv(out / "scores.csv")) == 120
+
+
+def test_evaluate_unlabelled_manifest_gives_scores_only(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    def strip(rows):
+        for r in rows[:30]:
+            r["label"] = ""
+        return rows[:30]
+
+    manifest = _rewrite(corpus, tmp_path / "m" / "manifest.csv", strip)
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["evaluate", str(manifest), "--out", str(out), "--model", str(trained)]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert len(pd.read_csv(out / "scores.csv")) == 30
+    assert not (out / "metrics.json").exists()
+    assert (out / "report.md").is_file()
+
+
+def test_unreadable_audio_is_still_scored_from_history(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+
+    def corrupt(rows):
+        rows = rows[:20]
+        rows[3]["audio_path"] = str(bad)
+        return rows
+
+    manifest = _rewrite(corpus, tmp_path / "m" / "manifest.csv", corrupt)
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["evaluate", str(manifest), "--out", str(out), "--model", str(trained)]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    scores = pd.read_csv(out / "scores.csv", keep_default_na=False)
+    assert len(scores) == 20
+    assert scores.loc[3, "reasons"].startswith("! audio unreadable")
+    assert (out / "errors.csv").is_file()
+
+
+def test_train_refuses_unlabelled_manifest(corpus: Path, tmp_path: Path) -> None:
+    def strip(rows):
+        for r in rows:
+            r["label"] = ""
+        return rows
+
+    manifest = _rewrite(corpus, tmp_path / "m" / "manifest.csv", strip)
+    result = runner.invoke(app, ["train", str(manifest), "--out", str(tmp_path / "x"), *SMALL])
+    assert isinstance(result.exception, InvalidManifestError)
+    assert "no call has a label" in str(result.exception)
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_refuses_empty_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("call_id,caller_id,started_at,duration_s,audio_path,label\n")
+    result = runner.invoke(app, ["train", str(manifest), "--out", str(tmp_path / "x"), *SMALL])
+    assert isinstance(result.exception, CallsiftError)
+    assert not (tmp_path / "x").exists()
+
+
+def test_failed_training_leaves_the_good_model_in_place(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "model"
+    shutil.copytree(trained, target)
+    before = _sha(target / "model.joblib")
+
+    def one_class(rows):
+        return [r for r in rows if r["label"] == "ghost"]
+
+    manifest = _rewrite(corpus, tmp_path / "m" / "manifest.csv", one_class)
+    result = runner.invoke(app, ["train", str(manifest), "--out", str(target), *SMALL])
+    assert isinstance(result.exception, CallsiftError)
+    assert "class" in str(result.exception)
+    assert _sha(target / "model.joblib") == before
+    load_model(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "model"]
+
+
+def test_train_refuses_to_overwrite_a_folder_that_is_not_a_model(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["train", str(corpus), "--out", str(out), *SMALL])
+    assert isinstance(result.exception, CallsiftError)
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_evaluate_with_missing_or_corrupt_model(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, ["evaluate", str(corpus), "--out", str(tmp_path / "e"), "--model", str(tmp_path)]
+    )
+    assert isinstance(result.exception, ModelMismatchError)
+    broken = tmp_path / "broken"
+    shutil.copytree(trained, broken)
+    (broken / "model.joblib").write_bytes(b"not a model")
+    result = runner.invoke(
+        app, ["evaluate", str(corpus), "--out", str(tmp_path / "e"), "--model", str(broken)]
+    )
+    assert isinstance(result.exception, ModelMismatchError)
+    assert "corrupt" in str(result.exception)
+
+
+def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from training.cli import main; main()",
+            "evaluate",
+            str(tmp_path / "missing.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            str(tmp_path / "nomodel"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,356 @@
+"""Train stage: fit, evaluate honestly, save with a model card and log to MLflow.
+
+``callsift train MANIFEST... --out models/NAME`` extracts features of every manifest
+(history replayed within each manifest), splits the labelled calls into callers-disjoint,
+time-ordered train and test sets (:mod:`training.split`), fits the call model, the
+pre-answer model and the baselines on the train calls, evaluates all of them on the test
+calls, and writes the model folder in one atomic step: ``model.joblib``, ``card.json``,
+``baselines.joblib`` and ``report/``. Unless ``--no-mlflow``, the run is logged and the
+model registered with the alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import typer
+
+import classifier
+from classifier.artifact import CARD_FILE, save_model
+from classifier.errors import InvalidManifestError, InvalidParameterError
+from classifier.features import FEATURE_NAMES
+from classifier.formats import LABELS
+from classifier.manifest import load_manifest
+from classifier.model import CallClassifier
+from classifier.scoring import PRE_ANSWER_FEATURES, ScoringModel
+from training.baselines import Baselines
+from training.evaluate import BASELINES_FILE, add_baselines, score_table, write_evaluation
+from training.features import extract_features
+from training.split import caller_keys, honest_split
+
+_MIN_TRAIN_SHARE_OK = 0.5  # more failed audio than this and the training set is not trustworthy
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    model_dir: Path
+    card: dict[str, Any]
+    metrics: dict[str, Any]
+    failures: pd.DataFrame
+    example: pd.DataFrame
+
+
+def code_version() -> str:
+    """The git commit of the code (with ``-dirty`` for local changes), else the package version."""
+    root = Path(classifier.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            raise OSError(commit.stderr)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return f"callsift-{classifier.__version__}"
+
+
+def data_fingerprint(table: pd.DataFrame) -> str:
+    """SHA-256 of the training calls: ids, callers, times, labels and feature values."""
+    h = hashlib.sha256()
+    ids = table.loc[:, ["call_id", "caller_id", "started_at", "label"]].astype(str)
+    for row in ids.itertuples(index=False):
+        h.update("\x1f".join(row).encode())
+        h.update(b"\x1e")
+    values = table.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    h.update(np.round(values, 6).tobytes())
+    return h.hexdigest()
+
+
+def load_training_table(
+    manifests: Sequence[Path],
+    *,
+    n_jobs: int,
+    cache_dir: Path | None,
+    timezone: str | None,
+    progress: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features of every labelled call of the manifests, and the calls whose audio failed."""
+    if not manifests:
+        raise InvalidParameterError("no manifest given; expected one or more manifest.csv")
+    tables: list[pd.DataFrame] = []
+    failures: list[pd.DataFrame] = []
+    for k, path in enumerate(manifests):
+        frame = load_manifest(path)
+        labelled = int((frame["label"].fillna("") != "").sum())
+        if labelled == 0:
+            raise InvalidManifestError(
+                f"{path}: no call has a label; train needs calls labelled "
+                f"{', '.join(LABELS)} (use `callsift evaluate` for unlabelled calls)"
+            )
+        table, failed = extract_features(
+            path, n_jobs=n_jobs, cache_dir=cache_dir, timezone=timezone, progress=progress
+        )
+        table = table.assign(source=str(k))
+        failed.insert(0, "manifest", str(path))
+        tables.append(table)
+        failures.append(failed)
+        if len(table) < _MIN_TRAIN_SHARE_OK * len(frame):
+            raise InvalidManifestError(
+                f"{path}: audio of {len(failed)} of {len(frame)} calls could not be read; "
+                f"check it with `callsift validate {path}`"
+            )
+    table = pd.concat(tables, ignore_index=True)
+    if len(manifests) > 1 and table["call_id"].duplicated().any():
+        # Exports and simulated corpora restart their ids; the manifest keeps them apart.
+        names = [Path(m).resolve().parent.name or str(k) for k, m in enumerate(manifests)]
+        if len(set(names)) < len(names):
+            names = [f"{k}-{n}" for k, n in enumerate(names)]
+        prefix = table["source"].map(lambda k: names[int(k)])
+        table["call_id"] = prefix + "/" + table["call_id"].astype(str)
+    table = table[table["label"].fillna("") != ""].reset_index(drop=True)
+    return table, pd.concat(failures, ignore_index=True)
+
+
+def fit_models(
+    train: pd.DataFrame, *, params: dict[str, Any], seed: int
+) -> tuple[CallClassifier, CallClassifier, Baselines]:
+    """Fit the call model, the pre-answer model and the baselines on training calls."""
+    y = train["label"].astype(str).to_numpy()
+    groups = caller_keys(train)
+    call = CallClassifier(**params, random_state=seed).fit(train, y, groups=groups)
+    pre = CallClassifier(features=PRE_ANSWER_FEATURES, **params, random_state=seed).fit(
+        train, y, groups=groups
+    )
+    return call, pre, Baselines().fit(train, y)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"--out {out} is a file; expected a model folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / CARD_FILE).is_file():
+        raise InvalidParameterError(
+            f"--out {out} is a non-empty folder that holds no model; refusing to replace it"
+        )
+
+
+def train(
+    manifests: Sequence[Path],
+    out: Path,
+    *,
+    name: str | None = None,
+    n_jobs: int = 2,
+    cache_dir: Path | None = None,
+    timezone: str | None = None,
+    test_callers: float = 0.3,
+    test_after: float = 0.7,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train, evaluate on the honest test split and save the model folder atomically.
+
+    Parameters
+    ----------
+    manifests : sequence of Path
+        Labelled manifests (unlabelled calls in them still feed history).
+    out : Path
+        Model folder to write; an existing model there is replaced only at the end.
+    name : str or None, keyword-only
+        Model name for the card (default: the folder name).
+    n_jobs, cache_dir, timezone : keyword-only
+        As in :func:`training.features.extract_features`.
+    test_callers, test_after, seed : keyword-only
+        As in :func:`training.split.honest_split`.
+    params : dict or None, keyword-only
+        :class:`classifier.model.CallClassifier` parameters.
+    progress : bool, keyword-only
+        Show progress bars.
+
+    Returns
+    -------
+    TrainResult
+    """
+    out = Path(out)
+    _check_out(out)
+    params = dict(params or {})
+    table, failures = load_training_table(
+        manifests, n_jobs=n_jobs, cache_dir=cache_dir, timezone=timezone, progress=progress
+    )
+    split = honest_split(table, test_callers=test_callers, test_after=test_after, seed=seed)
+    train_rows = table.iloc[split.train].reset_index(drop=True)
+    test_rows = table.iloc[split.test].reset_index(drop=True)
+    if len(test_rows) == 0:
+        raise InvalidParameterError(
+            f"the split left no test calls out of {len(table)} labelled calls; give more "
+            "calls, or raise --test-callers / lower --test-after"
+        )
+    call, pre, baselines = fit_models(train_rows, params=params, seed=seed)
+
+    fingerprint = data_fingerprint(train_rows)
+    created = datetime.now(UTC).replace(microsecond=0)
+    model_name = name or out.name
+    card: dict[str, Any] = {
+        "name": model_name,
+        "version": f"{model_name}-{created:%Y%m%dT%H%M%SZ}-{fingerprint[:8]}",
+        "created_at": created.isoformat(),
+        "data_fingerprint": fingerprint,
+        "code_version": code_version(),
+        "callsift_version": classifier.__version__,
+        "training_data": {
+            "manifests": [str(m) for m in manifests],
+            "labelled_calls": len(table),
+            "train_class_counts": train_rows["label"].value_counts().to_dict(),
+            "test_class_counts": test_rows["label"].value_counts().to_dict(),
+            "audio_failures": len(failures),
+        },
+        "split": split.description,
+        "params": {**call.get_params(), "features": None},
+        "advisory": (
+            "Flags are advice for the call-taker: every call is answered and handled; a "
+            "silent caller may be a victim who cannot speak."
+        ),
+    }
+    work = Path(tempfile.mkdtemp(prefix=".callsift-train."))
+    try:
+        model_view = ScoringModel(call=call, pre_answer=pre, card=card)
+        scored = add_baselines(score_table(model_view, test_rows), test_rows, baselines)
+        metrics = write_evaluation(
+            work / "report",
+            scored,
+            baselines=baselines,
+            title=f"callsift model {card['version']}: held-out test calls",
+            card=card,
+            split=split.description,
+        )
+        if len(failures):
+            failures.to_csv(work / "report" / "errors.csv", index=False)
+        card["metrics"] = _headline(metrics)
+        joblib.dump(baselines, work / BASELINES_FILE, compress=3)
+        save_model(
+            out,
+            call=call,
+            pre_answer=pre,
+            card=card,
+            extra_files={"report": work / "report", BASELINES_FILE: work / BASELINES_FILE},
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    example = test_rows.loc[: min(2, len(test_rows)) - 1, list(FEATURE_NAMES)]
+    return TrainResult(
+        model_dir=out, card=card, metrics=metrics, failures=failures, example=example
+    )
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    keep = ("calls", "labelled_calls", "per_class", "recall_at_fpr", "flags", "calibration")
+    out = {k: metrics[k] for k in keep if k in metrics}
+    if "flags" in out and isinstance(out["flags"], dict):
+        out["flags"] = {k: v for k, v in out["flags"].items() if k != "counts"}
+    if "comparison" in metrics:
+        out["baselines"] = metrics["comparison"]
+    return out
+
+
+def train_command(
+    manifests: Annotated[list[Path], typer.Argument(help="labelled manifest.csv files")],
+    out: Annotated[Path, typer.Option("--out", help="model folder, e.g. models/kendari")],
+    name: Annotated[str | None, typer.Option("--name", help="model name (default: folder)")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="worker processes")] = 2,
+    cache: Annotated[
+        Path | None, typer.Option("--cache", help="feature cache folder (joblib.Memory)")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="centre time zone, e.g. Asia/Makassar")
+    ] = None,
+    test_callers: Annotated[
+        float, typer.Option("--test-callers", help="share of callers held out for testing")
+    ] = 0.3,
+    test_after: Annotated[
+        float, typer.Option("--test-after", help="time quantile where the test period starts")
+    ] = 0.7,
+    seed: Annotated[int, typer.Option("--seed", help="seed of split and model")] = 0,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="boosting iterations")] = 300,
+    possible_target: Annotated[
+        float,
+        typer.Option("--possible-target", help="max share of emergency calls flagged 'possible'"),
+    ] = 0.01,
+    likely_target: Annotated[
+        float,
+        typer.Option("--likely-target", help="max share of emergency calls flagged 'likely'"),
+    ] = 0.002,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow tracking URI (default: local ./mlruns)"),
+    ] = None,
+    registered_name: Annotated[
+        str, typer.Option("--registered-name", help="MLflow registered model name")
+    ] = "callsift",
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="skip MLflow logging")] = False,
+) -> None:
+    """Train the prank and ghost model on labelled manifests; report and register it."""
+    params = {
+        "max_iter": max_iter,
+        "possible_target": possible_target,
+        "likely_target": likely_target,
+    }
+    result = train(
+        manifests,
+        out,
+        name=name,
+        n_jobs=jobs,
+        cache_dir=cache,
+        timezone=timezone,
+        test_callers=test_callers,
+        test_after=test_after,
+        seed=seed,
+        params=params,
+    )
+    card = result.card
+    typer.echo(f"model {card['version']} written to {out}")
+    per = result.metrics.get("per_class") or {}
+    for cls in ("prank", "ghost"):
+        auc = (per.get(cls) or {}).get("roc_auc")
+        if auc is not None:
+            typer.echo(f"held-out {cls} ROC-AUC {auc:.3f}")
+    typer.echo(f"report: {out / 'report' / 'report.md'}")
+    if len(result.failures):
+        typer.echo(f"{len(result.failures)} call(s) with unreadable audio left out", err=True)
+    if no_mlflow:
+        return
+    from training.registry import log_training_run
+    from training.report import flat_metrics
+
+    registered = log_training_run(
+        out,
+        params={k: v for k, v in card["params"].items() if v is not None},
+        metrics=flat_metrics(result.metrics),
+        data_fingerprint=card["data_fingerprint"],
+        code_version=card["code_version"],
+        input_example=result.example,
+        tracking_uri=tracking_uri,
+        model_name=registered_name,
+    )
+    typer.echo(
+        f"MLflow: run {registered.run_id}, registered {registered.name} version "
+        f"{registered.version} as challenger"
+    )
