@@ -35,3 +35,7 @@ class ModelMismatchError(CallsiftError):
 
 class UnsupportedAudioError(InvalidAudioError):
     """Readable audio in a container, encoding, rate or channel layout callsift does not accept."""
+
+
+class RegistryError(CallsiftError):
+    """A model registry request that cannot be served: unknown model, alias or version."""
