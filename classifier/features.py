@@ -37,6 +37,9 @@ _EPS = 1e-10
 _CONTRAST_BANDS = 4
 _PITCH_MAX_S = 5.0
 _TOP_HZ = 3500.0
+# Below 300 Hz a telephone line carries only hum, codec and recorder artefacts: their
+# level moves with the recording gain and the equipment, not with the caller.
+_LOW_HZ = 300.0
 
 _SCALARS: tuple[str, ...] = (
     "audio_duration_s",
@@ -94,7 +97,7 @@ AUDIO_FEATURES: tuple[str, ...] = _SCALARS
 
 @lru_cache(maxsize=4)
 def _mel_basis(sr: int, n_fft: int) -> np.ndarray:
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=32, fmin=60.0, fmax=_TOP_HZ)
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=32, fmin=_LOW_HZ, fmax=_TOP_HZ)
     return basis[:, _freqs(sr, n_fft) <= _TOP_HZ].astype(np.float32)
 
 
@@ -105,7 +108,8 @@ def _weights(sr: int) -> dict[str, Any]:
     nb = int(np.count_nonzero(freqs <= _TOP_HZ))
     f = freqs[:nb]
     mag = np.stack([np.ones(nb), f, f**2], axis=1).astype(np.float32)
-    pw = np.stack([np.ones(nb), f >= 2000.0, (f >= 100.0) & (f < 2000.0)], axis=1).astype(
+    in_band = f >= _LOW_HZ
+    pw = np.stack([np.ones(nb), f >= 2000.0, in_band & (f < 2000.0), in_band], axis=1).astype(
         np.float32
     )
     bands = []
@@ -113,7 +117,7 @@ def _weights(sr: int) -> dict[str, Any]:
         idx = np.flatnonzero((f >= lo_hz) & (f < hi_hz))
         bands.append((int(idx[0]), int(idx[-1]) + 1) if idx.size else (0, 0))
     logmean = np.zeros((nb, 1 + len(bands)), dtype=np.float32)
-    logmean[:, 0] = 1.0 / nb
+    logmean[in_band, 0] = 1.0 / int(in_band.sum())
     for i, (a, b) in enumerate(bands):
         if b > a:
             logmean[a:b, 1 + i] = 1.0 / (b - a)
@@ -122,13 +126,13 @@ def _weights(sr: int) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def _mel_widths(sr: int) -> np.ndarray:
-    edges = librosa.mel_frequencies(n_mels=34, fmin=60.0, fmax=_TOP_HZ)
+    edges = librosa.mel_frequencies(n_mels=34, fmin=_LOW_HZ, fmax=_TOP_HZ)
     return ((edges[2:] - edges[:-2]) / 2).astype(np.float32)
 
 
 @lru_cache(maxsize=4)
 def _mel_centres(sr: int) -> np.ndarray:
-    return librosa.mel_frequencies(n_mels=34, fmin=60.0, fmax=_TOP_HZ)[1:-1].astype(np.float32)
+    return librosa.mel_frequencies(n_mels=34, fmin=_LOW_HZ, fmax=_TOP_HZ)[1:-1].astype(np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -259,7 +263,7 @@ def _spectral(P: np.ndarray, S: np.ndarray, mask: np.ndarray, *, sr: int) -> dic
     W = _weights(sr)
     # Per-frame sums as matrix products (BLAS) rather than a dozen strided reductions.
     sm = St @ W["mag"]  # (frames, 3): sum S, sum f*S, sum f^2*S
-    sp = Pt @ W["pow"]  # (frames, 3): sum P, sum P above 2 kHz, sum P in 100 Hz-2 kHz
+    sp = Pt @ W["pow"]  # (frames, 4): sum P; above 2 kHz; 300 Hz-2 kHz; 300 Hz and up
     total = sp[:, 0] + _EPS
     energy_db = 10 * np.log10(total)
     loud = energy_db > np.percentile(energy_db, 20)  # skip dead air for spectral shape
@@ -271,8 +275,9 @@ def _spectral(P: np.ndarray, S: np.ndarray, mask: np.ndarray, *, sr: int) -> dic
     cum = np.cumsum(mel * _mel_widths(sr), axis=1)  # undo Slaney's area normalisation
     rolloff = _mel_centres(sr)[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
     logp = np.log(Pt + np.float32(1e-10))
-    lm = logp @ W["logmean"]  # (frames, 1 + bands): mean log power overall and per band
-    flatness = np.exp(lm[:, 0]) / (total / nb + 1e-10)
+    lm = logp @ W["logmean"]  # (frames, 1 + bands): mean log power in band and per band
+    n_band = int(np.count_nonzero(all_freqs[:nb] >= _LOW_HZ))
+    flatness = np.exp(lm[:, 0]) / (sp[:, 3] / n_band + 1e-10)
     out: dict[str, float] = {}
     c, b, r, fl = centroid[loud], bandwidth[loud], rolloff[loud], flatness[loud]
     nyq = sr / 2
@@ -318,8 +323,8 @@ def _dct_matrix() -> np.ndarray:
 
 
 def _contrast_bands(sr: int) -> list[tuple[float, float]]:
-    # (0, 200), (200, 400), (400, 800), (800, 1600), (1600, 3500]
-    edges = [0.0, *(200.0 * 2**i for i in range(_CONTRAST_BANDS)), _TOP_HZ + 1]
+    # Octave-ish bands inside the telephone band only.
+    edges = [_LOW_HZ, 500.0, 900.0, 1600.0, 2600.0, _TOP_HZ + 1]
     return list(itertools.pairwise(edges))
 
 
