@@ -167,7 +167,8 @@ _DURATIONS: Mapping[str, tuple[float, float, float, float]] = {
     "pocket_dial": (9.0, 1.00, 1.5, 600.0),
     "sos_burst": (7.0, 0.40, 3.0, 15.0),
     "open_line": (130.0, 0.70, 30.0, 600.0),
-    "silent": (5.0, 0.60, 1.0, 600.0),
+    # Call-takers keep saying "halo?" for a while before they hang up on dead air.
+    "silent": (12.0, 0.70, 1.0, 600.0),
 }
 _HANGUP: Mapping[str, float] = {
     "report": 0.05,

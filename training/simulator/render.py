@@ -375,7 +375,7 @@ def _ghost_prompts(
     k = 0
     while tl.t < until - SR and k < len(prompts):
         tl.say(_speak(prompts[k], taker_voice, rng), who="taker")
-        tl.gap(1.5, 4.5)
+        tl.gap(1.5, 7.0)
         k += 1
     tl.t = max(tl.t, until)
 
