@@ -104,6 +104,10 @@ def _n(x: float) -> str:
     return str(round(x)) if abs(x - round(x)) < 1e-6 else f"{x:.1f}"
 
 
+def _calls(x: float, singular: str, plural: str) -> str:
+    return f"{_n(x)} {singular if _n(x) == '1' else plural}"
+
+
 def _pct(x: float) -> str:
     return f"{100.0 * min(max(x, 0.0), 1.0):.0f}%"
 
@@ -216,21 +220,25 @@ def _number_type(f: Mapping[str, float]) -> tuple[str, str]:
     return ("number shown", "nomor terlihat")
 
 
-def _history(kind_en: str, kind_id: str, total: str, week: str) -> Callable[..., tuple[str, str]]:
+def _history(
+    kind_en: tuple[str, str], kind_id: str, total: str, week: str
+) -> Callable[..., tuple[str, str]]:
+    one, many = kind_en
+
     def text(f: Mapping[str, float]) -> tuple[str, str]:
         t, w = _get(f, total), _get(f, week)
         if w > 0:
             return (
-                f"{_n(w)} {kind_en} from this number in the last 7 days",
+                f"{_calls(w, one, many)} from this number in the last 7 days",
                 f"{_n(w)} {kind_id} dari nomor ini dalam 7 hari terakhir",
             )
         if t > 0:
             return (
-                f"{_n(t)} earlier {kind_en} from this number",
+                f"{_calls(t, 'earlier ' + one, 'earlier ' + many)} from this number",
                 f"{_n(t)} {kind_id} sebelumnya dari nomor ini",
             )
         return (
-            f"no earlier {kind_en} from this number",
+            f"no earlier {many} from this number",
             f"belum pernah ada {kind_id} dari nomor ini",
         )
 
@@ -245,17 +253,17 @@ def _call_volume(f: Mapping[str, float]) -> tuple[str, str]:
     h1, h24 = _get(f, "hist_calls_1h"), _get(f, "hist_calls_24h")
     if h1 > 0:
         return (
-            f"{_n(h1)} earlier calls from this number in the last hour",
+            f"{_calls(h1, 'earlier call', 'earlier calls')} from this number in the last hour",
             f"{_n(h1)} panggilan sebelumnya dari nomor ini dalam 1 jam terakhir",
         )
     if h24 > 0:
         return (
-            f"{_n(h24)} earlier calls from this number in the last 24 hours",
+            f"{_calls(h24, 'earlier call', 'earlier calls')} from this number in the last 24 hours",
             f"{_n(h24)} panggilan sebelumnya dari nomor ini dalam 24 jam terakhir",
         )
     total = _get(f, "hist_calls_total")
     return (
-        f"{_n(total)} earlier calls from this number",
+        f"{_calls(total, 'earlier call', 'earlier calls')} from this number",
         f"{_n(total)} panggilan sebelumnya dari nomor ini",
     )
 
@@ -264,7 +272,7 @@ def _genuine_history(f: Mapping[str, float]) -> tuple[str, str]:
     n = _get(f, "hist_emergency") + _get(f, "hist_non_emergency")
     if n > 0:
         return (
-            f"{_n(n)} earlier genuine calls from this number",
+            f"{_calls(n, 'earlier genuine call', 'earlier genuine calls')} from this number",
             f"{_n(n)} panggilan sungguhan sebelumnya dari nomor ini",
         )
     return (
@@ -281,9 +289,14 @@ _TEXTS: dict[str, Callable[..., tuple[str, str]]] = {
     "duration": _duration,
     "time": _time,
     "number_type": _number_type,
-    "prank_history": _history("prank calls", "panggilan iseng", "hist_prank", "hist_prank_7d"),
+    "prank_history": _history(
+        ("prank call", "prank calls"), "panggilan iseng", "hist_prank", "hist_prank_7d"
+    ),
     "ghost_history": _history(
-        "ghost (silent) calls", "panggilan kosong", "hist_ghost", "hist_ghost_7d"
+        ("ghost (silent) call", "ghost (silent) calls"),
+        "panggilan kosong",
+        "hist_ghost",
+        "hist_ghost_7d",
     ),
     "call_volume": _call_volume,
     "genuine_history": _genuine_history,

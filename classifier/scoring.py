@@ -177,12 +177,19 @@ class ScoringModel:
         """
         clf = self.classifier(stage)
         M = feature_matrix(as_frame(X, clf.features_), clf.features_)
+        return self.score_matrix(M, stage=stage, explain=explain, max_reasons=max_reasons)
+
+    def score_matrix(
+        self, M: np.ndarray, *, stage: str = "call", explain: bool = True, max_reasons: int = 3
+    ) -> list[CallScore]:
+        """Score rows of a matrix already in the stage model's ``features_`` order."""
+        clf = self.classifier(stage)
         if M.shape[0] == 0:
             return []
         proba = clf.predict_proba_matrix(M)
         flags = flags_from_proba(proba, classes=LABELS, thresholds=clf.thresholds_)
         reasons: list[list[Reason]] = [[] for _ in range(M.shape[0])]
-        if explain and M.shape[0]:
+        if explain:
             reasons = self._explain(clf, M, proba, flags, max_reasons=max_reasons)
         return [
             CallScore(
@@ -195,8 +202,24 @@ class ScoringModel:
         ]
 
     def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
-        """Score one call from its feature mapping (see :meth:`score_frame`)."""
-        return self.score_frame(pd.DataFrame([dict(features)]), stage=stage)[0]
+        """Score one call from its feature mapping (see :meth:`score_frame`).
+
+        The service's path: no DataFrame, one row straight into the stage's matrix.
+        """
+        clf = self.classifier(stage)
+        missing = [f for f in clf.features_ if f not in features]
+        if missing:
+            raise InvalidParameterError(
+                f"features lack {len(missing)} of the {stage} model's {len(clf.features_)}: "
+                f"{', '.join(missing[:5])}"
+            )
+        try:
+            row = np.array([[float(features[f]) for f in clf.features_]], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"feature values must be numbers: {exc}") from exc
+        if np.isinf(row).any():
+            raise InvalidParameterError("feature values must not be infinite")
+        return self.score_matrix(row, stage=stage)[0]
 
     def _explain(
         self,
@@ -233,8 +256,9 @@ class ScoringModel:
             t = LABELS.index(target)
             base = _logit(raw[0, i, t : t + 1])[0]
             deltas = [base - _logit(raw[j, i, t : t + 1])[0] for j in range(1, G + 1)]
-            # A flag is explained by what raised it; an unflagged call by what kept it low.
-            sign = 1.0 if flag != "none" else -1.0
+            # A flag (or a high score short of one) is explained by what raised it; a low
+            # score by what kept it low.
+            sign = 1.0 if flag != "none" or proba[i, t] >= 0.5 else -1.0
             order = np.argsort([-sign * d for d in deltas])
             values = {f: float(M[i, c]) for f, c in pos.items()}
             picked: list[Reason] = []
