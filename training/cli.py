@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from api import cli as api_cli
 from classifier.errors import CallsiftError
 from training import data, default, demo, evaluate, features, promote, simulate, train
 
@@ -28,6 +29,10 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("promote")(promote.promote_command)
 app.command("build-default")(default.build_default_command)
 app.command("demo")(demo.demo)
+# Service commands: api.cli imports SQLAlchemy and FastAPI only when a command runs.
+app.add_typer(api_cli.keys_app, name="keys")
+app.add_typer(api_cli.db_app, name="db")
+app.command("serve")(api_cli.serve_command)
 
 
 def main() -> None:

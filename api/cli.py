@@ -1,0 +1,161 @@
+"""``callsift keys ...``, ``callsift db ...`` and ``callsift serve``.
+
+Mounted on the root command in :mod:`training.cli`. Importing this module must stay
+cheap (no SQLAlchemy, no FastAPI): every heavy import happens inside a command.
+The database is the one named by ``DATABASE_URL`` (default ``sqlite:///runs/callsift.db``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from classifier.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from api.store import Store
+
+#: Actor name of everything done from the command line, in the audit log.
+CLI_ACTOR = "cli"
+
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (stored only as hashes).",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
+
+
+def _store() -> Store:
+    from api.db import DEFAULT_DATABASE_URL
+    from api.store import Store
+
+    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    data_dir = Path(os.environ.get("CALLSIFT_DATA_DIR") or "runs")
+    return Store(url, data_dir=data_dir)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(
+        ..., "--role", help="One of call_taker, supervisor, data_scientist, admin."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Who or what uses the key."),
+    expires_days: int | None = typer.Option(
+        None, "--expires-days", help="Days until the key stops working (default: never)."
+    ),
+) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    from api.security import check_role
+
+    check_role(role)
+    if expires_days is not None and expires_days < 1:
+        raise InvalidParameterError(f"--expires-days must be 1 or more; got {expires_days}")
+    expires_at = None if expires_days is None else datetime.now(UTC) + timedelta(days=expires_days)
+    store = _store()
+    try:
+        store.upgrade()
+        token, info = store.create_key(
+            role=role, name=name or f"{role} key", actor=CLI_ACTOR, expires_at=expires_at
+        )
+    finally:
+        store.dispose()
+    expiry = "never" if expires_at is None else expires_at.isoformat(timespec="seconds")
+    typer.echo(
+        f"created key {info['id']} ({info['name']}, role {role}, expires {expiry}):", err=True
+    )
+    typer.echo(token)
+    typer.echo("Store this key now: it cannot be shown again.", err=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int = typer.Argument(..., help="Id of the key (see `keys list`).")) -> None:
+    """Revoke an API key at once."""
+    store = _store()
+    try:
+        store.upgrade()
+        store.revoke_key(key_id, actor=CLI_ACTOR)
+    finally:
+        store.dispose()
+    typer.echo(f"revoked key {key_id}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (id, role, name, state); never the keys themselves."""
+    now = datetime.now(UTC)
+    store = _store()
+    try:
+        store.upgrade()
+        keys = store.list_keys()
+    finally:
+        store.dispose()
+    for key in keys:
+        if key["revoked_at"] is not None:
+            state = "revoked"
+        elif key["expires_at"] is not None and key["expires_at"] <= now:
+            state = "expired"
+        else:
+            state = "active"
+        typer.echo(f"{key['id']}\t{key['role']}\t{state}\t{key['prefix']}…\t{key['name']}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version (safe to repeat)."""
+    store = _store()
+    try:
+        store.upgrade()
+    finally:
+        store.dispose()
+    typer.echo("database is up to date")
+
+
+# --- `callsift serve` --------------------------------------------------------------------
+# The app helper adds `serve_command` here (uvicorn on api.main:create_app); training/cli.py
+# mounts it with `app.command("serve")(api_cli.serve_command)`.
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+) -> None:
+    """Run the scoring service (settings from CALLSIFT_* variables, DATABASE_URL and .env).
+
+    Open http://HOST:PORT/docs for the API documentation.
+    """
+    import uvicorn
+
+    from api.settings import Settings
+
+    settings = Settings()  # fail here, with a clear message, on a bad setting
+    typer.echo(
+        f"callsift serving on http://{host}:{port} (API docs at http://{host}:{port}/docs); "
+        f"database {_safe_url(settings.database_url)}",
+        err=True,
+    )
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        # uvicorn's access log prints raw paths, which hold phone numbers; the app logs
+        # every request itself with the route template instead.
+        access_log=False,
+    )
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # only for display
+        return "(unparsable DATABASE_URL)"

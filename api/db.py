@@ -1,0 +1,248 @@
+"""The service's tables (SQLAlchemy 2 ORM) and its engine.
+
+The schema itself is created only by the Alembic migrations in ``api/migrations``;
+these classes must stay in step with them. Times are stored in UTC on both engines;
+each call's original UTC offset is kept in ``calls.utc_offset_s``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from classifier.errors import InvalidParameterError
+
+DEFAULT_DATABASE_URL = "sqlite:///runs/callsift.db"
+#: Longest call_id accepted.
+CALL_ID_MAX = 128
+CALLER_ID_MAX = 128
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC.
+
+    SQLite keeps no offset at all, so values are converted to UTC on the way in and
+    marked UTC on the way out; PostgreSQL (timestamptz) gets the same treatment so both
+    engines hand back identical values.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidParameterError(
+                f"timestamp {value.isoformat()} has no UTC offset; expected an aware datetime"
+            )
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+#: Constraint names, fixed so the migrations and these classes name things alike.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of the service's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Call(Base):
+    """One call, from arrival to disposition."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_caller_started", "caller_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), unique=True, nullable=False)
+    caller_id: Mapped[str] = mapped_column(String(CALLER_ID_MAX), nullable=False, index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    utc_offset_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    # "metadata" is reserved on declarative classes, hence the attribute name.
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    audio_sha256: Mapped[str | None] = mapped_column(String(64))
+    audio_file: Mapped[str | None] = mapped_column(Text)
+    caller_channel: Mapped[str | None] = mapped_column(String(8))
+    pre_score: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    score: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    flag: Mapped[str | None] = mapped_column(String(32))
+    p_prank: Mapped[float | None] = mapped_column(Float)
+    p_ghost: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    label: Mapped[str | None] = mapped_column(String(32))
+    label_note: Mapped[str | None] = mapped_column(Text)
+    label_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    label_by: Mapped[int | None] = mapped_column(Integer)
+    history_weight: Mapped[float] = mapped_column(Float, nullable=False, default=1.0)
+
+
+class Review(Base):
+    """A supervisor's decision about a number."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    caller_id: Mapped[str] = mapped_column(String(CALLER_ID_MAX), nullable=False, index=True)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    by_key_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(256), nullable=False)
+
+
+class ApiKey(Base):
+    """An API key: only its prefix and hash, never the token."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditEntry(Base):
+    """One line of the append-only audit log (triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    actor: Mapped[str] = mapped_column(String(256), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_id: Mapped[str] = mapped_column(String(256), nullable=False)
+    before: Mapped[Any | None] = mapped_column(JSON)
+    after: Mapped[Any | None] = mapped_column(JSON)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def json_dumps(value: object) -> str:
+    """JSON text of ``value``; datetimes become ISO 8601 strings."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
+    """An engine for ``url`` (SQLite or PostgreSQL) with callsift's settings.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL, e.g. ``sqlite:///runs/callsift.db`` or
+        ``postgresql+psycopg://postgres@127.0.0.1:5432/test``.
+    pool_timeout_s : float, keyword-only
+        Longest wait for a pooled connection; also bounds the PostgreSQL connect.
+
+    Returns
+    -------
+    Engine
+        With ``pool_pre_ping``; for SQLite WAL, foreign keys, ``check_same_thread=False``
+        and explicit ``BEGIN`` (write sessions use ``BEGIN IMMEDIATE``, see
+        :data:`SQLITE_WRITE_OPTIONS`).
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        if not memory:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": 5.0},
+            "json_serializer": json_dumps,
+        }
+        if memory:
+            kwargs["poolclass"] = StaticPool
+        else:
+            kwargs["pool_timeout"] = pool_timeout_s
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        _configure_sqlite(engine, wal=not memory)
+        return engine
+    if backend == "postgresql":
+        connect_timeout = max(1, round(pool_timeout_s))
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_timeout=pool_timeout_s,
+            connect_args={"connect_timeout": connect_timeout},
+            json_serializer=json_dumps,
+        )
+    raise InvalidParameterError(
+        f"unsupported database {backend!r} in DATABASE_URL; expected sqlite or postgresql"
+    )
+
+
+#: Execution options of write sessions: on SQLite take the write lock at BEGIN, so a
+#: read-then-write transaction never fails half-way on a concurrent writer.
+SQLITE_WRITE_OPTIONS: dict[str, str] = {"callsift_sqlite_begin": "IMMEDIATE"}
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy emit BEGIN itself (the sqlite3 driver's legacy mode skips it for
+        # SELECT and DDL, breaking transactional migrations and read consistency).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("callsift_sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

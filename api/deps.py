@@ -1,0 +1,150 @@
+"""FastAPI dependencies: settings, store, model, and the caller's verified role.
+
+Every route declares which roles may use it through one of the ``*Dep`` principal
+aliases below, so a route without a role check stands out in review.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.observability import CallerHasher, Metrics
+from api.security import ROLES, looks_like_token
+from api.service import KeyCache, LoadedModel, ModelHolder, Principal, RecentCalls
+from api.settings import Settings
+from api.store import Store, StoreUnavailableError
+
+logger = logging.getLogger("callsift.api.auth")
+
+
+@dataclass
+class Runtime:
+    """Everything one app instance shares between requests (``app.state.runtime``).
+
+    ``store`` may be replaced while running (tests point it at an unreachable database).
+    """
+
+    settings: Settings
+    store: Store
+    models: ModelHolder
+    metrics: Metrics
+    recent: RecentCalls
+    keys: KeyCache
+    hasher: CallerHasher
+    timezone: tzinfo | None
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+def get_store(runtime: RuntimeDep) -> Store:
+    return runtime.store
+
+
+def get_models(runtime: RuntimeDep) -> ModelHolder:
+    return runtime.models
+
+
+def get_model(runtime: RuntimeDep) -> LoadedModel:
+    """The serving model, taken once per request (raises ModelUnavailableError -> 503)."""
+    return runtime.models.get()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+ModelHolderDep = Annotated[ModelHolder, Depends(get_models)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key from `callsift keys create`."
+)
+_bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_principal(
+    runtime: RuntimeDep,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> Principal:
+    """The holder of the request's API key.
+
+    Raises
+    ------
+    HTTPException
+        401 for a missing, unknown, revoked or expired key; 503 when the database is
+        unreachable and the key was not verified recently.
+    """
+    token = api_key or (bearer.credentials if bearer is not None else None)
+    if not token:
+        raise _unauthorized("missing API key; send it in the X-API-Key header")
+    if not looks_like_token(token):
+        raise _unauthorized("invalid API key")
+    keys = runtime.keys
+    digest = keys.digest(token)
+    cached = keys.get(digest, max_age_s=keys.fresh_s)
+    if cached is not None:
+        return cached
+    try:
+        info = runtime.store.verify_key(token, now=datetime.now(UTC))
+    except StoreUnavailableError as exc:
+        recent = keys.get(digest, max_age_s=keys.grace_s)
+        if recent is not None:
+            return recent
+        raise HTTPException(
+            status_code=503,
+            detail="database unavailable: cannot verify the API key; retry later",
+        ) from exc
+    if info is None:
+        keys.forget(digest)
+        raise _unauthorized("invalid, revoked or expired API key")
+    principal = Principal(key_id=int(info["id"]), role=str(info["role"]), name=str(info["name"]))
+    keys.put(digest, principal)
+    return principal
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets only ``roles`` through (403 naming the allowed roles)."""
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:  # a typo here would lock everyone out of a route
+        raise ValueError(f"unknown roles {unknown}; expected some of {ROLES}")
+    allowed = ", ".join(roles)
+
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(
+                status_code=403,
+                detail=f"role {principal.role} may not do this; allowed roles: {allowed}",
+            )
+        return principal
+
+    return check
+
+
+CallTakerDep = Annotated[Principal, Depends(require_roles("call_taker", "supervisor", "admin"))]
+CallReaderDep = Annotated[
+    Principal, Depends(require_roles("call_taker", "supervisor", "admin", "data_scientist"))
+]
+SupervisorDep = Annotated[Principal, Depends(require_roles("supervisor", "admin"))]
+DataScientistDep = Annotated[Principal, Depends(require_roles("data_scientist", "admin"))]
+AnyRoleDep = Annotated[Principal, Depends(require_roles(*ROLES))]
+AdminDep = Annotated[Principal, Depends(require_roles("admin"))]

@@ -1,0 +1,205 @@
+"""The FastAPI app: :func:`create_app` builds it, ``callsift serve`` runs it.
+
+At startup the app migrates the database (when ``auto_migrate``) and loads the model.
+Neither failure stops it: a service that answers "model unavailable" or scores
+without history is better in a call centre than one that does not answer at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.deps import Runtime
+from api.observability import (
+    CallerHasher,
+    Metrics,
+    RequestMiddleware,
+    configure_logging,
+    redact,
+)
+from api.routers import audit, calls, export, health, model, numbers
+from api.schemas import SERVICE_ADVISORY
+from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
+from api.settings import Settings
+from api.store import ConflictError, NotFoundError, Store, StoreUnavailableError
+from classifier.errors import (
+    AudioTooLongError,
+    AudioTooShortError,
+    CallsiftError,
+    InvalidAudioError,
+    InvalidParameterError,
+    ModelMismatchError,
+    RegistryError,
+    UnsupportedAudioError,
+)
+from classifier.history import resolve_timezone
+
+logger = logging.getLogger("callsift.api")
+
+DESCRIPTION = f"""
+Screens calls to emergency numbers for prank and ghost calls.
+
+**Advisory only.** {SERVICE_ADVISORY["en"]} Scores, flags and reviews inform
+call-takers and supervisors; the service never blocks, drops or deprioritises a call.
+
+Authenticate with an API key from `callsift keys create --role ROLE` in the `X-API-Key`
+header (or `Authorization: Bearer <key>`). Roles: `call_taker`, `supervisor`,
+`data_scientist`, `admin`.
+"""
+
+#: Status of each callsift error, most specific first.
+_STATUS: tuple[tuple[type[CallsiftError], int], ...] = (
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (StoreUnavailableError, 503),
+    (ModelUnavailableError, 503),
+    (ModelReloadError, 409),
+    (UnsupportedAudioError, 415),
+    (AudioTooLongError, 422),
+    (AudioTooShortError, 422),
+    (InvalidAudioError, 422),
+    (InvalidParameterError, 422),
+    (ModelMismatchError, 503),
+    (RegistryError, 409),
+)
+
+
+def _status_of(exc: CallsiftError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+async def _callsift_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CallsiftError)
+    status = _status_of(exc)
+    if isinstance(exc, StoreUnavailableError):
+        # The driver's message may name hosts; keep it in the server log only.
+        logger.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def _where(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+            pos = err.get("loc", ("body", "?"))[-1]
+            return JSONResponse(
+                {"detail": f"malformed JSON body: {reason} at character {pos}"}, status_code=400
+            )
+    # Never echo the input back: it may be large, or hold a phone number.
+    details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors]
+    text = "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details)
+    return JSONResponse({"detail": f"invalid request: {text}", "errors": details}, status_code=422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    # RequestMiddleware answers unexpected errors first; this covers the middleware itself.
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    logger.error("internal error", extra={"route": route, "error": redact(f"{type(exc).__name__}")})
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Migrate the database and load the model; dispose of the pool at shutdown."""
+    runtime: Runtime = app.state.runtime
+    if runtime.settings.auto_migrate:
+        try:
+            await run_in_threadpool(runtime.store.upgrade)
+        except StoreUnavailableError as exc:
+            logger.error("database migration skipped: %s", exc)
+    if runtime.models.current is None:
+        await run_in_threadpool(runtime.models.load)
+    current = runtime.models.current
+    runtime.metrics.set_model(current.version if current is not None else None)
+    logger.info(
+        "started",
+        extra={
+            "model_version": current.version if current else None,
+            "model_error": runtime.models.error,
+        },
+    )
+    try:
+        yield
+    finally:
+        runtime.store.dispose()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    models: ModelHolder | None = None,
+    store: Store | None = None,
+) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings : Settings or None
+        None reads the environment and ``.env``.
+    models : ModelHolder or None, keyword-only
+        A holder with a model already loaded (tests share one); None loads the
+        configured model at startup.
+    store : Store or None, keyword-only
+        None connects to ``settings.database_url``.
+
+    Returns
+    -------
+    FastAPI
+        Run it with ``callsift serve`` or ``uvicorn --factory api.main:create_app``.
+    """
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    metrics = Metrics()
+    runtime = Runtime(
+        settings=settings,
+        store=store
+        or Store(
+            settings.database_url, data_dir=settings.data_dir, pool_timeout_s=settings.db_timeout_s
+        ),
+        models=models
+        or ModelHolder(
+            model_dir=settings.model_dir,
+            registry_ref=settings.model_registry_ref,
+            tracking_uri=settings.mlflow_tracking_uri,
+        ),
+        metrics=metrics,
+        recent=RecentCalls(),
+        keys=KeyCache(fresh_s=settings.key_cache_s, grace_s=settings.key_offline_grace_s),
+        hasher=CallerHasher(
+            settings.log_salt.get_secret_value() if settings.log_salt is not None else None
+        ),
+        timezone=resolve_timezone(settings.timezone),
+    )
+    app = FastAPI(
+        title="callsift",
+        summary="Prank and ghost call screening for emergency call centres (advisory only).",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.add_exception_handler(CallsiftError, _callsift_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
+    for module in (calls, numbers, export, model, audit, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,385 @@
+"""The call lifecycle: arrival (pre-answer score), recording (full score), disposition."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.types import Message
+
+from api.deps import CallReaderDep, CallTakerDep, Runtime, RuntimeDep, StoreDep
+from api.schemas import (
+    CALL_ID_PATTERN,
+    AudioScoredOut,
+    CallIn,
+    CallOut,
+    CallScoredOut,
+    DispositionIn,
+    DispositionOut,
+)
+from api.service import (
+    AUDIO_EXTENSIONS,
+    RecentCall,
+    audio_score,
+    no_history,
+    pre_answer_score,
+    score_payload,
+)
+from api.store import CallRecord, StoreUnavailableError
+from classifier.audio import load_audio
+from classifier.history import history_features
+
+logger = logging.getLogger("callsift.api.calls")
+router = APIRouter(prefix="/v1/calls", tags=["calls"])
+
+CallIdPath = Annotated[
+    str, Path(pattern=CALL_ID_PATTERN, max_length=128, description="The call's id.")
+]
+#: Room for the multipart envelope around the recording.
+_MULTIPART_SLACK = 64 * 1024
+_RAW_TYPES = ("application/octet-stream",)
+_SCORE_KEYS = frozenset({"stage", "p_prank", "p_ghost", "flag", "reasons", "model_version"})
+
+
+def _check_started_at(started_at: datetime, runtime: Runtime) -> None:
+    skew = runtime.settings.max_future_skew_s
+    ahead = (started_at - datetime.now(UTC)).total_seconds()
+    if ahead > skew:
+        raise HTTPException(
+            status_code=422,
+            detail=(
+                f"started_at {started_at.isoformat()} is {ahead:.0f} s in the future; expected "
+                f"at most {skew:g} s ahead (check the clock of the call-taking system)"
+            ),
+        )
+
+
+def _history(runtime: Runtime, caller_id: str, started_at: datetime) -> dict[str, float]:
+    """History features at the call's start (raises StoreUnavailableError)."""
+    if caller_id == "":
+        return no_history()  # withheld callers never share a history
+    past = runtime.store.caller_history(caller_id, before=started_at)
+    return history_features(past, at=started_at)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _log_score(runtime: Runtime, call_id: str, caller_id: str, payload: dict[str, Any]) -> None:
+    runtime.metrics.calls_scored.labels(stage=payload["stage"], flag=payload["flag"]).inc()
+    logger.info(
+        "scored",
+        extra={
+            "call_id": call_id,
+            "caller": runtime.hasher(caller_id),
+            "stage": payload["stage"],
+            "flag": payload["flag"],
+            "model_version": payload["model_version"],
+        },
+    )
+
+
+@router.post(
+    "",
+    response_model=CallScoredOut,
+    summary="A call arrives: pre-answer score from caller history and metadata",
+    responses={
+        409: {"description": "call_id already registered with other values"},
+        422: {"description": "invalid body"},
+        503: {"description": "model unavailable"},
+    },
+)
+def register_call(body: CallIn, principal: CallTakerDep, runtime: RuntimeDep) -> CallScoredOut:
+    """Register an arriving call and score it before it is answered.
+
+    Idempotent on ``call_id``: a retry with the same values returns the stored answer
+    (``created`` false) and never counts the call twice. When the database is down the
+    score is computed from metadata alone, ``history_unavailable`` is true and nothing
+    is stored.
+    """
+    start = time.perf_counter()
+    _check_started_at(body.started_at, runtime)
+    store = runtime.store
+    created: bool | None = None
+    history_unavailable = False
+    history = no_history()
+    try:
+        record, created = store.register_call(
+            call_id=body.call_id,
+            caller_id=body.caller_id,
+            started_at=body.started_at,
+            metadata=body.metadata,
+            actor=principal.actor,
+        )
+        runtime.recent.put(body.call_id, RecentCall(body.caller_id, body.started_at))
+        if not created and record.pre_score and _SCORE_KEYS <= record.pre_score.keys():
+            return CallScoredOut(
+                **record.pre_score,
+                call_id=body.call_id,
+                created=False,
+                history_unavailable=False,
+                stored=True,
+                elapsed_ms=_ms(start),
+            )
+        history = _history(runtime, body.caller_id, body.started_at)
+    except StoreUnavailableError as exc:
+        logger.warning("history unavailable: %s", exc, extra={"call_id": body.call_id})
+        runtime.recent.put(body.call_id, RecentCall(body.caller_id, body.started_at))
+        history_unavailable = True
+        runtime.metrics.history_unavailable.inc()
+
+    loaded = runtime.models.get()
+    score = pre_answer_score(
+        loaded.model,
+        caller_id=body.caller_id,
+        started_at=body.started_at,
+        history=history,
+        timezone=runtime.timezone,
+    )
+    payload = score_payload(score, model_version=loaded.version)
+    stored = False
+    if not history_unavailable:
+        try:
+            store.save_pre_score(body.call_id, payload, model_version=loaded.version)
+            stored = True
+        except StoreUnavailableError as exc:
+            logger.warning("pre-answer score not stored: %s", exc, extra={"call_id": body.call_id})
+    _log_score(runtime, body.call_id, body.caller_id, payload)
+    return CallScoredOut(
+        **payload,
+        call_id=body.call_id,
+        created=created,
+        history_unavailable=history_unavailable,
+        stored=stored,
+        elapsed_ms=_ms(start),
+    )
+
+
+async def _read_recording(request: Request, limit: int) -> bytes:
+    """The uploaded recording's bytes, refusing anything past ``limit`` early."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    multipart = media == "multipart/form-data"
+    if not (multipart or media.startswith("audio/") or media in _RAW_TYPES):
+        raise HTTPException(
+            status_code=415,
+            detail=(
+                f"Content-Type {media or '(none)'} is not accepted; expected multipart/form-data "
+                "with a 'file' field, audio/* or application/octet-stream"
+            ),
+        )
+    body_limit = limit + (_MULTIPART_SLACK if multipart else 0)
+    too_large = HTTPException(
+        status_code=413,
+        detail=f"recording is larger than {limit} bytes; expected at most {limit} bytes",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > body_limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > body_limit:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not multipart:
+        return body
+
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(
+                status_code=422,
+                detail="multipart upload has no file field named 'file'; send the recording there",
+            )
+        data = await upload.read()
+    finally:
+        await form.close()
+    if len(data) > limit:
+        raise too_large
+    return data
+
+
+def _call_for_audio(runtime: Runtime, call_id: str) -> tuple[RecentCall, bool]:
+    """(caller_id and start, history_unavailable) of a registered call."""
+    try:
+        record: CallRecord = runtime.store.get_call(call_id)
+        return RecentCall(record.caller_id, record.started_at), False
+    except StoreUnavailableError as exc:
+        recent = runtime.recent.get(call_id)
+        if recent is None:
+            raise HTTPException(
+                status_code=503,
+                detail=(
+                    f"database unavailable and call {call_id} is unknown to this server; "
+                    "retry later"
+                ),
+            ) from exc
+        return recent, True
+
+
+def _score_recording(
+    runtime: Runtime, call_id: str, data: bytes, caller_channel: str, start: float
+) -> AudioScoredOut:
+    settings = runtime.settings
+    loaded = runtime.models.get()  # 503 before any work when no model is usable
+    call, history_unavailable = _call_for_audio(runtime, call_id)
+    audio = load_audio(
+        data,
+        caller_channel=caller_channel,
+        min_duration_s=settings.min_audio_seconds,
+        max_duration_s=settings.max_audio_seconds,
+    )
+    history = no_history()
+    if not history_unavailable:
+        try:
+            history = _history(runtime, call.caller_id, call.started_at)
+        except StoreUnavailableError:
+            history_unavailable = True
+    if history_unavailable:
+        runtime.metrics.history_unavailable.inc()
+    score = audio_score(
+        loaded.model,
+        audio,
+        caller_id=call.caller_id,
+        started_at=call.started_at,
+        history=history,
+        timezone=runtime.timezone,
+    )
+    payload = score_payload(score, model_version=loaded.version)
+    stored = False
+    if not history_unavailable:
+        try:
+            runtime.store.save_audio(
+                call_id,
+                data,
+                ext=AUDIO_EXTENSIONS.get(audio.original_format, "bin"),
+                duration_s=audio.duration_s,
+                caller_channel=caller_channel,
+            )
+            runtime.store.save_score(call_id, payload, model_version=loaded.version)
+            stored = True
+        except StoreUnavailableError as exc:
+            logger.warning("audio score not stored: %s", exc, extra={"call_id": call_id})
+    _log_score(runtime, call_id, call.caller_id, payload)
+    return AudioScoredOut(
+        **payload,
+        call_id=call_id,
+        duration_s=round(audio.duration_s, 3),
+        history_unavailable=history_unavailable,
+        stored=stored,
+        elapsed_ms=_ms(start),
+    )
+
+
+@router.post(
+    "/{call_id}/audio",
+    response_model=AudioScoredOut,
+    summary="The call's recording: full score from audio, metadata and history",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "audio/*": {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+    responses={
+        404: {"description": "call_id not registered"},
+        413: {"description": "recording larger than the limit"},
+        415: {"description": "unsupported content type, container or encoding"},
+        422: {"description": "corrupt, too short or too long recording"},
+        503: {"description": "model unavailable"},
+    },
+)
+async def upload_audio(
+    call_id: CallIdPath,
+    request: Request,
+    principal: CallTakerDep,
+    runtime: RuntimeDep,
+    caller_channel: Annotated[
+        Literal["mix", "left", "right"],
+        Query(description="Which channel of a stereo recording is the caller."),
+    ] = "mix",
+) -> AudioScoredOut:
+    """Score a call from its recording (WAV, FLAC or OGG; see docs/data-format.md).
+
+    Send the file as multipart field ``file`` or as the raw body with Content-Type
+    ``audio/*`` or ``application/octet-stream``. A retry replaces the score; the call is
+    still counted once.
+    """
+    start = time.perf_counter()
+    data = await _read_recording(request, runtime.settings.max_audio_bytes)
+    # Decoding and scoring are CPU work: keep them off the event loop.
+    return await run_in_threadpool(_score_recording, runtime, call_id, data, caller_channel, start)
+
+
+@router.post(
+    "/{call_id}/disposition",
+    response_model=DispositionOut,
+    summary="The call-taker's outcome; it becomes the call's label",
+    responses={404: {"description": "call_id not registered"}},
+)
+def set_disposition(
+    call_id: CallIdPath, body: DispositionIn, principal: CallTakerDep, store: StoreDep
+) -> DispositionOut:
+    """Record ``emergency``, ``non_emergency``, ``prank`` or ``ghost`` (and a note).
+
+    Repeating the same outcome changes nothing (``changed`` false); a different one
+    replaces it and is audited.
+    """
+    record, changed = store.set_disposition(
+        call_id, label=body.label, note=body.note, actor=principal.actor
+    )
+    return DispositionOut(
+        call_id=record.call_id,
+        label=record.label or body.label,
+        note=record.label_note,
+        label_at=record.label_at,
+        changed=changed,
+    )
+
+
+def call_out(record: CallRecord | dict[str, Any]) -> CallOut:
+    """The API view of a stored call (the recording's path stays on the server)."""
+    data = record.as_dict() if isinstance(record, CallRecord) else dict(record)
+    return CallOut(
+        **{k: v for k, v in data.items() if k in CallOut.model_fields and k != "has_audio"},
+        has_audio=bool(data.get("audio_file")),
+    )
+
+
+@router.get(
+    "/{call_id}",
+    response_model=CallOut,
+    summary="A call with its scores and disposition",
+    responses={404: {"description": "call_id not registered"}},
+)
+def get_call(call_id: CallIdPath, principal: CallReaderDep, store: StoreDep) -> CallOut:
+    return call_out(store.get_call(call_id))

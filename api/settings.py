@@ -1,0 +1,113 @@
+"""Service settings, read from the environment (prefix ``CALLSIFT_``) and ``.env``.
+
+Every limit the service enforces on input lives here, so an operator can tune them
+without code changes. ``DATABASE_URL`` is also read without the prefix, as most
+platforms set it that way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from classifier.history import resolve_timezone
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Configuration of the scoring service.
+
+    Attributes
+    ----------
+    database_url : str
+        SQLAlchemy URL; SQLite (embedded, the default) or
+        ``postgresql+psycopg://user@host:5432/db`` for several replicas.
+    data_dir : Path
+        Where uploaded recordings are kept (``<data_dir>/recordings``).
+    model_dir : Path or None
+        A model folder; None serves the model shipped with callsift.
+    model_registry_ref : str or None
+        An MLflow registry alias or version (e.g. ``"champion"``); takes precedence over
+        ``model_dir`` when set.
+    mlflow_tracking_uri : str or None
+        Tracking server of the registry.
+    timezone : str or None
+        The centre's time zone (IANA name or ``+08:00``) for hour and weekday features;
+        None keeps each call's own UTC offset.
+    max_audio_bytes : int
+        Largest accepted upload, in bytes.
+    max_audio_seconds, min_audio_seconds : float
+        Accepted recording length.
+    max_future_skew_s : float
+        How far in the future ``started_at`` may lie (switch clock drift).
+    max_json_bytes : int
+        Largest accepted JSON request body.
+    auto_migrate : bool
+        Run the database migrations at startup.
+    db_timeout_s : float
+        How long a request waits for a database connection before the database is
+        treated as unavailable.
+    key_cache_s : float
+        How long a verified API key is trusted without asking the database again
+        (a revoked key stops working at most this long after revocation).
+    key_offline_grace_s : float
+        While the database is unreachable, keys verified within this many seconds keep
+        working, so scoring goes on during an outage.
+    log_salt : SecretStr or None
+        Salt of the phone-number hashes in logs; None draws a random salt per process
+        (hashes then only correlate within one process).
+    log_level : str
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLSIFT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = Field(
+        default="sqlite:///runs/callsift.db",
+        validation_alias=AliasChoices("CALLSIFT_DATABASE_URL", "DATABASE_URL"),
+    )
+    data_dir: Path = Path("runs/data")
+    model_dir: Path | None = None
+    model_registry_ref: str | None = None
+    mlflow_tracking_uri: str | None = None
+    timezone: str | None = None
+    max_audio_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_audio_seconds: float = Field(default=1800.0, gt=0)
+    min_audio_seconds: float = Field(default=0.25, ge=0)
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    max_json_bytes: int = Field(default=256 * 1024, gt=0)
+    auto_migrate: bool = True
+    db_timeout_s: float = Field(default=2.0, gt=0)
+    key_cache_s: float = Field(default=10.0, ge=0)
+    key_offline_grace_s: float = Field(default=3600.0, ge=0)
+    log_salt: SecretStr | None = None
+    log_level: LogLevel = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        resolve_timezone(value)  # fail at startup, not on the first call
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _audio_range(self) -> Settings:
+        if self.min_audio_seconds > self.max_audio_seconds:
+            raise ValueError(
+                f"min_audio_seconds ({self.min_audio_seconds}) must be <= max_audio_seconds "
+                f"({self.max_audio_seconds})"
+            )
+        return self

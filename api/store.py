@@ -1,0 +1,1126 @@
+"""Every database read and write of the scoring service.
+
+:class:`Store` knows nothing about HTTP: it takes and returns plain Python values and
+raises :class:`StoreError` subclasses (or :class:`~classifier.errors.InvalidParameterError`
+for a bad argument), which the app turns into status codes. Each method is one short
+transaction; a method that refuses its input changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import security
+from api.db import (
+    CALL_ID_MAX,
+    SQLITE_WRITE_OPTIONS,
+    ApiKey,
+    AuditEntry,
+    Call,
+    Review,
+    make_engine,
+)
+from classifier.errors import CallsiftError, InvalidParameterError
+from classifier.formats import CALLER_CHANNELS, LABELS
+from classifier.history import PastCall
+
+API_DIR = Path(__file__).resolve().parent
+ALEMBIC_INI = API_DIR / "alembic.ini"
+MIGRATIONS_DIR = API_DIR / "migrations"
+
+#: What a supervisor can decide about a number.
+REVIEW_ACTIONS: tuple[str, ...] = ("confirm_prank", "confirm_ghost", "clear", "watch")
+#: Labels whose history weight a "clear" review resets.
+FLAGGED_LABELS: tuple[str, ...] = ("prank", "ghost")
+#: Columns every exported row starts with (docs/data-format.md), then optional ones.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "call_id",
+    "caller_id",
+    "started_at",
+    "duration_s",
+    "audio_path",
+    "label",
+    "caller_channel",
+    "label_at",
+)
+
+# Risk of a number (flagged_numbers): confirmed outcomes and flags of unlabelled calls,
+# each halving in weight every _RISK_HALF_LIFE_DAYS.
+_RISK_HALF_LIFE_DAYS = 30.0
+_RISK_WEIGHTS: dict[str, float] = {"prank": 1.0, "ghost": 0.5}
+_FLAG_WEIGHTS: dict[str, float] = {"likely": 0.5, "possible": 0.25}
+_TREND_DAYS = 7
+_EXT = re.compile(r"^[a-z0-9]{1,8}$")
+_KEY_ACTOR = re.compile(r"^key:(\d+)(?:\s|$)")
+_PG_MIGRATION_LOCK = 0x63_73_69_66_74  # any constant shared by every replica
+_MAX_LIMIT = 1000
+
+
+class StoreError(CallsiftError):
+    """A store request that cannot be served."""
+
+
+class NotFoundError(StoreError):
+    """The call, number or key asked for does not exist."""
+
+
+class ConflictError(StoreError):
+    """The request contradicts what is stored (e.g. a call_id reused for another call)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached (refused, timed out, or went away)."""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One stored call, as plain data.
+
+    Attributes
+    ----------
+    call_id, caller_id : str
+        ``caller_id`` is ``""`` when the number was withheld.
+    started_at : datetime
+        Aware, in the call's original UTC offset.
+    metadata : dict of str to str
+    duration_s : float or None
+        Set when the recording arrives.
+    pre_score, score : dict or None
+        The pre-answer score and the latest audio score, as the app stored them.
+    flag : str or None
+        Flag of the latest audio score.
+    p_prank, p_ghost : float or None
+        Probabilities of the latest audio score.
+    model_version : str or None
+    scored_at, label_at : datetime or None
+        UTC.
+    label, label_note : str or None
+        The call-taker's disposition.
+    audio_file : str or None
+        Absolute path of the stored recording.
+    history_weight : float
+        1.0, or 0.0 once a supervisor cleared the number after this call's outcome.
+    caller_channel : str or None
+        Which channel of the recording is the caller.
+    """
+
+    call_id: str
+    caller_id: str
+    started_at: datetime
+    metadata: dict[str, str]
+    duration_s: float | None
+    pre_score: dict[str, Any] | None
+    score: dict[str, Any] | None
+    flag: str | None
+    p_prank: float | None
+    p_ghost: float | None
+    model_version: str | None
+    scored_at: datetime | None
+    label: str | None
+    label_note: str | None
+    label_at: datetime | None
+    audio_file: str | None
+    history_weight: float = 1.0
+    caller_channel: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a dict (datetimes stay datetime objects)."""
+        return asdict(self)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidParameterError(f"{name} must be a datetime; got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidParameterError(
+            f"{name} {value.isoformat()} has no UTC offset; expected e.g. 2025-06-03T19:04:11+08:00"
+        )
+    return value
+
+
+def _key_id(actor: str) -> int | None:
+    match = _KEY_ACTOR.match(actor)
+    return int(match.group(1)) if match else None
+
+
+def _check_actor(actor: str) -> str:
+    if not isinstance(actor, str) or not actor or len(actor) > 256:
+        raise InvalidParameterError("actor must be a non-empty string of at most 256 characters")
+    return actor
+
+
+def _check_call_id(call_id: str) -> str:
+    if not isinstance(call_id, str) or not call_id or len(call_id) > CALL_ID_MAX:
+        got = len(call_id) if isinstance(call_id, str) else type(call_id).__name__
+        raise InvalidParameterError(f"call_id must be 1 to {CALL_ID_MAX} characters; got {got}")
+    if not call_id.isprintable():
+        raise InvalidParameterError("call_id must not contain control characters")
+    return call_id
+
+
+def _check_caller_id(caller_id: str) -> str:
+    # The manifest module pulls in pandas; only pay for it when a call is registered.
+    from classifier.manifest import caller_id_problem
+
+    if not isinstance(caller_id, str):
+        raise InvalidParameterError(f"caller_id must be a string; got {type(caller_id).__name__}")
+    problem = caller_id_problem(caller_id)
+    if problem is not None:
+        # The message quotes the value; it is refused, so it is not a stored number.
+        raise InvalidParameterError(f"caller_id {problem}")
+    return caller_id
+
+
+def _check_limit(limit: int, offset: int = 0) -> None:
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise InvalidParameterError(f"limit must be between 1 and {_MAX_LIMIT}; got {limit}")
+    if offset < 0:
+        raise InvalidParameterError(f"offset must be 0 or more; got {offset}")
+
+
+def _check_score(score: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(score, Mapping):
+        raise InvalidParameterError(f"score must be a mapping; got {type(score).__name__}")
+    return dict(score)
+
+
+def _probability(score: Mapping[str, Any], label: str) -> float | None:
+    value = score.get(f"p_{label}")
+    if value is None and isinstance(score.get("probabilities"), Mapping):
+        value = score["probabilities"].get(label)
+    if value is None:
+        return None
+    p = float(value)
+    if not 0.0 <= p <= 1.0:
+        raise InvalidParameterError(f"p_{label} must be within [0, 1]; got {p}")
+    return p
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _local(utc: datetime, offset_s: int) -> datetime:
+    return utc.astimezone(timezone(timedelta(seconds=offset_s)))
+
+
+def _record(row: Call) -> CallRecord:
+    return CallRecord(
+        call_id=row.call_id,
+        caller_id=row.caller_id,
+        started_at=_local(row.started_at, row.utc_offset_s),
+        metadata=dict(row.meta or {}),
+        duration_s=row.duration_s,
+        pre_score=row.pre_score,
+        score=row.score,
+        flag=row.flag,
+        p_prank=row.p_prank,
+        p_ghost=row.p_ghost,
+        model_version=row.model_version,
+        scored_at=row.scored_at,
+        label=row.label,
+        label_note=row.label_note,
+        label_at=row.label_at,
+        audio_file=row.audio_file,
+        history_weight=row.history_weight,
+        caller_channel=row.caller_channel,
+    )
+
+
+def _review_dict(row: Review) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "caller_id": row.caller_id,
+        "action": row.action,
+        "until": row.until,
+        "note": row.note,
+        "at": row.created_at,
+        "by": row.actor,
+    }
+
+
+def _key_dict(row: ApiKey) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "prefix": row.prefix,
+        "role": row.role,
+        "name": row.name,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at,
+        "created_by": row.created_by,
+    }
+
+
+def _audit_dict(row: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at,
+        "actor": row.actor,
+        "action": row.action,
+        "target_type": row.target_type,
+        "target_id": row.target_id,
+        "before": row.before,
+        "after": row.after,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Datetimes to ISO text, recursively, so audit before/after read back as stored."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _unavailable(exc: Exception) -> StoreUnavailableError:
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    return StoreUnavailableError(f"database unavailable: {first}")
+
+
+class Store:
+    """The service's database.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL (SQLite file or PostgreSQL).
+    data_dir : Path, keyword-only
+        Folder of stored recordings (``<data_dir>/recordings/<sha256>.<ext>``).
+    pool_timeout_s : float, keyword-only
+        Longest wait for a database connection before :class:`StoreUnavailableError`.
+    """
+
+    def __init__(self, url: str, *, data_dir: Path, pool_timeout_s: float = 2.0) -> None:
+        if pool_timeout_s <= 0:
+            raise InvalidParameterError(f"pool_timeout_s must be > 0; got {pool_timeout_s}")
+        self.url = url
+        self.data_dir = Path(data_dir).resolve()
+        self.engine = make_engine(url, pool_timeout_s=pool_timeout_s)
+        self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            bind=self.engine.execution_options(**SQLITE_WRITE_OPTIONS), expire_on_commit=False
+        )
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _session(self, *, write: bool = False) -> Iterator[Session]:
+        factory = self._write if write else self._read
+        try:
+            with factory() as session, session.begin():
+                yield session
+        except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    def upgrade(self) -> None:
+        """Bring the schema to the latest migration (a no-op when it is there)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config(str(ALEMBIC_INI))
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        try:
+            with self.engine.execution_options(**SQLITE_WRITE_OPTIONS).begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Replicas starting together must not migrate twice.
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
+                    )
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- calls ------------------------------------------------------------------------
+
+    def register_call(
+        self,
+        *,
+        call_id: str,
+        caller_id: str,
+        started_at: datetime,
+        metadata: Mapping[str, str],
+        actor: str,
+    ) -> tuple[CallRecord, bool]:
+        """Store an arriving call, once.
+
+        Parameters
+        ----------
+        call_id : str
+            Unique id, 1 to 128 characters.
+        caller_id : str
+            E.164, ``simless:<id>``, or ``""`` when withheld.
+        started_at : datetime
+            Aware; its UTC offset is kept.
+        metadata : mapping of str to str
+        actor : str
+            Who registers (not audited: calls are data, not decisions).
+
+        Returns
+        -------
+        (CallRecord, bool)
+            The stored call, and whether this request created it. A retry with the same
+            caller and start returns the stored call and False.
+
+        Raises
+        ------
+        ConflictError
+            The call_id is stored with another caller or start time.
+        """
+        _check_call_id(call_id)
+        _check_caller_id(caller_id)
+        _aware(started_at, "started_at")
+        _check_actor(actor)
+        if not isinstance(metadata, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+        ):
+            raise InvalidParameterError("metadata must map strings to strings")
+        offset = started_at.utcoffset()
+        assert offset is not None  # checked by _aware
+        # Insert first: a retry is the rare case, and the unique constraint settles races.
+        try:
+            with self._session(write=True) as session:
+                row = Call(
+                    call_id=call_id,
+                    caller_id=caller_id,
+                    started_at=started_at,
+                    utc_offset_s=int(offset.total_seconds()),
+                    meta=dict(metadata),
+                    created_at=_now(),
+                    history_weight=1.0,
+                )
+                session.add(row)
+                session.flush()
+                record = _record(row)
+        except IntegrityError:
+            stored = self.get_call(call_id)
+            if stored.caller_id != caller_id or stored.started_at != started_at:
+                raise ConflictError(
+                    f"call_id {call_id!r} is already registered with a different caller_id or "
+                    f"started_at (stored started_at {stored.started_at.isoformat()}); "
+                    "a retry must repeat the same values"
+                ) from None
+            return stored, False
+        return record, True
+
+    def _call_row(self, session: Session, call_id: str, *, lock: bool = False) -> Call:
+        query = select(Call).where(Call.call_id == call_id)
+        if lock:
+            query = query.with_for_update()
+        row = session.execute(query).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(f"unknown call_id {call_id!r}: no call was registered with this id")
+        return row
+
+    def get_call(self, call_id: str) -> CallRecord:
+        """The stored call ``call_id``.
+
+        Raises
+        ------
+        NotFoundError
+        """
+        with self._session() as session:
+            return _record(self._call_row(session, call_id))
+
+    def caller_history(self, caller_id: str, *, before: datetime) -> list[PastCall]:
+        """Calls of ``caller_id`` that started strictly before ``before``, oldest first.
+
+        Parameters
+        ----------
+        caller_id : str
+            A withheld number (``""``) has no history: the result is empty.
+        before : datetime, keyword-only
+            Aware.
+
+        Returns
+        -------
+        list of PastCall
+            With label, label_at and the history weight; point-in-time filtering of the
+            labels is left to :func:`classifier.history.history_features`.
+        """
+        _aware(before, "before")
+        if caller_id == "":
+            return []
+        query = (
+            select(
+                Call.started_at,
+                Call.utc_offset_s,
+                Call.duration_s,
+                Call.label,
+                Call.label_at,
+                Call.history_weight,
+            )
+            .where(Call.caller_id == caller_id, Call.started_at < before)
+            .order_by(Call.started_at, Call.id)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return [
+            PastCall(
+                started_at=_local(r.started_at, r.utc_offset_s),
+                duration_s=float(r.duration_s or 0.0),
+                label=r.label,
+                label_at=r.label_at,
+                weight=float(r.history_weight),
+            )
+            for r in rows
+        ]
+
+    def save_pre_score(self, call_id: str, score: Mapping[str, Any], *, model_version: str) -> None:
+        """Store the pre-answer score of a call (replacing an earlier one).
+
+        The pre-answer flag is not copied to ``flag``: it comes from the history itself,
+        and counting it as a new flag would feed a number's risk with its own past.
+        """
+        data = _check_score(score)
+        with self._session(write=True) as session:
+            row = self._call_row(session, call_id, lock=True)
+            row.pre_score = data
+            if row.score is None:
+                row.model_version = model_version
+
+    def save_audio(
+        self,
+        call_id: str,
+        data: bytes,
+        *,
+        ext: str,
+        duration_s: float,
+        caller_channel: str = "mix",
+    ) -> str:
+        """Keep a call's recording, content-addressed, and link it to the call.
+
+        Parameters
+        ----------
+        call_id : str
+        data : bytes
+            The file as uploaded.
+        ext : str, keyword-only
+            File extension without the dot (``wav``, ``flac``, ``ogg``), 1 to 8 letters or digits.
+        duration_s : float, keyword-only
+            Length of the recording, which becomes the call's duration.
+        caller_channel : {"mix", "left", "right"}, keyword-only
+            Which channel is the caller; exported with the call.
+
+        Returns
+        -------
+        str
+            Absolute path ``<data_dir>/recordings/<sha256>.<ext>``.
+        """
+        ext = ext.lower().lstrip(".")
+        if not _EXT.match(ext):
+            raise InvalidParameterError(f"ext must be 1 to 8 letters or digits; got {ext!r}")
+        if (
+            not isinstance(duration_s, int | float)
+            or not math.isfinite(duration_s)
+            or duration_s < 0
+        ):
+            raise InvalidParameterError(
+                f"duration_s must be a finite number >= 0; got {duration_s}"
+            )
+        if caller_channel not in CALLER_CHANNELS:
+            choices = ", ".join(CALLER_CHANNELS)
+            raise InvalidParameterError(
+                f"caller_channel must be one of {choices}; got {caller_channel!r}"
+            )
+        if not data:
+            raise InvalidParameterError("audio data is empty; expected the recording's bytes")
+        self.get_call(call_id)  # refuse an unknown call before writing anything
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.data_dir / "recordings" / f"{digest}.{ext}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=f".{ext}")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, path)  # atomic: a reader never sees half a file
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        with self._session(write=True) as session:
+            row = self._call_row(session, call_id, lock=True)
+            row.audio_sha256 = digest
+            row.audio_file = str(path)
+            row.duration_s = float(duration_s)
+            row.caller_channel = caller_channel
+        return str(path)
+
+    def save_score(self, call_id: str, score: Mapping[str, Any], *, model_version: str) -> None:
+        """Store the latest audio score of a call: the whole dict, its flag and p_prank/p_ghost."""
+        data = _check_score(score)
+        flag = data.get("flag")
+        if flag is not None and not isinstance(flag, str):
+            raise InvalidParameterError(f"score flag must be a string; got {type(flag).__name__}")
+        p_prank = _probability(data, "prank")
+        p_ghost = _probability(data, "ghost")
+        with self._session(write=True) as session:
+            row = self._call_row(session, call_id, lock=True)
+            row.score = data
+            row.flag = flag
+            row.p_prank = p_prank
+            row.p_ghost = p_ghost
+            row.model_version = model_version
+            row.scored_at = _now()
+
+    def set_disposition(
+        self, call_id: str, *, label: str, note: str | None, actor: str
+    ) -> tuple[CallRecord, bool]:
+        """Record the call-taker's outcome of a call; it becomes the call's label.
+
+        Returns
+        -------
+        (CallRecord, bool)
+            The call, and whether anything changed. Repeating the same label and note
+            changes nothing and writes no audit entry; a change is audited with the
+            label before and after.
+        """
+        if label not in LABELS:
+            raise InvalidParameterError(
+                f"unknown label {label!r}; expected one of {', '.join(LABELS)}"
+            )
+        if note is not None and not isinstance(note, str):
+            raise InvalidParameterError(f"note must be a string; got {type(note).__name__}")
+        _check_actor(actor)
+        with self._session(write=True) as session:
+            row = self._call_row(session, call_id, lock=True)
+            if row.label == label and row.label_note == note:
+                return _record(row), False
+            now = _now()
+            before = {"label": row.label, "note": row.label_note, "label_at": _iso(row.label_at)}
+            row.label = label
+            row.label_note = note
+            row.label_at = now
+            row.label_by = _key_id(actor)
+            after = {"label": label, "note": note, "label_at": _iso(now)}
+            session.add(self._audit_row(actor, "call.disposition", "call", call_id, before, after))
+            session.flush()
+            return _record(row), True
+
+    # -- numbers ----------------------------------------------------------------------
+
+    def flagged_numbers(self, *, limit: int = 50, now: datetime) -> list[dict[str, Any]]:
+        """Numbers ranked by risk, highest first.
+
+        The risk adds, for each call started by ``now``, its confirmed outcome (prank 1.0,
+        ghost 0.5, times the history weight) or, for a call without a label, its flag
+        (likely 0.5, possible 0.25; only flags after the number's latest "clear"); every
+        term halves each 30 days of age. Numbers with no risk left (e.g. cleared and not
+        flagged since) are left out; withheld calls are never grouped.
+
+        Returns
+        -------
+        list of dict
+            ``caller_id``, ``calls``, ``pranks`` and ``ghosts`` (confirmed and not
+            cleared), ``flagged`` (flagged unlabelled calls since the latest clear),
+            ``last_call_at``, ``trend`` (calls in the last 7 days vs the 7 before:
+            ``rising``, ``falling`` or ``steady``), ``risk`` and ``review`` (the latest
+            review: action, until, note, at, by; or None).
+        """
+        _aware(now, "now")
+        _check_limit(limit)
+        counted = (Call.label.in_(FLAGGED_LABELS) & (Call.history_weight > 0)) | (
+            Call.label.is_(None) & Call.flag.is_not(None) & (Call.flag != "none")
+        )
+        candidates = (
+            select(Call.caller_id)
+            .where(Call.caller_id != "", Call.started_at <= now, counted)
+            .distinct()
+        )
+        with self._session() as session:
+            calls = session.execute(
+                select(
+                    Call.caller_id,
+                    Call.started_at,
+                    Call.utc_offset_s,
+                    Call.label,
+                    Call.flag,
+                    Call.history_weight,
+                )
+                .where(Call.caller_id.in_(candidates), Call.started_at <= now)
+                .order_by(Call.caller_id, Call.started_at)
+            ).all()
+            reviews = (
+                session.execute(
+                    select(Review)
+                    .where(Review.caller_id.in_(candidates), Review.created_at <= now)
+                    .order_by(Review.caller_id, Review.created_at, Review.id)
+                )
+                .scalars()
+                .all()
+            )
+        latest: dict[str, Review] = {}
+        cleared_at: dict[str, datetime] = {}
+        for review in reviews:
+            latest[review.caller_id] = review
+            if review.action == "clear":
+                cleared_at[review.caller_id] = review.created_at
+        by_number: dict[str, list[Any]] = {}
+        for call in calls:
+            by_number.setdefault(call.caller_id, []).append(call)
+        ranked = [
+            self._number_risk(
+                caller_id, rows, now, cleared_at.get(caller_id), latest.get(caller_id)
+            )
+            for caller_id, rows in by_number.items()
+        ]
+        ranked = [r for r in ranked if r["risk"] > 0]
+        ranked.sort(key=lambda r: (-r["risk"], -r["last_call_at"].timestamp(), r["caller_id"]))
+        return ranked[:limit]
+
+    @staticmethod
+    def _number_risk(
+        caller_id: str,
+        rows: Sequence[Any],
+        now: datetime,
+        cleared_at: datetime | None,
+        review: Review | None,
+    ) -> dict[str, Any]:
+        risk = 0.0
+        pranks = ghosts = flagged = recent = previous = 0
+        for r in rows:
+            age_days = max(0.0, (now - r.started_at).total_seconds() / 86400.0)
+            decay = 0.5 ** (age_days / _RISK_HALF_LIFE_DAYS)
+            if r.label in _RISK_WEIGHTS:
+                risk += _RISK_WEIGHTS[r.label] * r.history_weight * decay
+                if r.history_weight > 0:
+                    if r.label == "prank":
+                        pranks += 1
+                    else:
+                        ghosts += 1
+            elif r.label is None and r.flag and r.flag != "none":
+                if cleared_at is None or r.started_at > cleared_at:
+                    flagged += 1
+                    level = r.flag.split("_", 1)[0]
+                    risk += _FLAG_WEIGHTS.get(level, _FLAG_WEIGHTS["possible"]) * decay
+            if age_days <= _TREND_DAYS:
+                recent += 1
+            elif age_days <= 2 * _TREND_DAYS:
+                previous += 1
+        last = rows[-1]
+        trend = "rising" if recent > previous else "falling" if recent < previous else "steady"
+        return {
+            "caller_id": caller_id,
+            "calls": len(rows),
+            "pranks": pranks,
+            "ghosts": ghosts,
+            "flagged": flagged,
+            "last_call_at": _local(last.started_at, last.utc_offset_s),
+            "trend": trend,
+            "risk": round(risk, 4),
+            "review": None
+            if review is None
+            else {
+                "action": review.action,
+                "until": review.until,
+                "note": review.note,
+                "at": review.created_at,
+                "by": review.actor,
+            },
+        }
+
+    def number_timeline(self, caller_id: str) -> dict[str, Any]:
+        """Every call and review of a number, oldest first.
+
+        Returns
+        -------
+        dict
+            ``{"caller_id", "calls": [CallRecord.as_dict(), ...], "reviews": [...]}``.
+
+        Raises
+        ------
+        NotFoundError
+            When the number has neither calls nor reviews.
+        """
+        if caller_id == "":
+            raise InvalidParameterError("a withheld number (empty caller_id) has no timeline")
+        with self._session() as session:
+            calls = (
+                session.execute(
+                    select(Call)
+                    .where(Call.caller_id == caller_id)
+                    .order_by(Call.started_at, Call.id)
+                )
+                .scalars()
+                .all()
+            )
+            reviews = (
+                session.execute(
+                    select(Review)
+                    .where(Review.caller_id == caller_id)
+                    .order_by(Review.created_at, Review.id)
+                )
+                .scalars()
+                .all()
+            )
+        if not calls and not reviews:
+            raise NotFoundError("unknown number: no call from this caller_id was registered")
+        return {
+            "caller_id": caller_id,
+            "calls": [_record(c).as_dict() for c in calls],
+            "reviews": [_review_dict(r) for r in reviews],
+        }
+
+    def review_number(
+        self,
+        caller_id: str,
+        *,
+        action: str,
+        until: datetime | None,
+        note: str | None,
+        actor: str,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Record a supervisor's decision about a number (audited).
+
+        Parameters
+        ----------
+        caller_id : str
+            A number with at least one registered call.
+        action : {"confirm_prank", "confirm_ghost", "clear", "watch"}, keyword-only
+            ``clear`` sets the history weight of the number's calls labelled prank or
+            ghost so far to 0 (redress); the others keep weights.
+        until : datetime or None, keyword-only
+            End of a ``watch`` (aware); only for ``watch``.
+        note : str or None, keyword-only
+        actor : str, keyword-only
+        now : datetime or None, keyword-only
+            Time of the decision; the clock when None.
+
+        Returns
+        -------
+        dict
+            The review (id, caller_id, action, until, note, at, by) and ``cleared_calls``.
+        """
+        if action not in REVIEW_ACTIONS:
+            raise InvalidParameterError(
+                f"unknown review action {action!r}; expected one of {', '.join(REVIEW_ACTIONS)}"
+            )
+        if caller_id == "":
+            raise InvalidParameterError("a withheld number (empty caller_id) cannot be reviewed")
+        if until is not None:
+            _aware(until, "until")
+            if action != "watch":
+                raise InvalidParameterError(f"until applies to action 'watch' only; got {action!r}")
+        if note is not None and not isinstance(note, str):
+            raise InvalidParameterError(f"note must be a string; got {type(note).__name__}")
+        _check_actor(actor)
+        at = _now() if now is None else _aware(now, "now")
+        with self._session(write=True) as session:
+            known = session.execute(
+                select(func.count()).select_from(Call).where(Call.caller_id == caller_id)
+            ).scalar_one()
+            if not known:
+                raise NotFoundError("unknown number: no call from this caller_id was registered")
+            previous = session.execute(
+                select(Review)
+                .where(Review.caller_id == caller_id)
+                .order_by(Review.created_at.desc(), Review.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            before: dict[str, Any] = {
+                "review": None if previous is None else _jsonable(_review_dict(previous))
+            }
+            after: dict[str, Any] = {}
+            cleared: list[Call] = []
+            if action == "clear":
+                cleared = list(
+                    session.execute(
+                        select(Call)
+                        .where(
+                            Call.caller_id == caller_id,
+                            Call.label.in_(FLAGGED_LABELS),
+                            Call.history_weight != 0,
+                        )
+                        .with_for_update()
+                    )
+                    .scalars()
+                    .all()
+                )
+                before["history_weights"] = {c.call_id: c.history_weight for c in cleared}
+                for c in cleared:
+                    c.history_weight = 0.0
+                after["history_weights"] = {c.call_id: 0.0 for c in cleared}
+            review = Review(
+                caller_id=caller_id,
+                action=action,
+                until=until,
+                note=note,
+                created_at=at,
+                by_key_id=_key_id(actor),
+                actor=actor,
+            )
+            session.add(review)
+            session.flush()
+            result = _review_dict(review)
+            after = {"review": _jsonable(result), **after}
+            session.add(
+                self._audit_row(actor, "number.review", "number", caller_id, before, after, at=at)
+            )
+        result["cleared_calls"] = len(cleared)
+        return result
+
+    # -- export -----------------------------------------------------------------------
+
+    def export_labelled(
+        self, *, since: datetime | None, require_audio: bool = True
+    ) -> list[dict[str, str]]:
+        """Dispositioned calls as manifest rows (docs/data-format.md), oldest disposition first.
+
+        Parameters
+        ----------
+        since : datetime or None, keyword-only
+            Only calls dispositioned at or after this time.
+        require_audio : bool, keyword-only
+            Leave out calls whose recording never arrived (a manifest row needs audio).
+
+        Returns
+        -------
+        list of dict of str to str
+            Columns :data:`MANIFEST_COLUMNS` (``started_at`` in the call's own offset,
+            ``audio_path`` absolute), then the call's metadata keys that do not clash.
+        """
+        if since is not None:
+            _aware(since, "since")
+        query = select(Call).where(Call.label.is_not(None))
+        if since is not None:
+            query = query.where(Call.label_at >= since)
+        if require_audio:
+            query = query.where(Call.audio_file.is_not(None))
+        query = query.order_by(Call.label_at, Call.id)
+        with self._session() as session:
+            rows = session.execute(query).scalars().all()
+        out: list[dict[str, str]] = []
+        for r in rows:
+            row = {
+                "call_id": r.call_id,
+                "caller_id": r.caller_id,
+                "started_at": _local(r.started_at, r.utc_offset_s).isoformat(),
+                "duration_s": repr(float(r.duration_s or 0.0)),
+                "audio_path": r.audio_file or "",
+                "label": r.label or "",
+                "caller_channel": r.caller_channel or "mix",
+                "label_at": _iso(r.label_at) or "",
+            }
+            for key, value in (r.meta or {}).items():
+                row.setdefault(key, value)
+            out.append(row)
+        return out
+
+    # -- keys -------------------------------------------------------------------------
+
+    def create_key(
+        self, *, role: str, name: str, actor: str, expires_at: datetime | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Make an API key (audited).
+
+        Returns
+        -------
+        (str, dict)
+            The token, which is never stored and cannot be shown again, and the key's
+            public info (id, prefix, role, name, created_at, expires_at, revoked_at,
+            created_by).
+        """
+        security.check_role(role)
+        if not isinstance(name, str) or not name.strip() or len(name) > 128:
+            raise InvalidParameterError("key name must be 1 to 128 characters")
+        if expires_at is not None:
+            _aware(expires_at, "expires_at")
+        _check_actor(actor)
+        token = security.generate_token()
+        with self._session(write=True) as session:
+            row = ApiKey(
+                prefix=security.token_prefix(token),
+                key_hash=security.hash_token(token),
+                role=role,
+                name=name.strip(),
+                created_at=_now(),
+                expires_at=expires_at,
+                created_by=_key_id(actor),
+            )
+            session.add(row)
+            session.flush()
+            info = _key_dict(row)
+            session.add(
+                self._audit_row(actor, "key.create", "api_key", str(row.id), None, _jsonable(info))
+            )
+        return token, info
+
+    def verify_key(self, token: str, *, now: datetime) -> dict[str, Any] | None:
+        """The key behind ``token``: ``{"id", "role", "name"}``, or None when it is
+        unknown, revoked or expired."""
+        _aware(now, "now")
+        if not isinstance(token, str) or not security.looks_like_token(token):
+            return None
+        query = select(
+            ApiKey.id,
+            ApiKey.key_hash,
+            ApiKey.role,
+            ApiKey.name,
+            ApiKey.expires_at,
+            ApiKey.revoked_at,
+        ).where(ApiKey.prefix == security.token_prefix(token))
+        with self._session() as session:
+            rows = session.execute(query).all()
+        for r in rows:
+            if not security.hash_matches(token, r.key_hash):
+                continue
+            if r.revoked_at is not None or (r.expires_at is not None and r.expires_at <= now):
+                return None
+            return {"id": r.id, "role": r.role, "name": r.name}
+        return None
+
+    def revoke_key(self, key_id: int, *, actor: str) -> None:
+        """Revoke a key at once (audited). Revoking a revoked key changes nothing.
+
+        Raises
+        ------
+        NotFoundError
+        """
+        _check_actor(actor)
+        with self._session(write=True) as session:
+            row = session.execute(
+                select(ApiKey).where(ApiKey.id == key_id).with_for_update()
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFoundError(f"unknown key id {key_id}")
+            if row.revoked_at is not None:
+                return
+            now = _now()
+            row.revoked_at = now
+            session.add(
+                self._audit_row(
+                    actor,
+                    "key.revoke",
+                    "api_key",
+                    str(key_id),
+                    {"revoked_at": None},
+                    {"revoked_at": now.isoformat()},
+                )
+            )
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Public info of every key, oldest first (never a hash)."""
+        with self._session() as session:
+            rows = session.execute(select(ApiKey).order_by(ApiKey.id)).scalars().all()
+        return [_key_dict(r) for r in rows]
+
+    # -- audit ------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit_row(
+        actor: str,
+        action: str,
+        target_type: str,
+        target_id: str,
+        before: Any,
+        after: Any,
+        *,
+        at: datetime | None = None,
+    ) -> AuditEntry:
+        return AuditEntry(
+            at=at or _now(),
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            before=_jsonable(before),
+            after=_jsonable(after),
+        )
+
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        target_type: str,
+        target_id: str,
+        before: Any,
+        after: Any,
+    ) -> None:
+        """Append one entry to the audit log (e.g. a model reload)."""
+        _check_actor(actor)
+        for name, value in (("action", action), ("target_type", target_type)):
+            if not isinstance(value, str) or not value or len(value) > 64:
+                raise InvalidParameterError(f"{name} must be 1 to 64 characters")
+        if not isinstance(target_id, str) or len(target_id) > 256:
+            raise InvalidParameterError("target_id must be a string of at most 256 characters")
+        with self._session(write=True) as session:
+            session.add(self._audit_row(actor, action, target_type, target_id, before, after))
+
+    def audit_entries(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+        _check_limit(limit, offset)
+        with self._session() as session:
+            rows = (
+                session.execute(
+                    select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+                )
+                .scalars()
+                .all()
+            )
+        return [_audit_dict(r) for r in rows]
+
+
+def manifest_fieldnames(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """CSV columns for :meth:`Store.export_labelled` rows: the fixed ones, then metadata keys
+    in order of first appearance."""
+    names = list(MANIFEST_COLUMNS)
+    seen = set(names)
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                names.append(key)
+    return names
+
+
+def rows_to_csv(rows: Sequence[Mapping[str, str]]) -> str:
+    """Manifest CSV text of exported rows (header line even when there are none)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=manifest_fieldnames(rows), restval="", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
