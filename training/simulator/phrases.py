@@ -110,7 +110,9 @@ def _phone_en(rng: np.random.Generator) -> str:
 
 def _int_slot(lo: int, hi: int) -> Callable[[np.random.Generator], str]:
     def draw(rng: np.random.Generator) -> str:
-        return str(int(rng.integers(lo, hi + 1)))
+        value = int(rng.integers(lo, hi + 1))
+        # "112" in a sentence reads as the emergency number itself, never as a plate.
+        return str(value + 1 if value == 112 else value)
 
     return draw
 
