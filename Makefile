@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/callsift demo
+	$(BIN)/callsift serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check classifier training api tests bench

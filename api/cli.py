@@ -7,10 +7,8 @@ The database is the one named by ``DATABASE_URL`` (default ``sqlite:///runs/call
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -30,12 +28,12 @@ db_app = typer.Typer(help="The service's database.", no_args_is_help=True)
 
 
 def _store() -> Store:
-    from api.db import DEFAULT_DATABASE_URL
+    from api.settings import Settings
     from api.store import Store
 
-    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    data_dir = Path(os.environ.get("CALLSIFT_DATA_DIR") or "runs")
-    return Store(url, data_dir=data_dir)
+    # The same settings as the service, so the CLI and the server share one database.
+    settings = Settings()
+    return Store(settings.database_url, data_dir=settings.data_dir)
 
 
 @keys_app.command("create")
@@ -133,11 +131,27 @@ def serve_command(
     from api.settings import Settings
 
     settings = Settings()  # fail here, with a clear message, on a bad setting
+    from api.store import StoreUnavailableError
+
+    token: str | None = None
+    try:
+        token = _bootstrap_admin(settings)
+    except StoreUnavailableError as exc:
+        # The service starts anyway and scores in degraded mode; /readyz says why.
+        typer.echo(f"warning: {exc}; no admin key could be checked or created", err=True)
     typer.echo(
         f"callsift serving on http://{host}:{port} (API docs at http://{host}:{port}/docs); "
         f"database {_safe_url(settings.database_url)}",
         err=True,
     )
+    if token:
+        typer.echo(
+            "No API key existed, so one admin key was created. It is shown only now:\n"
+            f"    {token}\n"
+            "Send it as the X-API-Key header. Create keys per person and role with\n"
+            "    callsift keys create --role call_taker|supervisor|data_scientist|admin",
+            err=True,
+        )
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -149,6 +163,27 @@ def serve_command(
         # every request itself with the route template instead.
         access_log=False,
     )
+
+
+def _bootstrap_admin(settings: Any) -> str | None:
+    """An admin key when the database holds no usable key (a fresh install), else None."""
+    from api.store import Store
+
+    store = Store(settings.database_url, data_dir=settings.data_dir)
+    try:
+        store.upgrade()
+        now = datetime.now(UTC)
+        usable = [
+            k
+            for k in store.list_keys()
+            if k["revoked_at"] is None and (k["expires_at"] is None or k["expires_at"] > now)
+        ]
+        if usable:
+            return None
+        token, _ = store.create_key(role="admin", name="bootstrap-admin", actor="cli")
+        return token
+    finally:
+        store.dispose()
 
 
 def _safe_url(url: str) -> str:

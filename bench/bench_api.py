@@ -1,0 +1,270 @@
+"""Speed of the scoring service on loopback: one uvicorn worker, wrk as the load.
+
+Measures, in one run on the same server:
+
+1. ``POST /v1/calls`` (arrival, pre-answer score, history lookup and write) with one
+   connection (latency p50/p99) and with 16 connections (requests per second);
+2. ``POST /v1/calls/{id}/audio`` with a 60 s G.711 recording, one connection
+   (end-to-end p50/p99: upload, decode, features, model, reasons, writes);
+3. in-process, the same 60 s call split into decode, features and model, as shares of
+   one scoring, so the ratio holds on a noisy machine.
+
+    .venv/bin/python bench/bench_api.py [--database-url URL] [--seconds 15]
+
+Needs ``wrk`` (Debian package ``wrk``). Without ``--database-url`` the server uses a
+fresh SQLite file; pass ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` to measure
+PostgreSQL (tables are created in a fresh schema, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLSIFT = Path(sys.executable).with_name("callsift")
+
+CALLS_LUA = r"""
+local counter = 0
+local tid = 0
+function setup(thread) thread:set("tid", tid); tid = tid + 1 end
+function init(args) prefix = "w" .. tid .. "-" .. tostring(os.time()) .. "-" end
+request = function()
+  counter = counter + 1
+  local caller = string.format("+62812%%07d", counter %% 500)
+  local body = string.format(
+    '{"call_id":"%%s%%d","caller_id":"%%s","started_at":"2025-06-03T10:%%02d:00+07:00"}',
+    prefix, counter, caller, counter %% 60)
+  return wrk.format("POST", "/v1/calls", {["Content-Type"]="application/json",
+    ["X-API-Key"]="%(key)s"}, body)
+end
+"""
+
+AUDIO_LUA = r"""
+local f = io.open("%(wav)s", "rb"); local wav = f:read("*all"); f:close()
+local i = 0
+request = function()
+  i = (i %% %(n)d) + 1
+  return wrk.format("POST", "/v1/calls/bench-" .. i .. "/audio",
+    {["Content-Type"]="application/octet-stream", ["X-API-Key"]="%(key)s"}, wav)
+end
+"""
+
+
+def sixty_second_call(tmp: Path) -> Path:
+    """A real simulated call, cut or looped to exactly 60 s, as 8 kHz mu-law WAV."""
+    from training.simulate import simulate_corpus
+
+    manifest = simulate_corpus(tmp / "c", preset="balanced", n_calls=12, seed=3, progress=False)
+    import pandas as pd
+
+    frame = pd.read_csv(manifest, keep_default_na=False)
+    row = frame.iloc[(frame["duration_s"] - 60).abs().argmin()]
+    y, sr = sf.read(manifest.parent / row["audio_path"], dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    y = np.tile(y, int(np.ceil(60 * sr / y.size)))[: 60 * sr]
+    out = tmp / "call60.wav"
+    sf.write(out, y, sr, format="WAV", subtype="ULAW")
+    return out
+
+
+def wait_ready(base: str, timeout: float = 60.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("server did not become ready")
+
+
+def post(base: str, path: str, key: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-API-Key": key},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def wrk(script: Path, base: str, *, threads: int, conns: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{conns}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * unit[m.group(2)] if m else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "rps": float(rps.group(1)) if rps else float("nan"),
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def in_process_split(wav: Path) -> dict[str, float]:
+    from datetime import UTC, datetime
+
+    from classifier.artifact import load_model
+    from classifier.audio import load_audio
+    from classifier.features import audio_features, call_features
+    from classifier.history import empty_history
+
+    model = load_model()
+    data = wav.read_bytes()
+    at = datetime(2025, 6, 3, 3, tzinfo=UTC)
+    times: dict[str, list[float]] = {"decode": [], "features": [], "model": []}
+    for _ in range(21):
+        t0 = time.perf_counter()
+        audio = load_audio(data)
+        t1 = time.perf_counter()
+        acoustic = audio_features(audio)
+        t2 = time.perf_counter()
+        feats = call_features(
+            None,
+            caller_id="+6281200000001",
+            started_at=at,
+            duration_s=60.0,
+            history=empty_history(),
+            acoustic=acoustic,
+        )
+        model.score(feats)
+        t3 = time.perf_counter()
+        times["decode"].append(t1 - t0)
+        times["features"].append(t2 - t1)
+        times["model"].append(t3 - t2)
+    med = {k: float(np.median(v[1:])) * 1e3 for k, v in times.items()}
+    total = sum(med.values())
+    return {
+        **{f"{k}_ms": v for k, v in med.items()},
+        **{f"{k}_share": v / total for k, v in med.items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--port", type=int, default=8799)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="callsift-bench-"))
+    schema = None
+    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+    if url.startswith("postgresql"):
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        url = f"{url}?options=-csearch_path%3D{schema}"
+    env = {**os.environ, "CALLSIFT_DATABASE_URL": url, "CALLSIFT_DATA_DIR": str(tmp / "data")}
+    env["CALLSIFT_LOG_LEVEL"] = "WARNING"
+    server = subprocess.Popen(
+        [str(CALLSIFT), "serve", "--port", str(args.port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    try:
+        key = ""
+        assert server.stderr is not None
+        for line in server.stderr:
+            if line.strip().startswith("cs_"):
+                key = line.strip()
+                break
+        wait_ready(base)
+        results: dict[str, dict[str, float]] = {}
+        calls = tmp / "calls.lua"
+        calls.write_text(CALLS_LUA % {"key": key})
+        wrk(calls, base, threads=1, conns=1, seconds=3)  # warm-up
+        results["POST /v1/calls, 1 connection"] = wrk(
+            calls, base, threads=1, conns=1, seconds=args.seconds
+        )
+        results["POST /v1/calls, 16 connections"] = wrk(
+            calls, base, threads=1, conns=16, seconds=args.seconds
+        )
+        wav = sixty_second_call(tmp)
+        n = 50
+        for i in range(1, n + 1):
+            post(
+                base,
+                "/v1/calls",
+                key,
+                {
+                    "call_id": f"bench-{i}",
+                    "caller_id": f"+6281300{i:05d}",
+                    "started_at": "2025-06-03T10:00:00+07:00",
+                },
+            )
+        audio = tmp / "audio.lua"
+        audio.write_text(AUDIO_LUA % {"wav": wav, "n": n, "key": key})
+        results["POST /v1/calls/{id}/audio 60 s, 1 connection"] = wrk(
+            audio, base, threads=1, conns=1, seconds=args.seconds
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if schema:
+            import psycopg
+
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+    print(f"database: {url.split('?')[0]}")
+    print("| request | p50 ms | p99 ms | requests/s | non-2xx |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} | "
+            f"{r['non_2xx']:.0f} |"
+        )
+    split = in_process_split(wav)
+    print(
+        "in-process 60 s call: "
+        + ", ".join(
+            f"{k} {v:.1f} ms ({split[k[:-3] + '_share']:.0%})"
+            for k, v in split.items()
+            if k.endswith("_ms")
+        )
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
