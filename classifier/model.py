@@ -226,19 +226,26 @@ class _FlatForest:
         self.threshold = flat["num_threshold"].astype(np.float64)
         self.missing_left = flat["missing_go_to_left"].astype(bool)
         self.value = flat["value"].astype(np.float64)
+        self.is_leaf = leaf
         self.roots = np.asarray(roots, dtype=np.int64)
         self.depth = int(flat["depth"].max())
         self.baseline = np.asarray(booster._baseline_prediction, dtype=np.float64).ravel()
         self.loss = booster._loss
 
     def raw(self, M: np.ndarray) -> np.ndarray:
-        n = M.shape[0]
+        n, n_features = M.shape
+        flat_x = np.ascontiguousarray(M, dtype=np.float64).ravel()
         idx = np.broadcast_to(self.roots, (n, self.roots.size)).copy()
-        rows = np.arange(n)[:, None]
-        for _ in range(self.depth):
-            x = M[rows, self.feature[idx]]
-            go_left = np.where(np.isnan(x), self.missing_left[idx], x <= self.threshold[idx])
-            idx = np.where(go_left, self.left[idx], self.right[idx])
+        row_start = (np.arange(n, dtype=np.int64) * n_features)[:, None]
+        for level in range(self.depth):
+            x = flat_x.take(row_start + self.feature.take(idx))
+            go_left = np.where(
+                np.isnan(x), self.missing_left.take(idx), x <= self.threshold.take(idx)
+            )
+            idx = np.where(go_left, self.left.take(idx), self.right.take(idx))
+            # Most trees are shallow: stop once every walk has reached its leaf.
+            if level >= 3 and self.is_leaf.take(idx).all():
+                break
         values = self.value[idx].reshape(n, self.n_iter, self.n_classes)
         start = np.broadcast_to(self.baseline, (n, 1, self.n_classes))
         # cumsum adds in sequence, exactly as scikit-learn accumulates its iterations.
@@ -508,7 +515,10 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
             if cal is None:
                 out[:, k] = raw[:, k]
             elif isinstance(cal, IsotonicRegression):
-                out[:, k] = cal.predict(raw[:, k])
+                # IsotonicRegression.predict (clip, then linear interpolation) without its
+                # input checks, which cost more than the model for one call.
+                x = np.clip(raw[:, k], cal.X_min_, cal.X_max_)
+                out[:, k] = np.interp(x, cal.X_thresholds_, cal.y_thresholds_)
             else:
                 out[:, k] = cal.predict_proba(_logit(raw[:, k]).reshape(-1, 1))[:, 1]
         total = out.sum(axis=1, keepdims=True)

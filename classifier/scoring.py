@@ -238,12 +238,24 @@ class ScoringModel:
             if any(f in pos for f in fs)
         ]
         n, G = M.shape[0], len(groups)
-        # One batch: each call, then each call with one group set to a typical genuine call.
-        stack = np.repeat(M[None, :, :], G + 1, axis=0)
+        # One batch: each call, then each call with one group set to a typical genuine
+        # call. A group already at its typical values cannot move the score: not computed
+        # (for a new number, every history group), its rows simply repeat the call's.
+        base_raw = clf.predict_proba_matrix(M, calibrated=False)
+        raw = np.repeat(base_raw[None, :, :], G + 1, axis=0)
+        rows, where = [], []
         for j, (_, cols) in enumerate(groups, start=1):
-            stack[j][:, cols] = clf.reference_[cols]
-        raw = clf.predict_proba_matrix(stack.reshape(-1, M.shape[1]), calibrated=False)
-        raw = raw.reshape(G + 1, n, len(LABELS))
+            ref_cols = clf.reference_[cols]
+            same = ((M[:, cols] == ref_cols) | (np.isnan(M[:, cols]) & np.isnan(ref_cols))).all(1)
+            for i in np.flatnonzero(~same):
+                row = M[i].copy()
+                row[cols] = ref_cols
+                rows.append(row)
+                where.append((j, i))
+        if rows:
+            moved = clf.predict_proba_matrix(np.asarray(rows), calibrated=False)
+            for (j, i), r in zip(where, moved, strict=True):
+                raw[j, i] = r
         ref = {f: float(clf.reference_[i]) for i, f in enumerate(names)}
         out: list[list[Reason]] = []
         for i in range(n):
