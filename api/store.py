@@ -14,6 +14,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -324,14 +325,20 @@ class Store:
         self._write = sessionmaker(
             bind=self.engine.execution_options(**SQLITE_WRITE_OPTIONS), expire_on_commit=False
         )
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._write_lock = threading.Lock()
 
     # -- plumbing ---------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
         factory = self._write if write else self._read
+        # SQLite allows one writer: threads that queue on a lock here instead of on the
+        # database avoid its busy handler, which sleeps and retries (measured: 16
+        # concurrent clients fell to 87 requests/s with a 1.2 s p99).
+        lock = self._write_lock if write and self._sqlite else contextlib.nullcontext()
         try:
-            with factory() as session, session.begin():
+            with lock, factory() as session, session.begin():
                 yield session
         except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
             raise _unavailable(exc) from exc

@@ -247,15 +247,15 @@ class ScoringModel:
         for j, (_, cols) in enumerate(groups, start=1):
             ref_cols = clf.reference_[cols]
             same = ((M[:, cols] == ref_cols) | (np.isnan(M[:, cols]) & np.isnan(ref_cols))).all(1)
-            for i in np.flatnonzero(~same):
-                row = M[i].copy()
+            for call in np.flatnonzero(~same):
+                row = M[call].copy()
                 row[cols] = ref_cols
                 rows.append(row)
-                where.append((j, i))
+                where.append((j, int(call)))
         if rows:
             moved = clf.predict_proba_matrix(np.asarray(rows), calibrated=False)
-            for (j, i), r in zip(where, moved, strict=True):
-                raw[j, i] = r
+            for (j, at), r in zip(where, moved, strict=True):
+                raw[j, at] = r
         ref = {f: float(clf.reference_[i]) for i, f in enumerate(names)}
         out: list[list[Reason]] = []
         for i in range(n):
