@@ -197,12 +197,51 @@ def flags_from_proba(
     return out
 
 
+@lru_cache(maxsize=1)
+def _walk_kernel() -> Any:
+    """The tree walk compiled with numba (a librosa dependency), built on first use."""
+    import numba
+
+    @numba.njit(nogil=True, cache=False)
+    def walk(
+        X: np.ndarray,
+        roots: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        missing_left: np.ndarray,
+        is_leaf: np.ndarray,
+        value: np.ndarray,
+        baseline: np.ndarray,
+        n_classes: int,
+    ) -> np.ndarray:
+        n = X.shape[0]
+        out = np.empty((n, n_classes))
+        for i in range(n):
+            for k in range(n_classes):
+                out[i, k] = baseline[k]
+            # Trees are stored iteration by iteration, class by class: each class's sum
+            # is built in scikit-learn's own order, so the floats come out identical.
+            for t in range(roots.size):
+                node = roots[t]
+                while not is_leaf[node]:
+                    x = X[i, feature[node]]
+                    go_left = missing_left[node] if np.isnan(x) else x <= threshold[node]
+                    node = left[node] if go_left else right[node]
+                out[i, t % n_classes] += value[node]
+        return out
+
+    return walk
+
+
 class _FlatForest:
-    """The booster's trees as flat arrays, walked for every tree at once with numpy.
+    """The booster's trees as flat arrays, walked by compiled code.
 
     scikit-learn predicts tree by tree in a Python loop: 1,200 trees cost about 10 ms per
-    call however few rows there are. Walking all trees together level by level costs
-    well under 1 ms for one call and gives the same raw scores, summed in the same order.
+    call however few rows there are. The compiled walk over the same arrays takes tens of
+    microseconds per call and gives the same raw scores, summed in the same order; a numpy
+    walk of all trees at once is kept for when numba cannot compile.
     """
 
     def __init__(self, booster: HistGradientBoostingClassifier) -> None:
@@ -233,6 +272,28 @@ class _FlatForest:
         self.loss = booster._loss
 
     def raw(self, M: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(M, dtype=np.float64)
+        try:
+            kernel = _walk_kernel()
+        except Exception:  # no numba on this platform: the numpy walk is exact too
+            return self._raw_numpy(X)
+        return np.asarray(
+            kernel(
+                X,
+                self.roots,
+                self.left,
+                self.right,
+                self.feature,
+                self.threshold,
+                self.missing_left,
+                self.is_leaf,
+                self.value,
+                self.baseline,
+                self.n_classes,
+            )
+        )
+
+    def _raw_numpy(self, M: np.ndarray) -> np.ndarray:
         n, n_features = M.shape
         flat_x = np.ascontiguousarray(M, dtype=np.float64).ravel()
         idx = np.broadcast_to(self.roots, (n, self.roots.size)).copy()
