@@ -19,12 +19,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 from api import security
 from api.db import (
@@ -422,20 +425,37 @@ class Store:
         offset = started_at.utcoffset()
         assert offset is not None  # checked by _aware
         # Insert first: a retry is the rare case, and the unique constraint settles races.
+        values = {
+            "call_id": call_id,
+            "caller_id": caller_id,
+            "started_at": started_at,
+            "utc_offset_s": int(offset.total_seconds()),
+            "meta": dict(metadata),
+            "created_at": _now(),
+            "history_weight": 1.0,
+        }
         try:
+            # A Core INSERT, no ORM object: this runs on every arriving call.
             with self._session(write=True) as session:
-                row = Call(
-                    call_id=call_id,
-                    caller_id=caller_id,
-                    started_at=started_at,
-                    utc_offset_s=int(offset.total_seconds()),
-                    meta=dict(metadata),
-                    created_at=_now(),
-                    history_weight=1.0,
-                )
-                session.add(row)
-                session.flush()
-                record = _record(row)
+                session.connection().execute(insert(Call).values(**values))
+            record = CallRecord(
+                call_id=call_id,
+                caller_id=caller_id,
+                started_at=started_at,
+                metadata=dict(metadata),
+                duration_s=None,
+                pre_score=None,
+                score=None,
+                flag=None,
+                p_prank=None,
+                p_ghost=None,
+                model_version=None,
+                scored_at=None,
+                label=None,
+                label_note=None,
+                label_at=None,
+                audio_file=None,
+            )
         except IntegrityError:
             stored = self.get_call(call_id)
             if stored.caller_id != caller_id or stored.started_at != started_at:
@@ -517,11 +537,23 @@ class Store:
         and counting it as a new flag would feed a number's risk with its own past.
         """
         data = _check_score(score)
+        # One UPDATE, no ORM object: this runs on every arriving call.
+        stmt = (
+            update(Call)
+            .where(Call.call_id == call_id)
+            .values(
+                pre_score=data,
+                model_version=case((Call.score.is_(None), model_version), else_=Call.model_version),
+            )
+        )
         with self._session(write=True) as session:
-            row = self._call_row(session, call_id, lock=True)
-            row.pre_score = data
-            if row.score is None:
-                row.model_version = model_version
+            # On the connection, not the Session: the ORM's bulk-update path costs more
+            # than the statement itself.
+            result = cast("CursorResult[Any]", session.connection().execute(stmt))
+            if result.rowcount == 0:
+                raise NotFoundError(
+                    f"unknown call_id {call_id!r}: no call was registered with this id"
+                )
 
     def save_audio(
         self,

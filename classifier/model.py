@@ -317,7 +317,11 @@ class _FlatForest:
         if self.n_classes == 1:  # binary boosting: one tree per iteration
             p = self.loss.predict_proba(raw.ravel())
             return np.asarray(p)
-        return np.asarray(self.loss.predict_proba(raw))
+        # scikit-learn's softmax step for step (same floats), without its array checks.
+        X = raw - raw.max(axis=1).reshape(-1, 1)
+        np.exp(X, out=X)
+        X /= X.sum(axis=1).reshape(-1, 1)
+        return X
 
 
 class CallClassifier(ClassifierMixin, BaseEstimator):
@@ -607,7 +611,8 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba_matrix(self, M: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
         """Probabilities from a feature matrix already in ``features_`` order."""
-        check_is_fitted(self, "estimator_")
+        if "estimator_" not in self.__dict__:  # check_is_fitted, minus its cost per call
+            check_is_fitted(self, "estimator_")
         if M.ndim != 2 or M.shape[1] != len(self.features_):
             raise InvalidParameterError(
                 f"matrix has shape {M.shape}; expected (n_calls, {len(self.features_)})"
