@@ -35,11 +35,35 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real training run, logged and registered in a throwaway MLflow store."""
     out = tmp_path_factory.mktemp("models") / "small"
-    result = runner.invoke(app, ["train", str(corpus), "--out", str(out), *SMALL])
+    args = [a for a in SMALL if a != "--no-mlflow"]
+    result = runner.invoke(
+        app, ["train", str(corpus), "--out", str(out), *args, "--tracking-uri", tracking]
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     return out
+
+
+def test_train_logs_the_run_and_registers_a_challenger(trained: Path, tracking: str) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    version = client.get_model_version_by_alias("callsift", "challenger")
+    assert str(version.version) == "1"
+    run = client.get_run(version.run_id)
+    card = read_card(trained)
+    assert run.data.tags["data_fingerprint"] == card["data_fingerprint"]
+    assert run.data.tags["code_version"] == card["code_version"]
+    assert "per_class.prank.roc_auc" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "card.json" in artifacts
 
 
 def _rewrite(manifest: Path, dest: Path, edit) -> Path:
