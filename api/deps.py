@@ -1,8 +1,7 @@
 """FastAPI dependencies: settings, store, model, and the caller's verified role.
 
 They are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, and
-the hop costs more than these lookups (measured: a validated, authenticated request
-fell from 1,340 to 700 requests/s with the role check as two sync dependencies).
+the hop costs more than these lookups (measured on POST /v1/calls: 5.4 -> 4.1 ms p50).
 Only a key missing from the cache goes to the database, in the thread pool.
 
 Every route declares which roles may use it through one of the ``*Dep`` principal
