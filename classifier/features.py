@@ -360,7 +360,18 @@ def _check(y: np.ndarray, name: str) -> np.ndarray:
         raise InvalidAudioError(f"{name} has {y.size} samples; expected at least {int(0.25 * SR)}")
     if not np.isfinite(y).all():
         raise InvalidAudioError(f"{name} contains NaN or infinite samples")
-    return y.astype(np.float32, copy=False)
+    # Digital silence (exact zeros, from VoIP without comfort noise) has no noise floor
+    # to measure against. A fixed dither 80 dB below the call's peak (-90 dBFS for a
+    # call of only zeros) makes it read as the faint line it stands for; scaling with
+    # the peak keeps every feature independent of the recording gain.
+    peak = float(np.max(np.abs(y)))
+    level = peak * 10 ** (-80 / 20) if peak > 0 else 10 ** (-90 / 20)
+    return (y + level * np.resize(_dither(), y.size)).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _dither() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(SR).astype(np.float32)
 
 
 def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], np.ndarray]:

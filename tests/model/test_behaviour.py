@@ -111,3 +111,10 @@ def test_cleared_history_no_longer_counts(score: Scorer) -> None:
     ]
     cleared = [PastCall(p.started_at, p.duration_s, p.label, weight=0.0) for p in pranks]
     assert score(y, at=at, past=cleared).p_prank < score(y, at=at, past=pranks).p_prank
+
+
+def test_digital_silence_scores_as_ghost(score: Scorer) -> None:
+    """A line of exact zeros (VoIP without comfort noise) is the emptiest ghost call."""
+    s = score(np.zeros(20 * 8000, dtype=np.float32), caller_id="simless:handset-1")
+    assert s.p_ghost > 0.5, s
+    assert max(s.probabilities, key=s.probabilities.__getitem__) == "ghost", s
