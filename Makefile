@@ -23,7 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check classifier training api tests bench
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's chromium (tests/web); install it from the distribution.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+/usr/bin/chromium:
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+test: lint /usr/bin/chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 clean:

@@ -87,7 +87,12 @@ class Call(Base):
     """One call, from arrival to disposition."""
 
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_caller_started", "caller_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_calls_caller_started", "caller_id", "started_at"),
+        # The console polls the newest calls; the dashboard reads a window of days.
+        Index("ix_calls_created_at", "created_at"),
+        Index("ix_calls_started_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), unique=True, nullable=False)

@@ -25,11 +25,12 @@ from api.observability import (
     configure_logging,
     redact,
 )
-from api.routers import audit, calls, export, health, model, numbers
+from api.routers import audit, calls, console, export, health, model, numbers
 from api.schemas import SERVICE_ADVISORY
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
 from api.settings import Settings
 from api.store import ConflictError, NotFoundError, Store, StoreUnavailableError
+from api.web import router as web_router
 from classifier.errors import (
     AudioTooLongError,
     AudioTooShortError,
@@ -200,6 +201,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
-    for module in (calls, numbers, export, model, audit, health):
+    for module in (console, calls, numbers, export, model, audit, health):
         app.include_router(module.router)
+    app.include_router(web_router)
     return app

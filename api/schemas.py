@@ -252,3 +252,72 @@ class AuditOut(BaseModel):
     entries: list[AuditEntryOut]
     limit: int
     offset: int
+
+
+# --- web console -----------------------------------------------------------------------
+
+
+class MeOut(BaseModel):
+    """The holder of the request's key and what the console may show them."""
+
+    key_id: int
+    role: str
+    name: str
+    roles_allowed: dict[str, bool] = Field(
+        description="UI capabilities: dispose, review, queue, audit, model, export, dashboard."
+    )
+
+
+class CallerRecentOut(BaseModel):
+    calls_7d: int = Field(description="Calls from this number started in the last 7 days.")
+    pranks: int = Field(description="Confirmed prank calls not reset by a clear.")
+    ghosts: int = Field(description="Confirmed ghost calls not reset by a clear.")
+
+
+class RecentCallOut(CallOut):
+    created_at: datetime = Field(description="When the service registered the call (UTC).")
+    caller_recent: CallerRecentOut
+
+
+class RecentCallsOut(BaseModel):
+    calls: list[RecentCallOut] = Field(description="Most recently registered first.")
+    latest: datetime | None = Field(
+        description="created_at of the newest call listed (else the since asked for): "
+        "pass it as since in the next poll."
+    )
+    advisory: Advisory
+
+
+class DayCountsOut(BaseModel):
+    date: str
+    emergency: int
+    non_emergency: int
+    prank: int
+    ghost: int
+    unlabelled: int
+
+
+class DayShareOut(BaseModel):
+    date: str
+    prank_share: float
+    ghost_share: float
+
+
+class IncidentTypeOut(BaseModel):
+    type: str
+    calls: int
+
+
+class DashboardOut(BaseModel):
+    days: list[DayCountsOut]
+    share: list[DayShareOut]
+    heatmap: list[list[int]] = Field(description="7 x 24: weekday (Monday first) x local hour.")
+    incident_types: list[IncidentTypeOut]
+    advisory: Advisory
+
+
+class ModelReportOut(BaseModel):
+    version: str
+    card: dict[str, Any]
+    report_md: str | None
+    plots: list[str] = Field(description="Plot names; fetch each at /v1/model/report/{name}.png.")

@@ -76,7 +76,14 @@ def test_upgrade_is_idempotent_and_matches_the_models(store: Store) -> None:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert {"calls", "reviews", "api_keys", "audit_log", "alembic_version"} <= tables
-    assert version == "0001"
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from api.store import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert version == ScriptDirectory.from_config(config).get_current_head()
     assert diff == []
 
 

@@ -1,0 +1,249 @@
+"""The web console in a real browser (Debian's Chromium through Playwright) against a real
+``callsift serve``: flags with reasons, a supervisor's review reaching the call-taker's
+screen, role limits, and refused keys."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.web.conftest import Server, save_screen
+
+pytestmark = pytest.mark.slow
+
+DESKTOP = {"width": 1280, "height": 800}
+TABLET = {"width": 768, "height": 1024}
+#: Long enough for two 2-second polls and a slow, shared machine.
+WAIT_MS = 15_000
+
+
+def quiet_line(seconds: float, *, seed: int) -> bytes:
+    """Faint seeded line noise and nothing else, shape (seconds * 8000,): a silent caller."""
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    sf.write(
+        buffer,
+        0.0005 * rng.standard_normal(int(seconds * 8000)),
+        8000,
+        format="WAV",
+        subtype="PCM_16",
+    )
+    return buffer.getvalue()
+
+
+def new_call(
+    client: Any,
+    caller_id: str,
+    *,
+    started_at: datetime | None = None,
+    metadata: dict[str, str] | None = None,
+) -> str:
+    call_id = f"w-{uuid.uuid4().hex[:12]}"
+    started = (started_at or datetime.now(UTC)).isoformat()
+    body = {"call_id": call_id, "caller_id": caller_id, "started_at": started}
+    r = client.post("/v1/calls", json={**body, "metadata": metadata or {}})
+    assert r.status_code == 200, r.text
+    return call_id
+
+
+def login(browser: Any, server: Server, key: str, *, viewport: dict[str, int] = DESKTOP) -> Any:
+    context = browser.new_context(viewport=viewport, locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{server.url}/")
+    page.fill("#key", key)
+    page.click("#login-form button[type=submit]")
+    return page
+
+
+@pytest.fixture(scope="module")
+def flagged_call(server: Server) -> dict[str, Any]:
+    """A call the model flags from its silent recording, with its score."""
+    with server.client("call_taker") as ct:
+        for seed in range(8):
+            call_id = new_call(ct, f"simless:web{uuid.uuid4().hex[:8]}")
+            r = ct.post(
+                f"/v1/calls/{call_id}/audio",
+                content=quiet_line(20, seed=seed),
+                headers={"Content-Type": "audio/wav"},
+            )
+            assert r.status_code == 200, r.text
+            body = r.json()
+            if body["flag"] != "none":
+                return body
+    pytest.fail("the shipped model flagged none of 8 silent recordings; expected a ghost flag")
+
+
+def test_flagged_call_appears_with_reasons(
+    server: Server, browser: Any, flagged_call: dict[str, Any]
+) -> None:
+    page = login(browser, server, server.keys["call_taker"])
+    item = page.locator(f"#call-{flagged_call['call_id']}")
+    item.wait_for(timeout=WAIT_MS)
+    kind = "ghost" if "ghost" in flagged_call["flag"] else "prank"
+    level = flagged_call["flag"].split("_")[0]
+    assert f"flag-{level}" in (item.get_attribute("class") or "")
+    assert kind in item.locator(".flag-text").inner_text().lower()
+    reasons = item.locator(".reasons li")
+    assert reasons.count() == len(flagged_call["reasons"]) > 0
+    assert reasons.first.inner_text() == flagged_call["reasons"][0]["en"]
+    # The advisory stays on screen.
+    assert "answer and handle every call" in page.locator("#advisory").inner_text()
+    save_screen(page, "call_taker", readme=True)
+
+    # Indonesian: interface text and the reasons switch; the choice survives a reload.
+    page.click("#lang")
+    assert reasons.first.inner_text() == flagged_call["reasons"][0]["id"]
+    assert "jawab dan tangani setiap panggilan" in page.locator("#advisory").inner_text()
+    page.reload()
+    page.locator(f"#call-{flagged_call['call_id']} .reasons li").first.wait_for(timeout=WAIT_MS)
+    assert page.locator("html").get_attribute("lang") == "id"
+    page.click("#lang")
+
+    # Tablet width: the same call, the disposition buttons still on screen.
+    page.set_viewport_size(TABLET)
+    buttons = page.locator(f"#call-{flagged_call['call_id']} .dispo")
+    assert buttons.count() == 4
+    box = buttons.last.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= TABLET["width"]
+    save_screen(page, "call_taker_tablet")
+    page.context.close()
+
+
+def test_disposition_by_keyboard(server: Server, browser: Any) -> None:
+    with server.client("call_taker") as ct:
+        call_id = new_call(ct, "+6281299900001")
+    page = login(browser, server, server.keys["call_taker"])
+    button = page.locator(f"#call-{call_id} button[data-label=non_emergency]")
+    button.wait_for(timeout=WAIT_MS)
+    button.focus()
+    page.keyboard.press("Enter")
+    page.locator(f"#call-{call_id} button[data-label=non_emergency][aria-pressed=true]").wait_for(
+        timeout=WAIT_MS
+    )
+    with server.client("supervisor") as sv:
+        assert sv.get(f"/v1/calls/{call_id}").json()["label"] == "non_emergency"
+    page.context.close()
+
+
+def test_supervisor_review_reaches_call_taker(server: Server, browser: Any) -> None:
+    number = "+6281277700042"
+    start = datetime.now(UTC) - timedelta(hours=3)
+    with server.client("call_taker") as ct:
+        for i in range(3):
+            call_id = new_call(
+                ct,
+                number,
+                started_at=start + timedelta(minutes=20 * i),
+                metadata={"incident_type": ("fire", "medical", "fire")[i]},
+            )
+            if i == 0:
+                r = ct.post(
+                    f"/v1/calls/{call_id}/audio",
+                    content=quiet_line(3, seed=i),
+                    headers={"Content-Type": "audio/wav"},
+                )
+                assert r.status_code == 200, r.text
+            r = ct.post(f"/v1/calls/{call_id}/disposition", json={"label": "prank"})
+            assert r.status_code == 200, r.text
+        latest = new_call(ct, number)
+
+    taker = login(browser, server, server.keys["call_taker"])
+    history = taker.locator(f"#call-{latest} .history")
+    history.wait_for(timeout=WAIT_MS)
+    assert "confirmed pranks 3" in history.inner_text()
+
+    sup = login(browser, server, server.keys["supervisor"])
+    row = sup.locator("#queue tbody tr", has_text=number)
+    row.wait_for(timeout=WAIT_MS)
+    row.locator("button").click()
+    sup.locator("#tl-calls li").first.wait_for(timeout=WAIT_MS)
+    assert sup.locator("#tl-calls li").count() == 4
+    # Playback: the recording is fetched with the key and played from a blob URL.
+    sup.locator("#tl-calls button.play").first.click()
+    audio = sup.locator("#tl-calls audio")
+    audio.wait_for(timeout=WAIT_MS)
+    assert (audio.get_attribute("src") or "").startswith("blob:")
+
+    sup.fill("#review-note", "known prank caller")
+    sup.click("button[data-action=confirm_prank]")
+    sup.locator("#review-msg", has_text="Confirm prank caller").wait_for(timeout=WAIT_MS)
+    sup.locator("#queue tbody tr", has_text=number).locator(
+        ".review-cell[data-action=confirm_prank]"
+    ).wait_for(timeout=WAIT_MS)
+    save_screen(sup, "supervisor", readme=True)
+
+    # Redress: clearing the number zeroes its earlier pranks; the call-taker sees it on
+    # the next poll without reloading.
+    sup.click("button[data-action=clear]")
+    sup.locator("#review-msg", has_text="Clear").wait_for(timeout=WAIT_MS)
+    taker.locator(f"#call-{latest} .history", has_text="confirmed pranks 0").wait_for(
+        timeout=WAIT_MS
+    )
+
+    sup.click("#nav button[data-view=dashboard]")
+    for name in ("calls_per_day", "share_over_time", "heatmap", "incident_types"):
+        img = sup.locator(f"#plot-{name} img")
+        img.wait_for(timeout=WAIT_MS)
+        assert sup.evaluate("(img) => img.naturalWidth", img.element_handle()) > 0
+    save_screen(sup, "dashboard", readme=True)
+    sup.context.close()
+    taker.context.close()
+
+
+def test_call_taker_cannot_reach_supervisor_actions(server: Server, browser: Any) -> None:
+    page = login(browser, server, server.keys["call_taker"])
+    page.locator("#nav").wait_for(timeout=WAIT_MS)
+    assert page.locator("#nav button[data-view=calls]").is_visible()
+    for view in ("queue", "dashboard", "audit"):
+        assert not page.locator(f"#nav button[data-view={view}]").is_visible()
+    assert page.locator("button[data-action]").count() == 0
+    # The server refuses anyway, whatever the page shows.
+    status = page.evaluate(
+        """async (key) => (await fetch('/v1/numbers/%2B6281277700042/review', {
+            method: 'POST', headers: {'X-API-Key': key, 'Content-Type': 'application/json'},
+            body: JSON.stringify({action: 'clear'})})).status""",
+        server.keys["call_taker"],
+    )
+    assert status == 403
+    with server.client("call_taker") as ct:
+        assert ct.get("/v1/numbers/flagged").status_code == 403
+    page.context.close()
+
+
+@pytest.mark.parametrize("which", ["bad", "expired"])
+def test_refused_keys(server: Server, browser: Any, which: str) -> None:
+    key = "cs_" + "x" * 40 if which == "bad" else server.expired_key
+    page = login(browser, server, key)
+    error = page.locator("#login-error")
+    error.wait_for(timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#login-error').textContent.length > 0", timeout=WAIT_MS
+    )
+    assert "Key refused" in error.inner_text()
+    assert page.locator("#view-login").is_visible()
+    assert not page.locator("#nav").is_visible()
+    assert page.evaluate("() => sessionStorage.getItem('callsift.key')") is None
+    save_screen(page, f"login_{which}")
+    page.context.close()
+
+
+def test_model_view(server: Server, browser: Any) -> None:
+    page = login(browser, server, server.keys["data_scientist"])
+    page.click("#nav button[data-view=model]")
+    page.locator("#model dd").first.wait_for(timeout=WAIT_MS)
+    with server.client("data_scientist") as ds:
+        report = ds.get("/v1/model/report").json()
+    assert report["version"] in page.locator("#model").inner_text()
+    imgs = page.locator("#model-plots img")
+    imgs.first.wait_for(timeout=WAIT_MS)
+    assert imgs.count() == len(report["plots"]) > 0
+    # A data scientist does not see call-taker or supervisor actions.
+    assert not page.locator("#nav button[data-view=queue]").is_visible()
+    save_screen(page, "model", readme=True)
+    page.context.close()
