@@ -247,3 +247,49 @@ def test_model_view(server: Server, browser: Any) -> None:
     assert not page.locator("#nav button[data-view=queue]").is_visible()
     save_screen(page, "model", readme=True)
     page.context.close()
+
+
+CONTRAST_JS = """
+(selectors) => {
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const sel of selectors) {
+    for (const el of document.querySelectorAll(sel)) {
+      if (!el.offsetParent && el.tagName !== "BODY") continue;
+      const fg = lum(rgb(getComputedStyle(el).color).slice(0, 3));
+      const bg = lum(background(el));
+      out.push([sel, (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05)]);
+    }
+  }
+  return out;
+}
+"""
+
+
+def test_text_contrast_meets_wcag_aa(
+    server: Server, browser: Any, flagged_call: dict[str, Any]
+) -> None:
+    """Every visible text of the call-taker's screen has a contrast ratio of 4.5:1 or more."""
+    page = login(browser, server, server.keys["call_taker"])
+    page.locator(f"#call-{flagged_call['call_id']}").wait_for(timeout=WAIT_MS)
+    selectors = ["#advisory", ".flag-text", ".reasons li", "button", "h1, h2", "p", "nav a"]
+    ratios = page.evaluate(CONTRAST_JS, selectors)
+    assert ratios, "no text found to measure"
+    low = [(sel, round(r, 2)) for sel, r in ratios if r < 4.5]
+    assert low == [], low
+    assert len({sel for sel, _ in ratios}) >= 5  # the check saw the screen's main texts
+    page.context.close()
