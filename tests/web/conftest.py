@@ -143,11 +143,15 @@ def artifacts() -> Path:
 
 
 def save_screen(page: Any, name: str, *, readme: bool = False) -> Path:
-    """Screenshot ``page`` to the artefacts; ``readme`` also copies it to docs/screenshots."""
+    """Screenshot ``page`` to the artefacts.
+
+    ``readme`` screens are also copied to docs/screenshots, but only when
+    ``CALLSIFT_UPDATE_SCREENSHOTS=1``: a test run must not change tracked files.
+    """
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
-    if readme:
+    if readme and os.environ.get("CALLSIFT_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
     return path
