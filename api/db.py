@@ -193,7 +193,8 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
     Returns
     -------
     Engine
-        With ``pool_pre_ping``; for SQLite WAL, foreign keys, ``check_same_thread=False``
+        With ``pool_pre_ping`` for PostgreSQL; for SQLite WAL, foreign keys,
+        ``check_same_thread=False``
         and explicit ``BEGIN`` (write sessions use ``BEGIN IMMEDIATE``, see
         :data:`SQLITE_WRITE_OPTIONS`).
     """
@@ -212,7 +213,9 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
             kwargs["poolclass"] = StaticPool
         else:
             kwargs["pool_timeout"] = pool_timeout_s
-        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        # No pre-ping: a local file has no connection to lose, and the ping was one more
+        # statement on every call.
+        engine = create_engine(url, pool_pre_ping=False, **kwargs)
         _configure_sqlite(engine, wal=not memory)
         return engine
     if backend == "postgresql":

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, func, insert, select, text, update
+from sqlalchemy import bindparam, case, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -305,6 +306,33 @@ def _unavailable(exc: Exception) -> StoreUnavailableError:
     return StoreUnavailableError(f"database unavailable: {first}")
 
 
+# Statements of the per-call hot path, built once: building a statement cost more than
+# running it (measured 0.35 ms per call through SQLAlchemy against 0.01 ms in SQLite).
+_INSERT_CALL = insert(Call)
+_HISTORY_QUERY = (
+    select(
+        Call.started_at,
+        Call.utc_offset_s,
+        Call.duration_s,
+        Call.label,
+        Call.label_at,
+        Call.history_weight,
+    )
+    .where(Call.caller_id == bindparam("b_caller"), Call.started_at < bindparam("b_before"))
+    .order_by(Call.started_at, Call.id)
+)
+_SAVE_PRE_SCORE = (
+    update(Call)
+    .where(Call.call_id == bindparam("b_call_id"))
+    .values(
+        pre_score=bindparam("b_pre_score", type_=Call.__table__.c.pre_score.type),
+        model_version=case(
+            (Call.score.is_(None), bindparam("b_version")), else_=Call.model_version
+        ),
+    )
+)
+
+
 class Store:
     """The service's database.
 
@@ -328,6 +356,7 @@ class Store:
         self._write = sessionmaker(
             bind=self.engine.execution_options(**SQLITE_WRITE_OPTIONS), expire_on_commit=False
         )
+        self._write_engine = self.engine.execution_options(**SQLITE_WRITE_OPTIONS)
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock()
 
@@ -343,6 +372,21 @@ class Store:
         try:
             with lock, factory() as session, session.begin():
                 yield session
+        except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    @contextlib.contextmanager
+    def _tx(self, *, write: bool = False) -> Iterator[Connection]:
+        """A plain connection in a transaction, for the per-call hot path.
+
+        Same locking and error mapping as :meth:`_session`, without the ORM session,
+        whose setup costs more than the statements it runs.
+        """
+        engine = self._write_engine if write else self.engine
+        lock = self._write_lock if write and self._sqlite else contextlib.nullcontext()
+        try:
+            with lock, engine.begin() as conn:
+                yield conn
         except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
             raise _unavailable(exc) from exc
 
@@ -430,14 +474,14 @@ class Store:
             "caller_id": caller_id,
             "started_at": started_at,
             "utc_offset_s": int(offset.total_seconds()),
-            "meta": dict(metadata),
+            "metadata": dict(metadata),  # the column's name (the attribute is ``meta``)
             "created_at": _now(),
             "history_weight": 1.0,
         }
         try:
             # A Core INSERT, no ORM object: this runs on every arriving call.
-            with self._session(write=True) as session:
-                session.connection().execute(insert(Call).values(**values))
+            with self._tx(write=True) as conn:
+                conn.execute(_INSERT_CALL, values)
             record = CallRecord(
                 call_id=call_id,
                 caller_id=caller_id,
@@ -505,20 +549,8 @@ class Store:
         _aware(before, "before")
         if caller_id == "":
             return []
-        query = (
-            select(
-                Call.started_at,
-                Call.utc_offset_s,
-                Call.duration_s,
-                Call.label,
-                Call.label_at,
-                Call.history_weight,
-            )
-            .where(Call.caller_id == caller_id, Call.started_at < before)
-            .order_by(Call.started_at, Call.id)
-        )
-        with self._session() as session:
-            rows = session.execute(query).all()
+        with self._tx() as conn:
+            rows = conn.execute(_HISTORY_QUERY, {"b_caller": caller_id, "b_before": before}).all()
         return [
             PastCall(
                 started_at=_local(r.started_at, r.utc_offset_s),
@@ -538,18 +570,9 @@ class Store:
         """
         data = _check_score(score)
         # One UPDATE, no ORM object: this runs on every arriving call.
-        stmt = (
-            update(Call)
-            .where(Call.call_id == call_id)
-            .values(
-                pre_score=data,
-                model_version=case((Call.score.is_(None), model_version), else_=Call.model_version),
-            )
-        )
-        with self._session(write=True) as session:
-            # On the connection, not the Session: the ORM's bulk-update path costs more
-            # than the statement itself.
-            result = cast("CursorResult[Any]", session.connection().execute(stmt))
+        with self._tx(write=True) as conn:
+            params = {"b_call_id": call_id, "b_pre_score": data, "b_version": model_version}
+            result = cast("CursorResult[Any]", conn.execute(_SAVE_PRE_SCORE, params))
             if result.rowcount == 0:
                 raise NotFoundError(
                     f"unknown call_id {call_id!r}: no call was registered with this id"
