@@ -20,9 +20,9 @@ import typer
 from joblib import Memory
 
 import classifier
-from classifier.audio import load_audio
+from classifier.audio import CallAudio, load_audio
 from classifier.errors import CallsiftError, InvalidParameterError
-from classifier.features import FEATURE_NAMES, audio_features, call_features
+from classifier.features import FEATURE_NAMES, SR, audio_features, call_features
 from classifier.history import replay_history, resolve_timezone
 from classifier.manifest import load_manifest, parse_timestamp
 from training.parallel import map_batches
@@ -78,6 +78,34 @@ def _run_batch(
     return out
 
 
+def warm_numba_cache() -> None:
+    """Compute the features of a synthetic call in this process, before any worker.
+
+    librosa compiles its numba kernels on first use and caches them on disk; two fresh
+    worker processes compiling and caching the same kernel at once crashed with a
+    segmentation fault in a fresh checkout (seen in CI-like runs). Compiling once here
+    leaves the workers a finished cache to load.
+    """
+    # Faint noise with voiced bursts (a 150 Hz harmonic tone), so pitch tracking runs too.
+    t = np.arange(3 * SR) / SR
+    voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 8))
+    bursts = ((t % 1.0) > 0.4) & ((t % 1.0) < 0.8)
+    noise = np.random.default_rng(0).standard_normal(t.size)
+    y = (0.2 * voiced * bursts + 0.002 * noise).astype(np.float32)
+    audio_features(
+        CallAudio(
+            caller=y,
+            other=None,
+            sr=SR,
+            original_sr=SR,
+            original_channels=1,
+            original_format="WAV",
+            original_subtype="FLOAT",
+            duration_s=3.0,
+        )
+    )
+
+
 def extract_features(
     manifest: str | Path,
     *,
@@ -129,6 +157,8 @@ def extract_features(
         )
     ]
     batches = [jobs[i : i + _BATCH] for i in range(0, len(jobs), _BATCH)]
+    if n_jobs > 1:
+        warm_numba_cache()
     code = _code_fingerprint()
     cache = str(cache_dir) if cache_dir else None
     results: dict[int, tuple[dict[str, float] | None, str]] = {}
