@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
-from classifier.model import CallClassifier
+from classifier.model import CallClassifier, budget_threshold
 from training.default import ACCEPTANCE_CORPUS, TRAIN_CORPORA, TRAIN_SETTINGS, ensure_corpus
 from training.features import extract_features
 from training.split import caller_keys, honest_split
@@ -38,9 +38,9 @@ from training.train import load_training_table
 
 
 def recall_at(p: np.ndarray, y: np.ndarray, cls: str, fpr: float = 0.01) -> float:
-    emerg = np.sort(p[y == "emergency"])[::-1]
-    allowed = int(np.floor(fpr * emerg.size))
-    t = np.nextafter(emerg[allowed], np.inf) if allowed < emerg.size else 0.0
+    emerg = p[y == "emergency"]
+    # The same budget rule as the model's own flag thresholds.
+    t = budget_threshold(emerg, int(np.floor(fpr * emerg.size + 1e-9)), 0.0)
     return float((p[y == cls] >= t).mean())
 
 

@@ -127,14 +127,19 @@ def save_model(
             else:
                 shutil.copy2(src, staging / name)
         os.chmod(staging, 0o755)
-        _swap_in(staging, target)
+        swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
 
 
-def _swap_in(staging: Path, target: Path) -> None:
+def swap_in(staging: Path, target: Path) -> None:
+    """Put a complete folder ``staging`` at ``target``, replacing what stood there.
+
+    The old folder is moved aside under a unique name and removed only once the new one
+    is in place; if that fails, the old one is put back.
+    """
     if not target.exists():
         staging.rename(target)
         return

@@ -82,7 +82,7 @@ def feature_matrix(X: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
     return M
 
 
-def _threshold(scores: np.ndarray, allowed: int, floor: float) -> float:
+def budget_threshold(scores: np.ndarray, allowed: int, floor: float) -> float:
     """Smallest threshold (at least ``floor``) flagging at most ``allowed`` of ``scores``."""
     if scores.size == 0:
         return floor
@@ -137,8 +137,8 @@ def choose_thresholds(
         for share in _SPLIT_GRID:
             a_prank = int(np.floor(share * allowed + 1e-9))
             t = {
-                "prank": _threshold(proba[protected, col["prank"]], a_prank, floors[level]),
-                "ghost": _threshold(
+                "prank": budget_threshold(proba[protected, col["prank"]], a_prank, floors[level]),
+                "ghost": budget_threshold(
                     proba[protected, col["ghost"]], allowed - a_prank, floors[level]
                 ),
             }
@@ -628,6 +628,11 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         state = super().__getstate__()
         state.pop("_forest", None)
         return state
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from :meth:`predict_proba_matrix`'s uncalibrated ones."""
+        check_is_fitted(self, "calibrators_")
+        return self._calibrate(raw)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities.

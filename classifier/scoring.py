@@ -32,6 +32,9 @@ PRE_ANSWER_FEATURES: tuple[str, ...] = tuple(
     f for f in (*METADATA_FEATURES, *HISTORY_FEATURES) if f != "meta_log_duration"
 )
 STAGES: tuple[str, ...] = ("call", "pre_answer")
+#: A score as one flat row: the columns of ``scores.csv`` after ``call_id``, and of the
+#: MLflow pyfunc's output (see :meth:`CallScore.flat`).
+SCORE_FIELDS: tuple[str, ...] = (*(f"p_{c}" for c in LABELS), "flag", "reasons")
 _MIN_CONTRIBUTION = 0.05  # logit units; smaller moves are not worth a call-taker's attention
 
 
@@ -105,6 +108,14 @@ class CallScore:
         return "; ".join(
             f"{'+' if r.effect == 'raises' else '-'} {getattr(r, lang)}" for r in self.reasons
         )
+
+    def flat(self, *, lang: str = "en") -> dict[str, Any]:
+        """The score as one row of :data:`SCORE_FIELDS`, reasons as one line of text."""
+        return {
+            **{f"p_{c}": self.probabilities[c] for c in LABELS},
+            "flag": self.flag,
+            "reasons": self.reasons_text(lang=lang),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -186,11 +197,12 @@ class ScoringModel:
         clf = self.classifier(stage)
         if M.shape[0] == 0:
             return []
-        proba = clf.predict_proba_matrix(M)
+        raw = clf.predict_proba_matrix(M, calibrated=False)
+        proba = clf.calibrate(raw)
         flags = flags_from_proba(proba, classes=LABELS, thresholds=clf.thresholds_)
         reasons: list[list[Reason]] = [[] for _ in range(M.shape[0])]
         if explain:
-            reasons = self._explain(clf, M, proba, flags, max_reasons=max_reasons)
+            reasons = self._explain(clf, M, raw, proba, flags, max_reasons=max_reasons)
         return [
             CallScore(
                 probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
@@ -225,6 +237,7 @@ class ScoringModel:
         self,
         clf: CallClassifier,
         M: np.ndarray,
+        base_raw: np.ndarray,
         proba: np.ndarray,
         flags: np.ndarray,
         *,
@@ -241,7 +254,6 @@ class ScoringModel:
         # One batch: each call, then each call with one group set to a typical genuine
         # call. A group already at its typical values cannot move the score: not computed
         # (for a new number, every history group), its rows simply repeat the call's.
-        base_raw = clf.predict_proba_matrix(M, calibrated=False)
         raw = np.repeat(base_raw[None, :, :], G + 1, axis=0)
         rows, where = [], []
         for j, (_, cols) in enumerate(groups, start=1):

@@ -20,22 +20,13 @@ import numpy as np
 import pandas as pd
 import typer
 
-from classifier.artifact import DEFAULT_MODEL_DIR, load_model
+from classifier.artifact import DEFAULT_MODEL_DIR, load_model, swap_in
 from classifier.errors import InvalidParameterError
-from classifier.formats import LABELS
-from classifier.scoring import ScoringModel
+from classifier.scoring import SCORE_FIELDS, ScoringModel
 from training.baselines import BASELINE_NOTES, Baselines
 from training.features import extract_features
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "call_id",
-    "p_emergency",
-    "p_non_emergency",
-    "p_prank",
-    "p_ghost",
-    "flag",
-    "reasons",
-)
+SCORE_COLUMNS: tuple[str, ...] = ("call_id", *SCORE_FIELDS)
 _SLICE_COLUMNS: tuple[str, ...] = ("meta_withheld", "meta_simless", "meta_hour", "hist_has_history")
 BASELINES_FILE = "baselines.joblib"
 
@@ -87,10 +78,10 @@ def score_table(
             "label": table["label"].fillna("").astype(str).to_numpy(),
         }
     )
-    for c in LABELS:
-        out[f"p_{c}"] = [s.probabilities[c] for s in scores]
-    out["flag"] = [s.flag for s in scores]
-    texts = [s.reasons_text(lang=lang) for s in scores]
+    flat = [s.flat(lang=lang) for s in scores]
+    for field in SCORE_FIELDS:
+        out[field] = [r[field] for r in flat]
+    texts = list(out["reasons"])
     if failed.any():
         errors = table["audio_error"].astype(str).to_numpy()
         note = "audio unreadable, scored from history and metadata only: "
@@ -163,17 +154,6 @@ def _prepare_out(out: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
 
 
-def _swap(staging: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
-
-
 def evaluate_manifest(
     manifest: Path,
     out: Path,
@@ -218,7 +198,7 @@ def evaluate_manifest(
         )
         if len(failures):
             failures.to_csv(staging / "errors.csv", index=False)
-        _swap(staging, out)
+        swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

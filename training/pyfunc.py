@@ -14,19 +14,12 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from classifier.artifact import load_model
-from classifier.scoring import ScoringModel
+from classifier.scoring import SCORE_FIELDS, ScoringModel
 
 #: Key of the model folder among the logged pyfunc's artifacts.
 MODEL_DIR_ARTIFACT = "model_dir"
 #: Columns of :func:`predict_frame`'s output, in order.
-OUTPUT_COLUMNS: tuple[str, ...] = (
-    "p_emergency",
-    "p_non_emergency",
-    "p_prank",
-    "p_ghost",
-    "flag",
-    "reasons",
-)
+OUTPUT_COLUMNS: tuple[str, ...] = SCORE_FIELDS
 #: Inference parameters the logged signature accepts, with their defaults.
 DEFAULT_PARAMS: dict[str, Any] = {"stage": "call", "explain": True}
 
@@ -52,17 +45,7 @@ def predict_frame(
         what raised the score and ``-`` for what lowered it.
     """
     scores = model.score_frame(X, stage=stage, explain=explain)
-    rows = [
-        {
-            "p_emergency": s.probabilities["emergency"],
-            "p_non_emergency": s.probabilities["non_emergency"],
-            "p_prank": s.probabilities["prank"],
-            "p_ghost": s.probabilities["ghost"],
-            "flag": s.flag,
-            "reasons": s.reasons_text(),
-        }
-        for s in scores
-    ]
+    rows = [s.flat() for s in scores]
     return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS), index=X.index)
 
 
