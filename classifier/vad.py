@@ -41,6 +41,7 @@ from scipy.ndimage import (
 from classifier.errors import InvalidParameterError
 
 __all__ = [
+    "VadMemo",
     "speech_activity",
     "speech_activity_from_stft",
     "speech_and_whisper_from_stft",
@@ -56,6 +57,10 @@ _ABS_FLOOR_DB = -80.0  # band energy (dB re full scale) that is never speech
 _SMOOTH_S = 0.05
 _FLOOR_WIN_S = 1.5  # noise floor: energy minimum over this window, then its maximum
 _NOISE_QUANTILE = 0.15  # quietest share of frames that estimates the noise spectrum
+# The noise estimate is renewed every second from the frames heard so far (up to a few
+# frames before the second's end), so it never depends on audio after the frame.
+_NOISE_BLOCK_S = 1.0
+_NOISE_MARGIN = 5
 _SUBTRACT = 1.5  # noise over-subtraction before the periodicity test
 _VOICED_AC = 0.75
 _VOICED_SNR_DB = 5.0
@@ -72,6 +77,58 @@ _WHISPER_LOW_SHARE = 0.5  # share of 300-3400 Hz energy below 900 Hz
 _MIN_WHISPER_S = 0.15
 
 _EPS = 1e-10
+
+
+class VadMemo:
+    """Per-frame results a live stream's speech detection keeps between updates.
+
+    Only values that can no longer change are kept: those of frames whose window has
+    been heard in full, and for periodicity, whose block's noise estimate is settled.
+    """
+
+    def __init__(self) -> None:
+        self.ac = np.zeros(0, np.float32)
+        self.lag = np.zeros(0, np.float32)
+        self.periodic_known = np.zeros(0, bool)
+        self.flat = np.zeros(0, np.float32)
+        self.low_share = np.zeros(0, np.float32)
+        self.shape_known = np.zeros(0, bool)
+        self.noise: dict[int, np.ndarray] = {}
+        self._sums = np.zeros((0, 2), np.float32)
+        self._sums_done = 0
+
+    def band_sums(
+        self, P: np.ndarray, band: slice, low: slice, *, final: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame power in the activity band and in the low band, (n_frames,) each."""
+        n = P.shape[1]
+        if self._sums.shape[0] < n:
+            grown = np.zeros((max(n, 2 * self._sums.shape[0], 256), 2), np.float32)
+            grown[: self._sums_done] = self._sums[: self._sums_done]
+            self._sums = grown
+        start = min(self._sums_done, n)
+        self._sums[start:n, 0] = P[band, start:n].sum(axis=0)
+        self._sums[start:n, 1] = P[low, start:n].sum(axis=0)
+        self._sums_done = max(self._sums_done, min(final, n))
+        return self._sums[:n, 0], self._sums[:n, 1]
+
+    def grow(self, n_frames: int) -> None:
+        """Make room for ``n_frames`` frames (doubling, so a growing call stays cheap)."""
+        have = self.ac.size
+        if have >= n_frames:
+            return
+        size = max(n_frames, 2 * have, 256)
+        for name in ("ac", "lag", "periodic_known", "flat", "low_share", "shape_known"):
+            old = getattr(self, name)
+            new = np.zeros(size, old.dtype)
+            new[:have] = old
+            setattr(self, name, new)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ac.nbytes * 4 + self.periodic_known.nbytes * 2 + self._sums.nbytes) + sum(
+            v.nbytes for v in self.noise.values()
+        )
 
 
 def stft_magnitude(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = 80) -> np.ndarray:
@@ -187,6 +244,9 @@ def speech_and_whisper_from_stft(
     sr: int = 8000,
     hop_length: int = 80,
     power: np.ndarray | None = None,
+    n_fft: int | None = None,
+    memo: VadMemo | None = None,
+    final: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Voiced speech, and voiced speech plus whisper-like stretches, in one pass.
 
@@ -199,6 +259,17 @@ def speech_and_whisper_from_stft(
     power : np.ndarray or None, keyword-only
         ``S_mag ** 2`` as float32 when the caller already has it (the feature
         extractor does), to skip squaring the spectrogram again.
+    n_fft : int or None, keyword-only
+        The STFT's window length when ``S_mag`` holds only its lowest bins (the feature
+        extractor keeps those up to 3.5 kHz); None for a full spectrum,
+        ``2 * (n_bins - 1)``.
+    memo : VadMemo or None, keyword-only
+        A live stream's per-frame results from earlier calls on the same, growing
+        spectrogram; results of frames that can no longer change are kept in it and
+        not computed again. None computes everything.
+    final : int or None, keyword-only
+        With ``memo``: how many leading frames will not change any more (their window
+        has been heard in full). None: all of them (the call is over).
 
     Returns
     -------
@@ -218,7 +289,12 @@ def speech_and_whisper_from_stft(
     if not np.isfinite(S_mag).all():
         raise InvalidParameterError("S_mag must be finite; got NaN or infinite values")
     n_bins, n_frames = S_mag.shape
-    n_fft = 2 * (n_bins - 1)
+    if n_fft is None:
+        n_fft = 2 * (n_bins - 1)
+    elif n_fft < 2 * (n_bins - 1):
+        raise InvalidParameterError(
+            f"n_fft is {n_fft}; expected at least {2 * (n_bins - 1)} for {n_bins} bins"
+        )
     fps = sr / hop_length
     freqs = np.arange(n_bins) * (sr / n_fft)
     if power is not None and power.shape != S_mag.shape:
@@ -233,8 +309,13 @@ def speech_and_whisper_from_stft(
     # 50 ms power smoothing: a low hum beating against the 10 ms hop must not make the
     # energy (and so the floor distance) flicker by several dB from frame to frame.
     smooth = max(1, round(_SMOOTH_S * fps))
-    e_db = 10.0 * np.log10(uniform_filter1d(P[band].sum(axis=0), smooth) * scale + _EPS)
-    e_low_db = 10.0 * np.log10(uniform_filter1d(P[low].sum(axis=0), smooth) * scale + _EPS)
+    if memo is None:
+        memo = VadMemo()
+    if final is None:
+        final = n_frames
+    band_sum, low_sum = memo.band_sums(P, band, low, final=final)
+    e_db = 10.0 * np.log10(uniform_filter1d(band_sum, smooth) * scale + _EPS)
+    e_low_db = 10.0 * np.log10(uniform_filter1d(low_sum, smooth) * scale + _EPS)
     floor_win = max(3, round(_FLOOR_WIN_S * fps))
     # Opening = running minimum then maximum: follows the floor between words, ignores
     # bursts shorter than the window.
@@ -242,8 +323,17 @@ def speech_and_whisper_from_stft(
     snr_low = e_low_db - grey_opening(e_low_db, size=floor_win, mode="nearest")
     audible = e_db > _ABS_FLOOR_DB
 
+    memo.grow(n_frames)
     cand = np.flatnonzero((snr_low >= _VOICED_SNR_DB) & audible)
-    ac, lag = _periodicity(P, freqs, low, cand, sr=sr, n_fft=n_fft, e_db=e_db)
+    todo = cand[~memo.periodic_known[cand]]
+    if todo.size:
+        block = max(1, round(_NOISE_BLOCK_S * fps))
+        noise = _block_noise(P, low, e_db, todo // block, block=block, final=final, memo=memo)
+        ac_new, lag_new = _periodicity(P, freqs, low, todo, sr=sr, n_fft=n_fft, noise=noise)
+        memo.ac[todo], memo.lag[todo] = ac_new, lag_new
+        # Kept once both the frame and its block's noise estimate are settled.
+        memo.periodic_known[todo] = (todo < final) & np.isin(todo // block, list(memo.noise))
+    ac, lag = memo.ac[cand], memo.lag[cand]
     voiced = np.zeros(n_frames, bool)
     voiced[cand] = ac >= _VOICED_AC
     # Pitch continuity: noise also gives high single-frame peaks, but at random lags.
@@ -257,7 +347,9 @@ def speech_and_whisper_from_stft(
     ext = max(0, round(_EXTEND_S * fps))
     near = binary_dilation(nuclei, structure=np.ones(2 * ext + 1, bool)) if ext else nuclei
     # Whisper is only looked for away from voiced speech (cheaper, and not needed there).
-    whisper_nuclei = nuclei | _whisper(P, freqs, band, snr, audible & ~near, fps=fps)
+    whisper_nuclei = nuclei | _whisper(
+        P, freqs, band, snr, audible & ~near, fps=fps, memo=memo, final=final
+    )
     active = (snr >= _ACTIVE_SNR_DB) & audible
     return (
         _expand(nuclei, active, ext=ext, fps=fps),
@@ -287,6 +379,42 @@ def _band(freqs: np.ndarray, hz: tuple[float, float], sr: int) -> slice:
     return slice(int(idx[0]), int(idx[-1]) + 1)
 
 
+def _block_noise(
+    P: np.ndarray,
+    low: slice,
+    e_db: np.ndarray,
+    blocks: np.ndarray,
+    *,
+    block: int,
+    final: int,
+    memo: VadMemo,
+) -> np.ndarray:
+    """Noise spectrum behind each frame, (n_bins_low, len(blocks)), from its block's estimate.
+
+    The estimate of block ``k`` is the mean spectrum of the quietest frames heard up
+    to shortly before the block's end: it never looks further ahead, so a live stream
+    and a whole recording get the same value.
+    """
+    lo_bin, hi_bin = low.start, low.stop - 1
+    n_frames = P.shape[1]
+    smooth_reach = 3  # e_db of a frame depends on its neighbours through the 50 ms smoothing
+    out = {}
+    for k in np.unique(blocks):
+        k = int(k)
+        if k in memo.noise:
+            out[k] = memo.noise[k]
+            continue
+        m = min((k + 1) * block - _NOISE_MARGIN, n_frames)
+        m = max(m, min(n_frames, 1))
+        q = max(1, int(_NOISE_QUANTILE * m))
+        quiet = np.argpartition(e_db[:m], q - 1)[:q] if q < m else np.arange(m)
+        noise = P[lo_bin : hi_bin + 1, quiet].mean(axis=1)
+        if min(m + smooth_reach, n_frames) <= final:
+            memo.noise[k] = noise
+        out[k] = noise
+    return np.stack([out[int(k)] for k in blocks], axis=1)
+
+
 def _periodicity(
     P: np.ndarray,
     freqs: np.ndarray,
@@ -295,18 +423,14 @@ def _periodicity(
     *,
     sr: int,
     n_fft: int,
-    e_db: np.ndarray,
+    noise: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised autocorrelation peak and its lag for frames ``cand``, both (len(cand),)."""
     lo_bin, hi_bin = low.start, low.stop - 1
-    # Noise spectrum from the quietest frames, subtracted first, so that stationary hiss
-    # and hum neither dilute nor fake the periodicity of the voice above them.
-    n_frames = P.shape[1]
-    k = max(1, int(_NOISE_QUANTILE * n_frames))
-    quiet = np.argpartition(e_db, k - 1)[:k] if k < n_frames else np.arange(n_frames)
-    noise = P[lo_bin : hi_bin + 1, quiet].mean(axis=1, keepdims=True)
     lags = np.arange(int(sr / _PITCH_HZ[1]), min(int(np.ceil(sr / _PITCH_HZ[0])), n_fft // 2) + 1)
     cos, inv_w, taper = _lag_basis(n_fft, lo_bin, hi_bin, tuple(int(g) for g in lags))
+    # Noise spectrum subtracted first, so that stationary hiss and hum neither dilute nor
+    # fake the periodicity of the voice above them.
     X = P[lo_bin : hi_bin + 1, cand]
     X = np.maximum(X - _SUBTRACT * noise, 0.0) * taper
     # Wiener-Khinchin on the power spectrum: r[lag] = sum_f X[f] cos(2 pi f lag / n_fft),
@@ -314,7 +438,7 @@ def _periodicity(
     r = (cos @ X) * inv_w
     best = r.argmax(axis=0)
     peak = r[best, np.arange(len(cand))] / (X.sum(axis=0) + _EPS)
-    return peak, lags[best]
+    return peak.astype(np.float32), lags[best].astype(np.float32)
 
 
 @lru_cache(maxsize=8)
@@ -342,19 +466,24 @@ def _whisper(
     allowed: np.ndarray,
     *,
     fps: float,
+    memo: VadMemo,
+    final: int,
 ) -> np.ndarray:
     """Whisper nuclei: sustained energy with a speech-like (non-flat, low-weighted) shape."""
     out = np.zeros(P.shape[1], bool)
     cand = np.flatnonzero((snr >= _WHISPER_SNR_DB) & allowed)
     if cand.size == 0:
         return out
-    lo_bin, hi_bin = band.start, band.stop - 1
-    Pc = P[lo_bin : hi_bin + 1, cand] + np.float32(_EPS)
-    # Flatness near 1 is hiss or rub; speech has formant peaks.
-    flat = np.exp(np.log(Pc).mean(axis=0)) / Pc.mean(axis=0)
-    n_low = int(np.count_nonzero(freqs[lo_bin : hi_bin + 1] < 900.0))
-    low_share = Pc[:n_low].sum(axis=0) / Pc.sum(axis=0)
-    out[cand] = (flat < _WHISPER_FLATNESS) & (low_share > _WHISPER_LOW_SHARE)
+    todo = cand[~memo.shape_known[cand]]
+    if todo.size:
+        lo_bin, hi_bin = band.start, band.stop - 1
+        Pc = P[lo_bin : hi_bin + 1, todo] + np.float32(_EPS)
+        # Flatness near 1 is hiss or rub; speech has formant peaks.
+        memo.flat[todo] = np.exp(np.log(Pc).mean(axis=0)) / Pc.mean(axis=0)
+        n_low = int(np.count_nonzero(freqs[lo_bin : hi_bin + 1] < 900.0))
+        memo.low_share[todo] = Pc[:n_low].sum(axis=0) / Pc.sum(axis=0)
+        memo.shape_known[todo] = todo < final
+    out[cand] = (memo.flat[cand] < _WHISPER_FLATNESS) & (memo.low_share[cand] > _WHISPER_LOW_SHARE)
     out |= binary_closing(out, structure=np.ones(3, bool))
     return _keep_runs(out, max(1, round(_MIN_WHISPER_S * fps)))
 

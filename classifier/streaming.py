@@ -1,0 +1,171 @@
+"""Acoustic features of a call while it is being heard.
+
+A live call arrives as short frames of audio. :class:`StreamingFeatures` keeps what each
+10 ms STFT frame contributes (its telephone-band power and its per-frame spectral
+values) and computes it once, when the frame's window is complete. The call-level
+statistics (speech activity, percentiles, pitch) are then taken over the frames heard
+so far, with the same functions the batch extraction uses
+(:func:`classifier.features.summarise`). So the features after ``t`` seconds are exactly
+:func:`classifier.features.audio_features` of the first ``t`` seconds of the recording,
+and those after the last frame are those of the whole recording.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classifier.errors import InvalidAudioError, InvalidParameterError
+from classifier.features import (
+    AUDIO_FEATURES,
+    FRAME_COLUMNS,
+    HOP,
+    MIN_SAMPLES,
+    MONO_FEATURES,
+    N_FFT,
+    SR,
+    StreamMemo,
+    dither,
+    frame_values,
+    n_frames,
+    stft_frames,
+    summarise,
+)
+
+__all__ = ["StreamingFeatures"]
+
+_N_BAND = int(np.count_nonzero(np.arange(N_FFT // 2 + 1) * (SR / N_FFT) <= 3500.0))
+#: Bytes a stream holds per second heard: dithered samples, band power, frame values.
+BYTES_PER_SECOND = 4 * (SR + (SR // HOP) * (_N_BAND + len(FRAME_COLUMNS)))
+
+
+class StreamingFeatures:
+    """Features of a mono 8 kHz call, updated as its audio arrives.
+
+    Parameters
+    ----------
+    max_seconds : float, keyword-only
+        Longest call kept. Memory grows with the audio heard (about
+        :data:`BYTES_PER_SECOND` per second) and stops at this length: later samples
+        are counted in :attr:`dropped_s` but no longer change the features.
+
+    Examples
+    --------
+    >>> live = StreamingFeatures(max_seconds=600)
+    >>> live.push(frame)  # float32 samples in [-1, 1], any length
+    >>> live.features()["speech_ratio"]  # as audio_features of everything pushed
+    """
+
+    def __init__(self, *, max_seconds: float = 600.0) -> None:
+        if not np.isfinite(max_seconds) or max_seconds < MIN_SAMPLES / SR:
+            raise InvalidParameterError(
+                f"max_seconds is {max_seconds}; expected a number >= {MIN_SAMPLES / SR}"
+            )
+        self.max_samples = int(max_seconds * SR)
+        self._y = np.zeros(0, np.float32)
+        self._P = np.zeros((0, _N_BAND), np.float32)
+        self._V = np.zeros((0, len(FRAME_COLUMNS)), np.float32)
+        self._n = 0  # samples heard (and kept)
+        self._done = 0  # frames whose window lies inside the samples heard
+        self._peak = 0.0
+        self._dropped = 0
+        self._memo = StreamMemo()
+
+    @property
+    def heard_s(self) -> float:
+        """Seconds of audio kept so far."""
+        return self._n / SR
+
+    @property
+    def dropped_s(self) -> float:
+        """Seconds received past ``max_seconds`` (not in the features)."""
+        return self._dropped / SR
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the stream's arrays."""
+        return int(self._y.nbytes + self._P.nbytes + self._V.nbytes) + self._memo.nbytes
+
+    def push(self, samples: np.ndarray) -> None:
+        """Add the next samples of the call.
+
+        Parameters
+        ----------
+        samples : numpy.ndarray, shape (n,)
+            Float samples at 8 kHz, full scale 1.0 (as :func:`classifier.audio.load_audio`
+            gives).
+        """
+        x = np.asarray(samples)
+        if x.ndim != 1 or not np.issubdtype(x.dtype, np.floating):
+            raise InvalidParameterError(
+                f"samples must be a 1-D float array; got shape {x.shape} dtype {x.dtype}"
+            )
+        if not np.isfinite(x).all():
+            raise InvalidAudioError("samples contain NaN or infinite values")
+        room = self.max_samples - self._n
+        if x.size > room:
+            self._dropped += x.size - max(room, 0)
+            x = x[: max(room, 0)]
+        if x.size == 0:
+            return
+        xd, self._peak = dither(x, start=self._n, peak=self._peak)
+        self._y = _grow(self._y, self._n + x.size, cap=self.max_samples)
+        self._y[self._n : self._n + x.size] = xd
+        self._n += x.size
+
+    def _store(self, first: int, last: int) -> None:
+        P, S = stft_frames(self._y[: self._n], first=first, last=last)
+        cap = n_frames(self.max_samples)
+        self._P = _grow(self._P, last, cap=cap)
+        self._V = _grow(self._V, last, cap=cap)
+        self._P[first:last] = P
+        self._V[first:last] = frame_values(P, S)
+
+    def features(self) -> dict[str, float]:
+        """:func:`classifier.features.audio_features` of the audio heard so far.
+
+        Returns
+        -------
+        dict of str to float
+            One value per name of :data:`classifier.features.AUDIO_FEATURES`.
+
+        Raises
+        ------
+        InvalidAudioError
+            Less than a quarter of a second heard.
+        """
+        if self._n < MIN_SAMPLES:
+            raise InvalidAudioError(
+                f"{self._n} samples heard; expected at least {MIN_SAMPLES} for features"
+            )
+        # Frames are computed here, a second's worth at a time, not frame by frame in
+        # push(): one batched STFT costs far less than fifty small ones. A frame is
+        # final once its whole window has been heard.
+        done = max(0, min(n_frames(self._n), (self._n - N_FFT // 2) // HOP + 1))
+        if done > self._done:
+            self._store(self._done, done)
+            self._done = done
+        total = n_frames(self._n)
+        # The last frames reach past what has been heard: computed as if the call ended
+        # here, into spare rows that the next push overwrites.
+        cap = n_frames(self.max_samples)
+        self._P = _grow(self._P, total, cap=cap)
+        self._V = _grow(self._V, total, cap=cap)
+        if total > self._done:
+            P, S = stft_frames(self._y[: self._n], first=self._done, last=total)
+            self._P[self._done : total] = P
+            self._V[self._done : total] = frame_values(P, S)
+        feats, _ = summarise(
+            self._y[: self._n], self._P[:total], self._V[:total], memo=self._memo, final=self._done
+        )
+        feats.update(MONO_FEATURES)
+        return {k: float(feats[k]) for k in AUDIO_FEATURES}
+
+
+def _grow(a: np.ndarray, rows: int, *, cap: int) -> np.ndarray:
+    """``a`` with room for at least ``rows`` rows (doubling up to ``cap``: appends stay cheap)."""
+    if a.shape[0] >= rows:
+        return a
+    size = max(rows, min(max(2 * a.shape[0], 64), cap))
+    new = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
+    new[: a.shape[0]] = a
+    return new
