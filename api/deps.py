@@ -25,6 +25,7 @@ from api.security import ROLES, looks_like_token
 from api.service import KeyCache, LoadedModel, ModelHolder, Principal, RecentCalls
 from api.settings import Settings
 from api.store import Store, StoreUnavailableError
+from api.streams import LiveCalls
 
 logger = logging.getLogger("callsift.api.auth")
 
@@ -44,6 +45,7 @@ class Runtime:
     keys: KeyCache
     hasher: CallerHasher
     timezone: tzinfo | None
+    streams: LiveCalls
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -100,6 +102,11 @@ async def get_principal(
         unreachable and the key was not verified recently.
     """
     token = api_key or (bearer.credentials if bearer is not None else None)
+    return await principal_for_token(runtime, token)
+
+
+async def principal_for_token(runtime: Runtime, token: str | None) -> Principal:
+    """The holder of API key ``token`` (raises HTTPException 401 or 503, as get_principal)."""
     if not token:
         raise _unauthorized("missing API key; send it in the X-API-Key header")
     if not looks_like_token(token):
@@ -145,6 +152,8 @@ def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+#: Roles that take calls (and may stream a live call's audio).
+CALL_TAKER_ROLES: tuple[str, ...] = ("call_taker", "supervisor", "admin")
 CallTakerDep = Annotated[Principal, Depends(require_roles("call_taker", "supervisor", "admin"))]
 CallReaderDep = Annotated[
     Principal, Depends(require_roles("call_taker", "supervisor", "admin", "data_scientist"))

@@ -25,11 +25,12 @@ from api.observability import (
     configure_logging,
     redact,
 )
-from api.routers import audit, calls, console, export, health, model, numbers
+from api.routers import audit, calls, console, export, health, model, numbers, stream
 from api.schemas import SERVICE_ADVISORY
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
 from api.settings import Settings
 from api.store import ConflictError, NotFoundError, Store, StoreUnavailableError
+from api.streams import LiveCalls
 from api.web import router as web_router
 from classifier.errors import (
     AudioTooLongError,
@@ -41,6 +42,7 @@ from classifier.errors import (
     RegistryError,
     UnsupportedAudioError,
 )
+from classifier.features import single_threaded_blas
 from classifier.history import resolve_timezone
 
 logger = logging.getLogger("callsift.api")
@@ -54,6 +56,11 @@ call-takers and supervisors; the service never blocks, drops or deprioritises a 
 Authenticate with an API key from `callsift keys create --role ROLE` in the `X-API-Key`
 header (or `Authorization: Bearer <key>`). Roles: `call_taker`, `supervisor`,
 `data_scientist`, `admin`.
+
+**Live calls.** A call's audio can also be streamed while the call goes on, over the
+WebSocket `/v1/calls/{{call_id}}/stream` (protocol in `docs/api.md`): the score, flag and
+reasons come back at least once a second. A caller silent for the first seconds may be
+unable to speak; early scores say so and never stand for a verdict.
 """
 
 #: Status of each callsift error, most specific first.
@@ -121,6 +128,9 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Migrate the database and load the model; dispose of the pool at shutdown."""
     runtime: Runtime = app.state.runtime
+    # Scoring multiplies tall, thin matrices: extra BLAS threads only spin against the
+    # requests served beside them.
+    single_threaded_blas()
     if runtime.settings.auto_migrate:
         try:
             await run_in_threadpool(runtime.store.upgrade)
@@ -188,6 +198,7 @@ def create_app(
             settings.log_salt.get_secret_value() if settings.log_salt is not None else None
         ),
         timezone=resolve_timezone(settings.timezone),
+        streams=LiveCalls(limit=settings.stream_max),
     )
     app = FastAPI(
         title="callsift",
@@ -201,7 +212,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
-    for module in (console, calls, numbers, export, model, audit, health):
+    for module in (console, calls, stream, numbers, export, model, audit, health):
         app.include_router(module.router)
     app.include_router(web_router)
     return app

@@ -98,6 +98,24 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.live_streams = Gauge(
+            "callsift_live_streams",
+            "Live audio streams open on this server.",
+            registry=self.registry,
+        )
+        self.stream_update_seconds = Histogram(
+            "callsift_stream_update_seconds",
+            "Time to score a live stream's audio heard so far (features, model, reasons).",
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.streams_closed = Counter(
+            "callsift_streams_closed",
+            "Live streams ended, by how (end, idle, disconnect, error).",
+            ["how"],
+            registry=self.registry,
+        )
+
     def set_model(self, version: str | None) -> None:
         """Point the model gauges at ``version`` (None: no usable model)."""
         self.model_info.clear()

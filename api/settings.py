@@ -61,6 +61,18 @@ class Settings(BaseSettings):
         Salt of the phone-number hashes in logs; None draws a random salt per process
         (hashes then only correlate within one process).
     log_level : str
+    stream_max : int
+        Live audio streams served at once; one more is refused (close code 1013).
+    stream_max_seconds : float
+        Audio a live stream scores; later frames are accepted but not scored (each
+        second kept holds about 87 kB, so memory stays below ``stream_max`` times this).
+    stream_idle_s : float
+        A stream without a frame for this long gets its final score and is closed.
+    stream_update_s : float
+        Seconds of audio between two score updates of a live stream (at most 1).
+    stream_max_ahead_s : float
+        How far ahead of real time a client may send; the server reads faster senders
+        at real-time pace.
     """
 
     model_config = SettingsConfigDict(
@@ -91,6 +103,11 @@ class Settings(BaseSettings):
     key_offline_grace_s: float = Field(default=3600.0, ge=0)
     log_salt: SecretStr | None = None
     log_level: LogLevel = "INFO"
+    stream_max: int = Field(default=256, gt=0)
+    stream_max_seconds: float = Field(default=300.0, ge=1.0)
+    stream_idle_s: float = Field(default=10.0, gt=0)
+    stream_update_s: float = Field(default=1.0, gt=0, le=1.0)
+    stream_max_ahead_s: float = Field(default=2.0, ge=0)
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,346 @@
+"""A live call's audio over a WebSocket: scores while the call goes on.
+
+Protocol (also in docs/api.md):
+
+1. Register the call (``POST /v1/calls``), then open
+   ``/v1/calls/{call_id}/stream?encoding=pcm16`` (or ``mulaw``) with the API key in
+   ``X-API-Key`` or ``Authorization: Bearer``.
+2. The server sends ``{"type": "ready", ...}``; the client sends the call's audio as
+   binary frames of 20 to 100 ms of 8 kHz mono audio, as the call goes.
+3. At least once a second of audio the server sends ``{"type": "update", ...}``: score,
+   flag and reasons of everything heard, and ``frame``, the number of frames included.
+4. The client sends ``{"type": "end"}``; the server answers ``{"type": "final", ...}``
+   (the same score as the whole recording posted to ``/audio``), stores the recording
+   and its score, and closes with 1000.
+
+Errors come as ``{"type": "error", "code": ..., "detail": ...}`` and a close with that
+code: 4400 bad frame, message or parameter; 4401 missing or invalid key; 4403 role not
+allowed; 4404 unknown call; 4408 no audio for ``stream_idle_s`` (after a final score of
+what was heard); 4409 call already streaming; 4503 model or database unavailable;
+1013 too many live streams; 1011 internal error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, WebSocket
+from fastapi.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
+from api.schemas import CALL_ID_PATTERN
+from api.service import ModelUnavailableError, no_history, score_payload
+from api.store import NotFoundError, StoreError, StoreUnavailableError
+from api.streams import (
+    ENCODINGS,
+    FRAME_MS,
+    BadFrameError,
+    LiveCall,
+    StreamError,
+    frame_limits,
+)
+from classifier.features import MIN_SAMPLES, SR
+from classifier.history import history_features
+from classifier.streaming import StreamingFeatures
+
+logger = logging.getLogger("callsift.api.stream")
+router = APIRouter(tags=["calls"])
+
+_CALL_ID = re.compile(CALL_ID_PATTERN)
+
+
+class _Closed(Exception):
+    """The client went away while the server was sending."""
+
+
+async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
+    try:
+        await ws.send_text(json.dumps(message, separators=(",", ":")))
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+        raise _Closed from exc
+
+
+async def _fail(ws: WebSocket, code: int, detail: str) -> None:
+    """Tell the client what went wrong, then close with ``code``."""
+    if ws.application_state != WebSocketState.CONNECTED:
+        return
+    try:
+        await _send(ws, {"type": "error", "code": code, "detail": detail})
+        await ws.close(code=code, reason=detail.encode()[:120].decode(errors="ignore"))
+    except (_Closed, RuntimeError):
+        pass
+
+
+def _open_call(runtime: Runtime, call_id: str) -> tuple[str, datetime, dict[str, float], bool]:
+    """(caller_id, started_at, history, history_unavailable) of a registered call."""
+    try:
+        record = runtime.store.get_call(call_id)
+        caller_id, started_at = record.caller_id, record.started_at
+    except StoreUnavailableError:
+        recent = runtime.recent.get(call_id)
+        if recent is None:
+            raise
+        return recent.caller_id, recent.started_at, no_history(), True
+    if caller_id == "":
+        return caller_id, started_at, no_history(), False
+    try:
+        past = runtime.store.caller_history(caller_id, before=started_at)
+    except StoreUnavailableError:
+        return caller_id, started_at, no_history(), True
+    return caller_id, started_at, history_features(past, at=started_at), False
+
+
+def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
+    runtime.store.save_audio(
+        live.call_id,
+        live.recording(),
+        ext="wav",
+        duration_s=live.features.heard_s,
+        caller_channel="mix",
+    )
+    runtime.store.save_score(live.call_id, payload, model_version=payload["model_version"])
+
+
+def _scored(runtime: Runtime, live: LiveCall) -> tuple[dict[str, Any], float]:
+    """Score of what was heard, timed (runs in a worker thread)."""
+    start = time.perf_counter()
+    loaded = runtime.models.get()
+    score = live.score(loaded.model, timezone=runtime.timezone)
+    elapsed = time.perf_counter() - start
+    runtime.metrics.stream_update_seconds.observe(elapsed)
+    return score_payload(score, model_version=loaded.version), elapsed
+
+
+@router.websocket("/v1/calls/{call_id}/stream")
+async def stream_call(websocket: WebSocket, call_id: str) -> None:
+    """Score a live call from its audio frames (protocol in the module docstring)."""
+    runtime: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    token = websocket.headers.get("x-api-key")
+    auth = websocket.headers.get("authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    try:
+        principal = await principal_for_token(runtime, token)
+    except HTTPException as exc:
+        await _fail(websocket, 4401 if exc.status_code == 401 else 4503, str(exc.detail))
+        return
+    if principal.role not in CALL_TAKER_ROLES:
+        allowed = ", ".join(CALL_TAKER_ROLES)
+        await _fail(
+            websocket, 4403, f"role {principal.role} may not do this; allowed roles: {allowed}"
+        )
+        return
+    params = websocket.query_params
+    encoding = params.get("encoding", "pcm16")
+    problems = []
+    if not _CALL_ID.match(call_id):
+        problems.append(f"call_id {call_id[:40]!r} is not a valid call id")
+    if encoding not in ENCODINGS:
+        problems.append(f"encoding {encoding[:20]!r} is not supported; expected pcm16 or mulaw")
+    if params.get("sample_rate", str(SR)) != str(SR):
+        problems.append(f"sample_rate {params.get('sample_rate', '')[:10]!r}; expected {SR}")
+    unknown = sorted(set(params) - {"encoding", "sample_rate"})
+    if unknown:
+        problems.append(f"unknown query parameters: {', '.join(k[:20] for k in unknown[:5])}")
+    if problems:
+        await _fail(websocket, 4400, "; ".join(problems))
+        return
+    try:
+        runtime.models.get()
+    except ModelUnavailableError as exc:
+        await _fail(websocket, 4503, str(exc))
+        return
+    try:
+        caller_id, started_at, history, history_unavailable = await run_in_threadpool(
+            _open_call, runtime, call_id
+        )
+    except NotFoundError:
+        await _fail(
+            websocket,
+            4404,
+            f"unknown call_id {call_id!r}: register the call with POST /v1/calls first",
+        )
+        return
+    except StoreUnavailableError:
+        await _fail(
+            websocket,
+            4503,
+            f"database unavailable and call {call_id} is unknown to this server; retry later",
+        )
+        return
+    live = LiveCall(
+        call_id=call_id,
+        caller_id=caller_id,
+        started_at=started_at,
+        encoding=encoding,
+        history=history,
+        history_unavailable=history_unavailable,
+        features=StreamingFeatures(max_seconds=runtime.settings.stream_max_seconds),
+    )
+    try:
+        runtime.streams.open(live)
+    except StreamError as exc:
+        await _fail(websocket, exc.code, str(exc))
+        return
+    runtime.metrics.live_streams.inc()
+    how = "error"
+    try:
+        how = await _serve(websocket, runtime, live)
+    except _Closed:
+        how = "disconnect"
+    except StreamError as exc:
+        await _fail(websocket, exc.code, str(exc))
+    except Exception:
+        logger.exception("live stream failed", extra={"call_id": call_id})
+        await _fail(websocket, 1011, "internal error; the stream was closed (see server log)")
+    finally:
+        runtime.streams.close(call_id)
+        runtime.metrics.live_streams.dec()
+        runtime.metrics.streams_closed.labels(how=how).inc()
+
+
+async def _serve(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
+    """Read frames and send updates until the stream ends; returns how it ended."""
+    settings = runtime.settings
+    lo, hi = frame_limits(live.encoding)
+    await _send(
+        ws,
+        {
+            "type": "ready",
+            "call_id": live.call_id,
+            "encoding": live.encoding,
+            "sample_rate": SR,
+            "frame_bytes": [lo, hi],
+            "frame_ms": list(FRAME_MS),
+            "update_every_s": settings.stream_update_s,
+            "max_seconds": settings.stream_max_seconds,
+            "idle_timeout_s": settings.stream_idle_s,
+            "history_unavailable": live.history_unavailable,
+        },
+    )
+    paced = False
+    while True:
+        try:
+            message = await asyncio.wait_for(ws.receive(), timeout=settings.stream_idle_s)
+        except TimeoutError:
+            await _finish(ws, runtime, live, how="idle")
+            return "idle"
+        if message["type"] == "websocket.disconnect":
+            await _finish(ws, runtime, live, how="disconnect")
+            return "disconnect"
+        data, text = message.get("bytes"), message.get("text")
+        if data is not None:
+            try:
+                live.push(data)
+            except BadFrameError as exc:
+                await _fail(ws, 4400, str(exc))
+                return "bad_frame"
+            ahead = live.ahead_s() - settings.stream_max_ahead_s
+            if ahead > 0:
+                # A live call cannot run ahead of the clock: read a faster sender at
+                # real-time pace, so it neither fills memory nor takes others' CPU.
+                if not paced:
+                    paced = True
+                    await _send(
+                        ws,
+                        {
+                            "type": "notice",
+                            "detail": "frames arrive faster than real time; the server reads "
+                            "them at real-time pace",
+                        },
+                    )
+                await asyncio.sleep(ahead)
+            heard = live.features.heard_s
+            due = heard - live.last_update_s >= settings.stream_update_s
+            if due and heard * SR >= MIN_SAMPLES and live.features.dropped_s == 0:
+                live.last_update_s = heard
+                payload, elapsed = await run_in_threadpool(_scored, runtime, live)
+                await _send(
+                    ws,
+                    {
+                        "type": "update",
+                        "call_id": live.call_id,
+                        "frame": live.frames,
+                        "heard_s": round(heard, 3),
+                        **payload,
+                        "history_unavailable": live.history_unavailable,
+                        "compute_ms": round(elapsed * 1000, 3),
+                    },
+                )
+        elif text is not None:
+            try:
+                kind = json.loads(text).get("type")
+            except (ValueError, AttributeError):
+                kind = None
+            if kind == "end":
+                await _finish(ws, runtime, live, how="end")
+                return "end"
+            await _fail(
+                ws,
+                4400,
+                'unknown message; expected binary audio frames or the text {"type": "end"}',
+            )
+            return "bad_message"
+
+
+async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) -> None:
+    """Final score of everything heard: stored, and sent unless the client has gone."""
+    heard = live.features.heard_s
+    message: dict[str, Any] = {
+        "type": "final",
+        "call_id": live.call_id,
+        "reason": how,
+        "frame": live.frames,
+        "heard_s": round(heard, 3),
+        "dropped_s": round(live.features.dropped_s, 3),
+        "history_unavailable": live.history_unavailable,
+        "stored": False,
+    }
+    if heard * SR < MIN_SAMPLES:
+        message["detail"] = (
+            f"{heard:.2f} s of audio heard; at least {MIN_SAMPLES / SR:g} s are needed for a score"
+        )
+    else:
+        try:
+            payload, elapsed = await run_in_threadpool(_scored, runtime, live)
+        except ModelUnavailableError as exc:
+            await _fail(ws, 4503, str(exc))
+            return
+        message.update(payload, compute_ms=round(elapsed * 1000, 3))
+        if not live.history_unavailable:
+            try:
+                await run_in_threadpool(_store_result, runtime, live, payload)
+                message["stored"] = True
+            except StoreError as exc:
+                logger.warning("live score not stored: %s", exc, extra={"call_id": live.call_id})
+        runtime.metrics.calls_scored.labels(stage="stream", flag=payload["flag"]).inc()
+        logger.info(
+            "stream scored",
+            extra={
+                "call_id": live.call_id,
+                "caller": runtime.hasher(live.caller_id),
+                "flag": payload["flag"],
+                "heard_s": round(heard, 3),
+                "how": how,
+                "model_version": payload["model_version"],
+            },
+        )
+    if how == "disconnect" or ws.application_state != WebSocketState.CONNECTED:
+        return
+    try:
+        await _send(ws, message)
+        if how == "idle":
+            detail = f"no audio for {runtime.settings.stream_idle_s:g} s; final score sent"
+            await ws.close(code=4408, reason=detail)
+        else:
+            await ws.close(code=1000)
+    except (_Closed, RuntimeError):
+        pass

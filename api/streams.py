@@ -1,0 +1,219 @@
+"""Live calls: decoding audio frames, scoring what has been heard, the final score.
+
+Nothing here knows about WebSockets; :mod:`api.routers.stream` speaks the protocol and
+turns the errors raised here into close codes.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+
+from classifier.errors import CallsiftError
+from classifier.features import SR, call_features
+from classifier.scoring import CallScore, ScoringModel
+from classifier.streaming import StreamingFeatures
+
+Encoding = Literal["pcm16", "mulaw"]
+ENCODINGS: tuple[str, ...] = ("pcm16", "mulaw")
+#: Frame duration a client may send, in ms of audio.
+FRAME_MS = (20, 100)
+_BYTES_PER_SAMPLE = {"pcm16": 2, "mulaw": 1}
+_SUBTYPE = {"pcm16": "PCM_16", "mulaw": "ULAW"}
+
+
+class StreamError(CallsiftError):
+    """A live stream that cannot go on; ``code`` is its WebSocket close code."""
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BadFrameError(StreamError):
+    """A frame of the wrong size or encoding."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=4400)
+
+
+class TooManyStreamsError(StreamError):
+    """The server already serves as many live streams as it may."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=1013)
+
+
+class StreamBusyError(StreamError):
+    """The call already has a live stream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=4409)
+
+
+@lru_cache(maxsize=1)
+def _mulaw_table() -> np.ndarray:
+    """The 256 G.711 mu-law codes as float32, decoded by libsndfile itself.
+
+    Using the decoder :func:`classifier.audio.load_audio` uses makes a streamed call
+    and the same call uploaded as a mu-law WAV give identical samples.
+    """
+    codes = np.arange(256, dtype=np.uint8).tobytes()
+    table, _ = sf.read(
+        io.BytesIO(codes), format="RAW", subtype="ULAW", samplerate=SR, channels=1, dtype="float32"
+    )
+    return np.asarray(table, dtype=np.float32)
+
+
+def frame_limits(encoding: str) -> tuple[int, int]:
+    """Smallest and largest frame in bytes for ``encoding``."""
+    width = _BYTES_PER_SAMPLE[encoding]
+    return FRAME_MS[0] * SR // 1000 * width, FRAME_MS[1] * SR // 1000 * width
+
+
+def decode_frame(data: bytes, encoding: str) -> np.ndarray:
+    """Samples of one frame as float32 at full scale 1.0 (as load_audio gives them).
+
+    Raises
+    ------
+    BadFrameError
+        A frame shorter than 20 ms or longer than 100 ms, or not whole samples.
+    """
+    lo, hi = frame_limits(encoding)
+    width = _BYTES_PER_SAMPLE[encoding]
+    name = "8 kHz 16-bit PCM" if encoding == "pcm16" else "8 kHz mu-law"
+    if not lo <= len(data) <= hi or len(data) % width:
+        raise BadFrameError(
+            f"frame of {len(data)} bytes; expected {lo} to {hi} bytes"
+            f"{' (an even number)' if width == 2 else ''}: 20 to 100 ms of {name}"
+        )
+    if encoding == "pcm16":
+        return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+    return _mulaw_table()[np.frombuffer(data, dtype=np.uint8)]
+
+
+def encode_wav(samples: np.ndarray, encoding: str) -> bytes:
+    """The heard audio as a WAV file in the stream's own encoding (lossless round trip)."""
+    out = io.BytesIO()
+    # Integers carry the exact 16-bit values (libsndfile's float writer rescales).
+    ints = np.round(samples * 32768.0).clip(-32768, 32767).astype(np.int16)
+    sf.write(out, ints, SR, format="WAV", subtype=_SUBTYPE[encoding])
+    return out.getvalue()
+
+
+@dataclass
+class LiveCall:
+    """One live stream's state.
+
+    Attributes
+    ----------
+    call_id, caller_id : str
+    started_at : datetime
+    encoding : {"pcm16", "mulaw"}
+    history : dict
+        The caller's history features when the stream opened.
+    history_unavailable : bool
+    features : StreamingFeatures
+    raw : list of bytes
+        The frames as received (the kept part), to store the recording at the end.
+    """
+
+    call_id: str
+    caller_id: str
+    started_at: datetime
+    encoding: str
+    history: dict[str, float]
+    history_unavailable: bool
+    features: StreamingFeatures
+    opened: float = field(default_factory=time.monotonic)
+    first_frame: float | None = None
+    frames: int = 0
+    last_update_s: float = 0.0
+    raw: list[bytes] = field(default_factory=list)
+
+    def push(self, data: bytes) -> np.ndarray:
+        """Decode and keep one frame; returns its samples."""
+        y = decode_frame(data, self.encoding)
+        if self.first_frame is None:
+            self.first_frame = time.monotonic()
+        self.frames += 1
+        if self.features.dropped_s == 0:
+            self.raw.append(data)  # the part past the limit is cut off in recording()
+        self.features.push(y)
+        return y
+
+    def ahead_s(self) -> float:
+        """How far the audio received runs ahead of the wall clock since the first frame."""
+        if self.first_frame is None:
+            return 0.0
+        heard = self.features.heard_s + self.features.dropped_s
+        return heard - (time.monotonic() - self.first_frame)
+
+    def score(self, model: ScoringModel, *, timezone: tzinfo | None) -> CallScore:
+        """Score of everything heard so far, as the prefix-aware call model sees it."""
+        heard = self.features.heard_s
+        feats = call_features(
+            None,
+            caller_id=self.caller_id,
+            started_at=self.started_at,
+            duration_s=heard,
+            history=self.history,
+            timezone=timezone,
+            acoustic=self.features.features(),
+        )
+        return model.score(feats, stage="call")
+
+    def recording(self) -> bytes:
+        """The audio scored, as a WAV file in the stream's own encoding."""
+        raw = b"".join(self.raw)
+        if self.encoding == "pcm16":
+            y = np.frombuffer(raw, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+        else:
+            y = _mulaw_table()[np.frombuffer(raw, dtype=np.uint8)]
+        return encode_wav(y[: round(self.features.heard_s * SR)], self.encoding)
+
+
+class LiveCalls:
+    """The live streams of this server process, with their limit."""
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        self._calls: dict[str, LiveCall] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.features.nbytes for c in list(self._calls.values()))
+
+    def open(self, call: LiveCall) -> None:
+        """Register a stream (raises TooManyStreamsError, StreamBusyError)."""
+        with self._lock:
+            if call.call_id in self._calls:
+                raise StreamBusyError(
+                    f"call {call.call_id} already has a live stream; close it before opening "
+                    "another"
+                )
+            if len(self._calls) >= self.limit:
+                raise TooManyStreamsError(
+                    f"this server already scores {self.limit} live streams; retry later or "
+                    "post the recording to /v1/calls/{call_id}/audio after the call"
+                )
+            self._calls[call.call_id] = call
+
+    def close(self, call_id: str) -> None:
+        with self._lock:
+            self._calls.pop(call_id, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"streams": len(self._calls), "bytes": self.nbytes, "limit": self.limit}
