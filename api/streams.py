@@ -79,22 +79,21 @@ def frame_limits(encoding: str) -> tuple[int, int]:
     return FRAME_MS[0] * SR // 1000 * width, FRAME_MS[1] * SR // 1000 * width
 
 
-def decode_frame(data: bytes, encoding: str) -> np.ndarray:
-    """Samples of one frame as float32 at full scale 1.0 (as load_audio gives them).
-
-    Raises
-    ------
-    BadFrameError
-        A frame shorter than 20 ms or longer than 100 ms, or not whole samples.
-    """
+def check_frame(data: bytes, encoding: str) -> int:
+    """Samples in one frame (raises BadFrameError for a frame of the wrong size)."""
     lo, hi = frame_limits(encoding)
     width = _BYTES_PER_SAMPLE[encoding]
-    name = "8 kHz 16-bit PCM" if encoding == "pcm16" else "8 kHz mu-law"
     if not lo <= len(data) <= hi or len(data) % width:
+        name = "8 kHz 16-bit PCM" if encoding == "pcm16" else "8 kHz mu-law"
         raise BadFrameError(
             f"frame of {len(data)} bytes; expected {lo} to {hi} bytes"
             f"{' (an even number)' if width == 2 else ''}: 20 to 100 ms of {name}"
         )
+    return len(data) // width
+
+
+def decode(data: bytes, encoding: str) -> np.ndarray:
+    """Samples of whole frames as float32 at full scale 1.0 (as load_audio gives them)."""
     if encoding == "pcm16":
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
     return _mulaw_table()[np.frombuffer(data, dtype=np.uint8)]
@@ -135,30 +134,48 @@ class LiveCall:
     features: StreamingFeatures
     opened: float = field(default_factory=time.monotonic)
     first_frame: float | None = None
+    last_message: float = field(default_factory=time.monotonic)
     frames: int = 0
     last_update_s: float = 0.0
     raw: list[bytes] = field(default_factory=list)
+    received: int = 0  # samples received, kept or not
+    _pending: int = 0  # frames at the end of ``raw`` not yet given to ``features``
 
-    def push(self, data: bytes) -> np.ndarray:
-        """Decode and keep one frame; returns its samples."""
-        y = decode_frame(data, self.encoding)
+    def push(self, data: bytes) -> None:
+        """Check and keep one frame (decoded later, a second's worth at a time)."""
+        n = check_frame(data, self.encoding)
         if self.first_frame is None:
             self.first_frame = time.monotonic()
         self.frames += 1
-        if self.features.dropped_s == 0:
-            self.raw.append(data)  # the part past the limit is cut off in recording()
-        self.features.push(y)
-        return y
+        if self.received < self.features.max_samples:
+            self.raw.append(data)  # the part past the limit is cut off when decoded
+            self._pending += 1
+        self.received += n
+
+    @property
+    def heard_s(self) -> float:
+        """Seconds of audio scored (received, up to the stream's limit)."""
+        return min(self.received, self.features.max_samples) / SR
+
+    @property
+    def dropped_s(self) -> float:
+        """Seconds received past the limit (not scored)."""
+        return max(0, self.received - self.features.max_samples) / SR
 
     def ahead_s(self) -> float:
         """How far the audio received runs ahead of the wall clock since the first frame."""
         if self.first_frame is None:
             return 0.0
-        heard = self.features.heard_s + self.features.dropped_s
-        return heard - (time.monotonic() - self.first_frame)
+        return self.received / SR - (time.monotonic() - self.first_frame)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.features.push(decode(b"".join(self.raw[-self._pending :]), self.encoding))
+            self._pending = 0
 
     def score(self, model: ScoringModel, *, timezone: tzinfo | None) -> CallScore:
         """Score of everything heard so far, as the prefix-aware call model sees it."""
+        self._flush()
         heard = self.features.heard_s
         feats = call_features(
             None,
@@ -173,12 +190,8 @@ class LiveCall:
 
     def recording(self) -> bytes:
         """The audio scored, as a WAV file in the stream's own encoding."""
-        raw = b"".join(self.raw)
-        if self.encoding == "pcm16":
-            y = np.frombuffer(raw, dtype="<i2").astype(np.float32) / np.float32(32768.0)
-        else:
-            y = _mulaw_table()[np.frombuffer(raw, dtype=np.uint8)]
-        return encode_wav(y[: round(self.features.heard_s * SR)], self.encoding)
+        y = decode(b"".join(self.raw), self.encoding)
+        return encode_wav(y[: min(self.received, self.features.max_samples)], self.encoding)
 
 
 class LiveCalls:

@@ -61,6 +61,9 @@ _NOISE_QUANTILE = 0.15  # quietest share of frames that estimates the noise spec
 # frames before the second's end), so it never depends on audio after the frame.
 _NOISE_BLOCK_S = 1.0
 _NOISE_MARGIN = 5
+# Reach of the decisions around a frame: 0.02 s smoothing + 1.5 s floor window + 0.03 s
+# continuity + 0.16 s whisper runs + 0.33 s growing, closing and hangover = 2.14 s.
+_CONTEXT_S = 3.0
 _SUBTRACT = 1.5  # noise over-subtraction before the periodicity test
 _VOICED_AC = 0.75
 _VOICED_SNR_DB = 5.0
@@ -96,6 +99,10 @@ class VadMemo:
         self.noise: dict[int, np.ndarray] = {}
         self._sums = np.zeros((0, 2), np.float32)
         self._sums_done = 0
+        self.voiced = np.zeros(0, bool)
+        self.with_whisper = np.zeros(0, bool)
+        self.settled = 0  # frames whose decisions no later audio can change
+        self.fps = 100.0
 
     def band_sums(
         self, P: np.ndarray, band: slice, low: slice, *, final: int
@@ -118,7 +125,8 @@ class VadMemo:
         if have >= n_frames:
             return
         size = max(n_frames, 2 * have, 256)
-        for name in ("ac", "lag", "periodic_known", "flat", "low_share", "shape_known"):
+        names = ("ac", "lag", "periodic_known", "flat", "low_share", "shape_known")
+        for name in (*names, "voiced", "with_whisper"):
             old = getattr(self, name)
             new = np.zeros(size, old.dtype)
             new[:have] = old
@@ -313,9 +321,45 @@ def speech_and_whisper_from_stft(
         memo = VadMemo()
     if final is None:
         final = n_frames
+    memo.fps = fps
     band_sum, low_sum = memo.band_sums(P, band, low, final=final)
     e_db = 10.0 * np.log10(uniform_filter1d(band_sum, smooth) * scale + _EPS)
     e_low_db = 10.0 * np.log10(uniform_filter1d(low_sum, smooth) * scale + _EPS)
+    # Every decision below looks at most ~2.2 s around a frame (the 1.5 s floor window,
+    # then the growing and closing of speech runs). A live stream only recomputes them
+    # from _CONTEXT_S before its last settled frame; earlier frames keep their result.
+    start = max(0, memo.settled - round(_CONTEXT_S * fps))
+    voiced, with_whisper = _decide(
+        P, freqs, band, low, e_db, e_low_db, start, sr=sr, n_fft=n_fft, memo=memo, final=final
+    )
+    memo.grow(n_frames)
+    keep = memo.settled
+    memo.voiced[keep:n_frames] = voiced[keep - start :]
+    memo.with_whisper[keep:n_frames] = with_whisper[keep - start :]
+    memo.settled = max(keep, min(final, n_frames) - round(_CONTEXT_S * fps))
+    if final >= n_frames:  # the call is over: every frame is settled
+        memo.settled = n_frames
+    return memo.voiced[:n_frames].copy(), memo.with_whisper[:n_frames].copy()
+
+
+def _decide(
+    P: np.ndarray,
+    freqs: np.ndarray,
+    band: slice,
+    low: slice,
+    e_db_all: np.ndarray,
+    e_low_db_all: np.ndarray,
+    start: int,
+    *,
+    sr: int,
+    n_fft: int,
+    memo: VadMemo,
+    final: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Voiced and voiced-or-whisper masks of frames ``start`` onwards."""
+    n_frames = P.shape[1]
+    fps = memo.fps
+    e_db, e_low_db = e_db_all[start:], e_low_db_all[start:]
     floor_win = max(3, round(_FLOOR_WIN_S * fps))
     # Opening = running minimum then maximum: follows the floor between words, ignores
     # bursts shorter than the window.
@@ -324,21 +368,22 @@ def speech_and_whisper_from_stft(
     audible = e_db > _ABS_FLOOR_DB
 
     memo.grow(n_frames)
-    cand = np.flatnonzero((snr_low >= _VOICED_SNR_DB) & audible)
+    cand = np.flatnonzero((snr_low >= _VOICED_SNR_DB) & audible) + start
     todo = cand[~memo.periodic_known[cand]]
     if todo.size:
         block = max(1, round(_NOISE_BLOCK_S * fps))
-        noise = _block_noise(P, low, e_db, todo // block, block=block, final=final, memo=memo)
+        noise = _block_noise(P, low, e_db_all, todo // block, block=block, final=final, memo=memo)
         ac_new, lag_new = _periodicity(P, freqs, low, todo, sr=sr, n_fft=n_fft, noise=noise)
         memo.ac[todo], memo.lag[todo] = ac_new, lag_new
         # Kept once both the frame and its block's noise estimate are settled.
         memo.periodic_known[todo] = (todo < final) & np.isin(todo // block, list(memo.noise))
     ac, lag = memo.ac[cand], memo.lag[cand]
-    voiced = np.zeros(n_frames, bool)
-    voiced[cand] = ac >= _VOICED_AC
+    n = n_frames - start
+    voiced = np.zeros(n, bool)
+    voiced[cand - start] = ac >= _VOICED_AC
     # Pitch continuity: noise also gives high single-frame peaks, but at random lags.
-    lag_all = np.zeros(n_frames, np.float32)
-    lag_all[cand] = lag
+    lag_all = np.zeros(n, np.float32)
+    lag_all[cand - start] = lag
     steady = np.abs(np.diff(lag_all)) <= _PITCH_TOL * lag_all[1:]
     cont = np.zeros_like(voiced)
     cont[1:] |= steady
@@ -348,7 +393,7 @@ def speech_and_whisper_from_stft(
     near = binary_dilation(nuclei, structure=np.ones(2 * ext + 1, bool)) if ext else nuclei
     # Whisper is only looked for away from voiced speech (cheaper, and not needed there).
     whisper_nuclei = nuclei | _whisper(
-        P, freqs, band, snr, audible & ~near, fps=fps, memo=memo, final=final
+        P, freqs, band, snr, audible & ~near, start, fps=fps, memo=memo, final=final
     )
     active = (snr >= _ACTIVE_SNR_DB) & audible
     return (
@@ -464,16 +509,18 @@ def _whisper(
     band: slice,
     snr: np.ndarray,
     allowed: np.ndarray,
+    start: int,
     *,
     fps: float,
     memo: VadMemo,
     final: int,
 ) -> np.ndarray:
-    """Whisper nuclei: sustained energy with a speech-like (non-flat, low-weighted) shape."""
-    out = np.zeros(P.shape[1], bool)
-    cand = np.flatnonzero((snr >= _WHISPER_SNR_DB) & allowed)
-    if cand.size == 0:
+    """Whisper nuclei of frames ``start`` onwards (``snr``, ``allowed`` begin there)."""
+    out = np.zeros(snr.size, bool)
+    local = np.flatnonzero((snr >= _WHISPER_SNR_DB) & allowed)
+    if local.size == 0:
         return out
+    cand = local + start
     todo = cand[~memo.shape_known[cand]]
     if todo.size:
         lo_bin, hi_bin = band.start, band.stop - 1
@@ -483,7 +530,7 @@ def _whisper(
         n_low = int(np.count_nonzero(freqs[lo_bin : hi_bin + 1] < 900.0))
         memo.low_share[todo] = Pc[:n_low].sum(axis=0) / Pc.sum(axis=0)
         memo.shape_known[todo] = todo < final
-    out[cand] = (memo.flat[cand] < _WHISPER_FLATNESS) & (memo.low_share[cand] > _WHISPER_LOW_SHARE)
+    out[local] = (memo.flat[cand] < _WHISPER_FLATNESS) & (memo.low_share[cand] > _WHISPER_LOW_SHARE)
     out |= binary_closing(out, structure=np.ones(3, bool))
     return _keep_runs(out, max(1, round(_MIN_WHISPER_S * fps)))
 

@@ -102,7 +102,7 @@ def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> 
         live.call_id,
         live.recording(),
         ext="wav",
-        duration_s=live.features.heard_s,
+        duration_s=live.heard_s,
         caller_channel="mix",
     )
     runtime.store.save_score(live.call_id, payload, model_version=payload["model_version"])
@@ -226,13 +226,30 @@ async def _serve(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
             "history_unavailable": live.history_unavailable,
         },
     )
-    paced = False
-    while True:
-        try:
-            message = await asyncio.wait_for(ws.receive(), timeout=settings.stream_idle_s)
-        except TimeoutError:
+    reader = asyncio.ensure_future(_read(ws, runtime, live))
+    # One watchdog per stream rather than a timeout around every receive: a stream
+    # sends up to 50 frames a second, and a timer per frame costs more than the frame.
+    while not reader.done():
+        idle = time.monotonic() - live.last_message
+        if idle >= settings.stream_idle_s:
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
             await _finish(ws, runtime, live, how="idle")
             return "idle"
+        await asyncio.wait({reader}, timeout=settings.stream_idle_s - idle)
+    return reader.result()
+
+
+async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
+    """The stream's messages until it ends; returns how it ended."""
+    settings = runtime.settings
+    paced = False
+    while True:
+        message = await ws.receive()
+        live.last_message = time.monotonic()
         if message["type"] == "websocket.disconnect":
             await _finish(ws, runtime, live, how="disconnect")
             return "disconnect"
@@ -258,9 +275,9 @@ async def _serve(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
                         },
                     )
                 await asyncio.sleep(ahead)
-            heard = live.features.heard_s
+            heard = live.heard_s
             due = heard - live.last_update_s >= settings.stream_update_s
-            if due and heard * SR >= MIN_SAMPLES and live.features.dropped_s == 0:
+            if due and heard * SR >= MIN_SAMPLES and live.dropped_s == 0:
                 live.last_update_s = heard
                 payload, elapsed = await run_in_threadpool(_scored, runtime, live)
                 await _send(
@@ -293,14 +310,14 @@ async def _serve(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
 
 async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) -> None:
     """Final score of everything heard: stored, and sent unless the client has gone."""
-    heard = live.features.heard_s
+    heard = live.heard_s
     message: dict[str, Any] = {
         "type": "final",
         "call_id": live.call_id,
         "reason": how,
         "frame": live.frames,
         "heard_s": round(heard, 3),
-        "dropped_s": round(live.features.dropped_s, 3),
+        "dropped_s": round(live.dropped_s, 3),
         "history_unavailable": live.history_unavailable,
         "stored": False,
     }

@@ -1,0 +1,312 @@
+"""Live streams at real-time pace against one server: how late does each update come?
+
+Starts ``callsift serve`` (one worker, fresh SQLite), simulates real calls with the
+project's simulator, and runs a load generator in this process: each stream registers
+its call (``POST /v1/calls``), opens ``/v1/calls/{id}/stream`` and sends the call's
+mu-law audio in frames of ``--frame-ms`` at real-time pace (frame ``k`` is sent at
+``start + k * frame``), then ``{"type": "end"}``. A stream that ends starts the next
+call at once, so the number of live streams stays at the level measured. Stream
+starts are spread over the first seconds, as calls arrive at random.
+
+An update's latency is the time from sending the frame that completed its second of
+audio (the update's ``frame`` field) to receiving the update. The goal of issue 7: at
+200 concurrent streams on this 2-core machine, every update within 100 ms of its frame.
+
+Each level runs in the same server, one after the other, so the lower levels are the
+baseline of the same run. The generator's own event-loop lag is measured beside it
+(a ticker every 10 ms), to tell a slow server from a slow load generator.
+
+    .venv/bin/python bench/bench_stream.py [--levels 20,200] [--seconds 60] [--frame-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLSIFT = Path(sys.executable).with_name("callsift")
+SR = 8000
+
+
+def simulated_calls(tmp: Path, *, n: int, seed: int, max_s: float) -> list[bytes]:
+    """Simulated calls (balanced preset) as raw 8 kHz mu-law bytes, cut at ``max_s``."""
+    import pandas as pd
+
+    from classifier.audio import load_audio
+    from training.simulate import simulate_corpus
+
+    manifest = simulate_corpus(tmp / "corpus", preset="balanced", n_calls=n, seed=seed)
+    frame = pd.read_csv(manifest, keep_default_na=False)
+    out = []
+    for rel in frame["audio_path"]:
+        y = load_audio(manifest.parent / rel).caller[: int(max_s * SR)]
+        buf = io.BytesIO()
+        sf.write(buf, y, SR, format="RAW", subtype="ULAW")
+        out.append(buf.getvalue())
+    return out
+
+
+def wait_ready(base: str, timeout: float = 90.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("server did not become ready")
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    finals: list[float] = field(default_factory=list)
+    compute_ms: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)  # audio seconds between updates
+    closes: dict[str, int] = field(default_factory=dict)
+    streams: int = 0
+    lag: list[float] = field(default_factory=list)
+
+
+async def one_stream(
+    calls: list[bytes],
+    index: int,
+    *,
+    base: str,
+    key: str,
+    frame_ms: int,
+    start_at: float,
+    stop_at: float,
+    measure_from: float,
+    tally: Tally,
+) -> None:
+    import httpx
+    import websockets
+
+    step = frame_ms * SR // 1000
+    frame_s = frame_ms / 1000
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}) as http:
+        k = index
+        while time.monotonic() < stop_at:
+            audio = calls[k % len(calls)]
+            k += 7
+            call_id = f"s-{uuid.uuid4().hex[:12]}"
+            r = await http.post(
+                "/v1/calls",
+                json={
+                    "call_id": call_id,
+                    "caller_id": f"+62812{random.randrange(10**7):07d}",
+                    "started_at": "2025-06-03T10:00:00+07:00",
+                },
+            )
+            r.raise_for_status()
+            frames = [audio[i : i + step] for i in range(0, len(audio) - step + 1, step)]
+            sent: list[float] = []
+            url = base.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
+            async with websockets.connect(
+                url, additional_headers={"X-API-Key": key}, max_queue=None
+            ) as ws:
+                ready = json.loads(await ws.recv())
+                assert ready["type"] == "ready", ready
+
+                async def receive(
+                    ws: websockets.ClientConnection = ws, sent: list[float] = sent
+                ) -> None:
+                    last_heard = 0.0
+                    async for raw in ws:
+                        now = time.monotonic()
+                        msg = json.loads(raw)
+                        if msg["type"] == "update":
+                            if now >= measure_from:
+                                tally.latencies.append(now - sent[msg["frame"] - 1])
+                                tally.compute_ms.append(msg["compute_ms"])
+                                tally.gaps.append(msg["heard_s"] - last_heard)
+                            last_heard = msg["heard_s"]
+                        elif msg["type"] == "final":
+                            if now >= measure_from:
+                                tally.finals.append(now - sent[-1])
+                        elif msg["type"] == "error":
+                            tally.closes[str(msg["code"])] = (
+                                tally.closes.get(str(msg["code"]), 0) + 1
+                            )
+
+                reader = asyncio.create_task(receive())
+                t0 = time.monotonic()
+                for j, frame in enumerate(frames):
+                    delay = t0 + j * frame_s - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    sent.append(time.monotonic())
+                    await ws.send(frame)
+                    if time.monotonic() > stop_at + 5:
+                        break
+                sent.append(time.monotonic())
+                await ws.send('{"type": "end"}')
+                await reader
+                code = str(ws.close_code)
+                tally.closes[code] = tally.closes.get(code, 0) + 1
+                tally.streams += 1
+
+
+async def ticker(stop_at: float, tally: Tally) -> None:
+    while time.monotonic() < stop_at:
+        t = time.monotonic()
+        await asyncio.sleep(0.01)
+        tally.lag.append(time.monotonic() - t - 0.01)
+
+
+async def run_level(
+    calls: list[bytes], *, n: int, seconds: float, base: str, key: str, frame_ms: int
+) -> Tally:
+    tally = Tally()
+    now = time.monotonic()
+    spread = min(5.0, seconds / 4)
+    stop_at = now + seconds
+    measure_from = now + spread + 5.0
+    rng = random.Random(n)
+    tasks = [
+        one_stream(
+            calls,
+            i,
+            base=base,
+            key=key,
+            frame_ms=frame_ms,
+            start_at=now + rng.uniform(0, spread),
+            stop_at=stop_at,
+            measure_from=measure_from,
+            tally=tally,
+        )
+        for i in range(n)
+    ]
+    await asyncio.gather(ticker(stop_at, tally), *tasks)
+    return tally
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--levels", default="20,200", help="concurrent streams, comma separated")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each level")
+    ap.add_argument("--frame-ms", type=int, default=20)
+    ap.add_argument("--calls", type=int, default=40, help="distinct simulated calls")
+    ap.add_argument("--max-call-s", type=float, default=90.0)
+    ap.add_argument("--port", type=int, default=8798)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="callsift-stream-"))
+    calls = simulated_calls(tmp, n=args.calls, seed=21, max_s=args.max_call_s)
+    durations = [len(c) / SR for c in calls]
+    env = {
+        **os.environ,
+        "CALLSIFT_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "CALLSIFT_DATA_DIR": str(tmp / "data"),
+        "CALLSIFT_LOG_LEVEL": "WARNING",
+        "CALLSIFT_STREAM_MAX": "1000",
+    }
+    server = subprocess.Popen(
+        [str(CALLSIFT), "serve", "--port", str(args.port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{args.port}"
+    rows = []
+    try:
+        key = ""
+        assert server.stderr is not None
+        for line in server.stderr:
+            if line.strip().startswith("cs_"):
+                key = line.strip()
+                break
+        wait_ready(base)
+        for n in [int(x) for x in args.levels.split(",")]:
+            cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
+            own0 = resource.getrusage(resource.RUSAGE_SELF)
+            tally = asyncio.run(
+                run_level(
+                    calls, n=n, seconds=args.seconds, base=base, key=key, frame_ms=args.frame_ms
+                )
+            )
+            wall = time.monotonic() - wall0
+            own1 = resource.getrusage(resource.RUSAGE_SELF)
+            lat = np.array(tally.latencies) * 1000
+            rows.append(
+                {
+                    "streams": n,
+                    "updates": lat.size,
+                    "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                    "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+                    "max_ms": float(lat.max()) if lat.size else float("nan"),
+                    "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
+                    "final_p50_ms": float(np.median(tally.finals) * 1000)
+                    if tally.finals
+                    else float("nan"),
+                    "compute_p50_ms": float(np.median(tally.compute_ms))
+                    if tally.compute_ms
+                    else float("nan"),
+                    "max_gap_s": float(max(tally.gaps)) if tally.gaps else float("nan"),
+                    "server_cores": (cpu_seconds(server.pid) - cpu0) / wall,
+                    "generator_cores": (
+                        own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+                    )
+                    / wall,
+                    "generator_lag_p99_ms": float(np.percentile(tally.lag, 99) * 1000),
+                    "server_rss_mb": rss_mb(server.pid),
+                    "streams_done": tally.streams,
+                    "closes": tally.closes,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(
+        f"\n{len(calls)} simulated calls, {np.median(durations):.1f} s median "
+        f"(cut at {args.max_call_s:g} s), frames of {args.frame_ms} ms, "
+        f"{args.seconds:g} s per level"
+    )
+    print(
+        "| streams | updates | p50 ms | p99 ms | max ms | within 100 ms | final p50 ms "
+        "| compute p50 ms | server cores | generator cores | server RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['streams']} | {r['updates']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+            f"| {r['max_ms']:.1f} | {r['within_100ms']:.1%} | {r['final_p50_ms']:.1f} "
+            f"| {r['compute_p50_ms']:.2f} | {r['server_cores']:.2f} | {r['generator_cores']:.2f} "
+            f"| {r['server_rss_mb']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
