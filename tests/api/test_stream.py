@@ -220,3 +220,24 @@ def test_faster_than_real_time_is_read_at_real_time_pace(tmp_path: Any) -> None:
         # 2 s of audio allowed 0.5 s ahead: read over at least ~1.4 s, not at once.
         assert elapsed >= 1.3
         assert messages[-1]["type"] == "final"
+
+
+def test_audio_past_the_stream_limit_is_counted_not_scored(tmp_path: Any) -> None:
+    e, client = _env(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, stream_max_seconds=1.0)
+    with client:
+        e.keys = {"call_taker": e.store.create_key(role="call_taker", name="t", actor="cli")[0]}
+        call = e.register()
+        wav = _wav(0.8 * _speech_call(seed=4, seconds=2.5), "PCM_16")
+        with _connect(e, call["call_id"], encoding="pcm16") as ws:
+            ws.receive_json()
+            for frame in _frames(wav, "PCM_16", 100):
+                ws.send_bytes(frame)
+            ws.send_text('{"type": "end"}')
+            code, messages = _closed_with(ws)
+        assert code == 1000
+        final = messages[-1]
+        assert final["heard_s"] == pytest.approx(1.0) and final["dropped_s"] == pytest.approx(1.5)
+        stored = e.store.get_call(call["call_id"])
+        assert stored.audio_file is not None
+        kept = load_audio(stored.audio_file).caller
+        assert np.array_equal(kept, load_audio(wav).caller[:SR])
