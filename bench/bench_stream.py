@@ -11,6 +11,9 @@ starts are spread over the first seconds, as calls arrive at random.
 An update's latency is the time from sending the frame that completed its second of
 audio (the update's ``frame`` field) to receiving the update. The goal of issue 7: at
 200 concurrent streams on this 2-core machine, every update within 100 ms of its frame.
+The ``+abuse`` level adds clients of four misbehaving kinds (faster than real time,
+idle, bad frames, unknown calls; ``--abusers`` of each) beside the normal streams: their
+latency must not move.
 
 Each level runs in the same server, one after the other, so the lower levels are the
 baseline of the same run. The generator's own event-loop lag is measured beside it
@@ -167,6 +170,50 @@ async def one_stream(
                 tally.streams += 1
 
 
+async def abuser(kind: str, *, base: str, key: str, start_at: float, stop_at: float) -> None:
+    """A misbehaving client, over and over: ``fast`` sends 60 s of noise at once, ``idle``
+    opens a stream and sends nothing, ``bad`` sends frames of the wrong size, ``unknown``
+    streams a call that was never registered."""
+    import httpx
+    import websockets
+
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    rng = np.random.default_rng(0)
+    noise = (rng.integers(0, 256, 60 * SR, dtype=np.uint8)).tobytes()
+    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}) as http:
+        while time.monotonic() < stop_at:
+            call_id = f"a-{uuid.uuid4().hex[:12]}"
+            if kind != "unknown":
+                r = await http.post(
+                    "/v1/calls",
+                    json={
+                        "call_id": call_id,
+                        "caller_id": "+6281200000000",
+                        "started_at": "2025-06-03T10:00:00+07:00",
+                    },
+                )
+                r.raise_for_status()
+            url = base.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
+            try:
+                async with websockets.connect(url, additional_headers={"X-API-Key": key}) as ws:
+                    if kind == "fast":
+                        for i in range(0, len(noise), 800):
+                            await ws.send(noise[i : i + 800])
+                            if time.monotonic() > stop_at:
+                                break
+                        await ws.send('{"type": "end"}')
+                    elif kind == "bad":
+                        await ws.send(b"\x00" * 7)
+                    elif kind == "idle":
+                        await asyncio.sleep(min(30.0, max(0.0, stop_at - time.monotonic())))
+                    async for _ in ws:
+                        pass
+            except websockets.ConnectionClosed:
+                pass
+            if kind in ("bad", "unknown"):
+                await asyncio.sleep(0.2)
+
+
 async def ticker(stop_at: float, tally: Tally) -> None:
     while time.monotonic() < stop_at:
         t = time.monotonic()
@@ -175,7 +222,14 @@ async def ticker(stop_at: float, tally: Tally) -> None:
 
 
 async def run_level(
-    calls: list[bytes], *, n: int, seconds: float, base: str, key: str, frame_ms: int
+    calls: list[bytes],
+    *,
+    n: int,
+    seconds: float,
+    base: str,
+    key: str,
+    frame_ms: int,
+    abusers: int = 0,
 ) -> Tally:
     tally = Tally()
     now = time.monotonic()
@@ -197,7 +251,12 @@ async def run_level(
         )
         for i in range(n)
     ]
-    await asyncio.gather(ticker(stop_at, tally), *tasks)
+    bad = [
+        abuser(kind, base=base, key=key, start_at=now + rng.uniform(0, spread), stop_at=stop_at)
+        for kind in ("fast", "idle", "bad", "unknown")
+        for _ in range(abusers)
+    ]
+    await asyncio.gather(ticker(stop_at, tally), *tasks, *bad)
     return tally
 
 
@@ -215,7 +274,14 @@ def rss_mb(pid: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--levels", default="20,200", help="concurrent streams, comma separated")
+    ap.add_argument(
+        "--levels",
+        default="20,200,200+abuse",
+        help="concurrent streams, comma separated; N+abuse adds misbehaving clients",
+    )
+    ap.add_argument(
+        "--abusers", type=int, default=2, help="clients of each misbehaving kind in +abuse"
+    )
     ap.add_argument("--seconds", type=float, default=60.0, help="length of each level")
     ap.add_argument("--frame-ms", type=int, default=20)
     ap.add_argument("--calls", type=int, default=40, help="distinct simulated calls")
@@ -248,12 +314,20 @@ def main() -> None:
                 key = line.strip()
                 break
         wait_ready(base)
-        for n in [int(x) for x in args.levels.split(",")]:
+        for level in args.levels.split(","):
+            n = int(level.split("+")[0])
+            abusers = args.abusers if level.endswith("+abuse") else 0
             cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
             own0 = resource.getrusage(resource.RUSAGE_SELF)
             tally = asyncio.run(
                 run_level(
-                    calls, n=n, seconds=args.seconds, base=base, key=key, frame_ms=args.frame_ms
+                    calls,
+                    n=n,
+                    seconds=args.seconds,
+                    base=base,
+                    key=key,
+                    frame_ms=args.frame_ms,
+                    abusers=abusers,
                 )
             )
             wall = time.monotonic() - wall0
@@ -261,7 +335,7 @@ def main() -> None:
             lat = np.array(tally.latencies) * 1000
             rows.append(
                 {
-                    "streams": n,
+                    "streams": level,
                     "updates": lat.size,
                     "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
