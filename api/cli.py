@@ -121,6 +121,12 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    loop: str = typer.Option(
+        "auto", "--loop", help="Event loop: auto (uvloop when installed), asyncio or uvloop."
+    ),
+    http: str = typer.Option(
+        "auto", "--http", help="HTTP parser: auto (httptools when installed), h11 or httptools."
+    ),
 ) -> None:
     """Run the scoring service (settings from CALLSIFT_* variables, DATABASE_URL and .env).
 
@@ -130,6 +136,14 @@ def serve_command(
 
     from api.settings import Settings
 
+    for name, value, choices in (
+        ("--loop", loop, ("auto", "asyncio", "uvloop")),
+        ("--http", http, ("auto", "h11", "httptools")),
+    ):
+        if value not in choices:
+            raise typer.BadParameter(
+                f"{value!r}; expected one of {', '.join(choices)}", param_hint=name
+            )
     settings = Settings()  # fail here, with a clear message, on a bad setting
     from api.store import StoreUnavailableError
 
@@ -158,6 +172,8 @@ def serve_command(
         host=host,
         port=port,
         workers=workers,
+        loop=loop,
+        http=http,
         log_level=settings.log_level.lower(),
         # uvicorn's access log prints raw paths, which hold phone numbers; the app logs
         # every request itself with the route template instead.
