@@ -111,7 +111,8 @@ def test_streamed_call_scores_like_the_uploaded_recording(
     heard = [u["heard_s"] for u in updates]
     assert heard == sorted(heard) and heard[0] == pytest.approx(1.0, abs=0.11)
     assert np.diff(heard).max() <= 1.1
-    assert all(u["frame"] > 0 and u["stage"] == "call" and u["reasons"] for u in updates)
+    assert all(u["frame"] > 0 and u["stage"] == "call" for u in updates)
+    assert all(isinstance(u["reasons"], list) and "advisory" in u for u in updates)
     assert final["heard_s"] == pytest.approx(6.5)
 
     # The recording kept is what was streamed, sample for sample.
