@@ -92,8 +92,12 @@ def score(model: ScoringModel) -> Scorer:
         caller_id: str = "+6281200000001",
         at: datetime = datetime(2025, 6, 3, 10, 15, tzinfo=WIB),
         past: list[PastCall] | None = None,
+        heard: float | None = None,
     ) -> CallScore:
+        """``heard``: score the call as a live stream would after that many seconds."""
         audio = load_audio(to_wav(y))
+        if heard is not None:
+            audio = audio.head(heard)
         feats = call_features(
             audio,
             caller_id=caller_id,
