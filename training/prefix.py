@@ -134,7 +134,7 @@ def plot_prefix_curve(path: Path, metrics: Mapping[str, Any]) -> bool:
     x_whole = timed[-1][0] * 1.6
     xs = [t for t, _ in timed] + ([x_whole] if whole else [])
     views = [v for _, v in timed] + ([whole] if whole else [])
-    fig, axes = _figure(width=7.0, height=4.5)
+    fig, axes = _figure(width=7.0, height=5.0)
     ax = axes[0]
     series = (
         ("ghost_recall_possible", "ghost recall (ghost flag)", "tab:blue", "-"),
@@ -156,7 +156,8 @@ def plot_prefix_curve(path: Path, metrics: Mapping[str, Any]) -> bool:
     ax.set_ylabel("share of calls")
     ax.set_title("Early warning: flags after the first seconds")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center right")
+    # Below the axes: the curves cross the whole plot area.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     fig.savefig(path)
     return True
 

@@ -48,7 +48,7 @@ from training.split import Split, caller_keys, honest_split
 
 _MIN_TRAIN_SHARE_OK = 0.5  # more failed audio than this and the training set is not trustworthy
 #: Boosting weight of a prefix row against 1 for its whole call (docs/benchmarks.md).
-DEFAULT_PREFIX_WEIGHT = 0.5
+DEFAULT_PREFIX_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
