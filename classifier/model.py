@@ -7,6 +7,11 @@ attributes end in ``_``, and every prediction checks that the model is fitted.
 Fitting runs a caller-grouped cross-validation first. Its out-of-fold probabilities,
 which never saw the caller they score, fit one isotonic calibrator per class and choose
 the flag thresholds, so that both are set on calls the model did not learn from.
+
+A live call is scored from its first seconds (issue 7). Trained with ``prefixes``, the
+model sets its calibration and thresholds per time heard (``audio_duration_s``), so the
+emergency budget holds early as late; and before ``min_likely_ghost_s`` heard a ghost
+flag is at most ``possible`` (:func:`cap_early_ghost`), whatever the model.
 """
 
 from __future__ import annotations

@@ -217,7 +217,10 @@ class ScoringModel:
     def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
         """Score one call from its feature mapping (see :meth:`score_frame`).
 
-        The service's path: no DataFrame, one row straight into the stage's matrix.
+        The service's path: no DataFrame, one row straight into the stage's matrix. A
+        live call's features so far score as the call heard so far: the time heard
+        (``audio_duration_s``) picks the calibration and thresholds, and an early ghost
+        flag is at most ``possible``, its first reason saying the caller is silent so far.
         """
         clf = self.classifier(stage)
         missing = [f for f in clf.features_ if f not in features]

@@ -5,7 +5,9 @@ manifest of docs/data-format.md, labelled or not, with the same feature code as 
 service. History features of each call come from the calls before it in the same
 manifest. A call whose audio cannot be read is still scored, from metadata and history
 alone (the pre-answer model), and its reasons say so. ``DIR`` receives ``scores.csv``,
-and for labelled calls ``metrics.json`` and ``report.md`` with plots.
+and for labelled calls ``metrics.json`` and ``report.md`` with plots. ``--prefix 2,5``
+also scores every call on its first seconds only, as a live stream is scored
+(``scores_prefix.csv``, and recall against seconds heard in the report).
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 ``callsift train MANIFEST... --out models/NAME`` extracts features of every manifest
 (history replayed within each manifest), splits the labelled calls into callers-disjoint,
-time-ordered train and test sets (:mod:`training.split`), fits the call model, the
-pre-answer model and the baselines on the train calls, evaluates all of them on the test
-calls, and writes the model folder in one atomic step: ``model.joblib``, ``card.json``,
-``baselines.joblib`` and ``report/``. Unless ``--no-mlflow``, the run is logged and the
-model registered with the alias ``challenger``.
+time-ordered train and test sets (:mod:`training.split`), fits the call model (on the
+whole calls and their first 2, 5, 10 and 20 s, ``--prefixes``), the pre-answer model and
+the baselines on the train calls, evaluates all of them on the test calls (and the call
+model on the test calls' first seconds), and writes the model folder in one atomic
+step: ``model.joblib``, ``card.json``, ``baselines.joblib`` and ``report/``. Unless
+``--no-mlflow``, the run is logged and the model registered with the alias
+``challenger``.
 """
 
 from __future__ import annotations
