@@ -199,3 +199,14 @@ def test_bad_sample_weight_raises(ptable: pd.DataFrame, weights, pattern: str) -
 def test_check_prefixes_sorts_and_dedupes() -> None:
     assert check_prefixes([20, 2, 5.0, 2]) == (2.0, 5.0, 20.0)
     assert check_prefixes(None) == check_prefixes(()) == ()
+
+
+def test_prefix_rows_weigh_less_than_whole_calls(ptable: pd.DataFrame) -> None:
+    from training.train import prefix_weights
+
+    w = prefix_weights(ptable, prefix_weight=0.25)
+    assert set(w[ptable["prefix_s"].isna().to_numpy()]) == {1.0}
+    assert set(w[ptable["prefix_s"].notna().to_numpy()]) == {0.25}
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(InvalidParameterError, match="prefix_weight"):
+            prefix_weights(ptable, prefix_weight=bad)
