@@ -1,10 +1,13 @@
 """Model artefacts on disk: a joblib file and its JSON model card.
 
 A model folder holds ``model.joblib`` (the two classifiers) and ``card.json`` (version,
-creation time, data fingerprint, library versions, feature lists, thresholds, metrics
-and the SHA-256 of the joblib file). :func:`load_model` checks the card before it
-unpickles anything and refuses a model built for other library versions or another
-feature list: a mismatched model would not fail, it would silently score wrong.
+creation time, data fingerprint, library versions, feature lists, the prefixes (seconds
+heard) the call model was trained and thresholded at, thresholds, metrics and the
+SHA-256 of the joblib file). A model saved before prefixes existed still loads: it
+scores every time heard with its one set of thresholds, under the early-ghost rule.
+:func:`load_model` checks the card before it unpickles anything and refuses a model
+built for other library versions or another feature list: a mismatched model would not
+fail, it would silently score wrong.
 
 :func:`save_model` writes a new folder beside the target and swaps it in only when
 complete, so a failed save never leaves a partial model where a good one stood.
@@ -114,7 +117,22 @@ def save_model(
             "features": list(call.features_),
             "pre_answer_features": list(pre_answer.features_),
             "classes": [str(c) for c in call.classes_],
-            "thresholds": {"call": call.thresholds_, "pre_answer": pre_answer.thresholds_},
+            "prefixes": list(call.prefixes_),
+            "min_likely_ghost_s": float(call.min_likely_ghost_s),
+            "thresholds": {
+                "call": call.thresholds_,
+                "pre_answer": pre_answer.thresholds_,
+                **(
+                    {
+                        "call_by_prefix": {
+                            f"{p:g}": t
+                            for p, t in zip(call.prefixes_, call.bucket_thresholds_, strict=True)
+                        }
+                    }
+                    if len(call.prefixes_) > 1
+                    else {}
+                ),
+            },
             "validation": {"call": call.validation_, "pre_answer": pre_answer.validation_},
             "model_sha256": _sha256(staging / MODEL_FILE),
         }

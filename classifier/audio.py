@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import gcd
 from typing import BinaryIO
 
@@ -87,6 +87,42 @@ class CallAudio:
     original_format: str
     original_subtype: str
     duration_s: float
+
+    def head(self, seconds: float) -> CallAudio:
+        """The first ``seconds`` of the call: what a live stream has heard by then.
+
+        Both sides are cut at the same sample, so caller/call-taker features of a prefix
+        are those of a recording that ended there. A call no longer than ``seconds`` is
+        returned whole.
+
+        Parameters
+        ----------
+        seconds : float
+            Seconds heard, > 0.
+
+        Returns
+        -------
+        CallAudio
+            ``caller`` (and ``other``) of shape (min(n, round(seconds * sr)),), with
+            ``duration_s`` updated; the original file's description is kept.
+        """
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float | np.integer | np.floating)
+            or not math.isfinite(seconds)
+            or seconds <= 0
+        ):
+            raise InvalidParameterError(f"seconds must be a finite number > 0; got {seconds!r}")
+        # round, not floor: 5.0 s at 8 kHz must be 40,000 samples despite float error.
+        n = min(self.caller.size, round(float(seconds) * self.sr))
+        if n == self.caller.size:
+            return self
+        return replace(
+            self,
+            caller=self.caller[:n],
+            other=None if self.other is None else self.other[:n],
+            duration_s=n / self.sr,
+        )
 
 
 def load_audio(

@@ -7,6 +7,11 @@ attributes end in ``_``, and every prediction checks that the model is fitted.
 Fitting runs a caller-grouped cross-validation first. Its out-of-fold probabilities,
 which never saw the caller they score, fit one isotonic calibrator per class and choose
 the flag thresholds, so that both are set on calls the model did not learn from.
+
+A live call is scored from its first seconds (issue 7). Trained with ``prefixes``, the
+model sets its calibration and thresholds per time heard (``audio_duration_s``), so the
+emergency budget holds early as late; and before ``min_likely_ghost_s`` heard a ghost
+flag is at most ``possible`` (:func:`cap_early_ghost`), whatever the model.
 """
 
 from __future__ import annotations
@@ -44,6 +49,34 @@ FLAGGED_CLASSES: tuple[str, ...] = ("prank", "ghost")
 PROTECTED_CLASS = "emergency"
 _LEVELS: tuple[str, ...] = ("possible", "likely")
 _SPLIT_GRID = np.linspace(0.0, 1.0, 11)
+#: The feature that says how much of the call has been heard (seconds of audio).
+HEARD_FEATURE = "audio_duration_s"
+#: Shortest prefix: the acoustic features need a quarter of a second of audio.
+MIN_PREFIX_S = 0.25
+# A time bucket gets its own calibration and thresholds only with this many emergency
+# rows; fewer cannot place a threshold that protects them (it falls back to all rows').
+_MIN_BUCKET_PROTECTED = 30
+
+
+def check_prefixes(values: Sequence[float] | None) -> tuple[float, ...]:
+    """Prefix lengths (seconds heard) as a sorted tuple of distinct floats.
+
+    Raises
+    ------
+    InvalidParameterError
+        A value that is not a finite number of at least :data:`MIN_PREFIX_S` seconds.
+    """
+    out: set[float] = set()
+    for v in values or ():
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise InvalidParameterError(f"prefix {v!r} is not a number of seconds")
+        f = float(v)
+        if not np.isfinite(f) or f < MIN_PREFIX_S:
+            raise InvalidParameterError(
+                f"prefix {v!r} s: expected a finite number of seconds >= {MIN_PREFIX_S}"
+            )
+        out.add(f)
+    return tuple(sorted(out))
 
 
 @lru_cache(maxsize=1)
@@ -194,6 +227,31 @@ def flags_from_proba(
         lv = level[cls]
         out[wins & (lv == 1)] = f"possible_{cls}"
         out[wins & (lv == 2)] = f"likely_{cls}"
+    return out
+
+
+def cap_early_ghost(flags: np.ndarray, heard_s: np.ndarray, *, min_likely_s: float) -> np.ndarray:
+    """The safety rule: before ``min_likely_s`` heard, a ghost flag is at most ``possible``.
+
+    A caller silent for the first seconds is not yet a ghost call: a person in danger may
+    need time to speak, or be unable to. Rows with an unknown time heard (NaN) count as
+    early.
+
+    Parameters
+    ----------
+    flags : ndarray of str, shape (n_calls,)
+    heard_s : ndarray, shape (n_calls,)
+        Seconds of audio heard when each row was scored.
+    min_likely_s : float, keyword-only
+
+    Returns
+    -------
+    ndarray of str, shape (n_calls,)
+        A copy with ``likely_ghost`` lowered to ``possible_ghost`` on the early rows.
+    """
+    out = np.asarray(flags, dtype=object).copy()
+    early = ~(np.asarray(heard_s, dtype=np.float64) >= min_likely_s)  # NaN is early
+    out[early & (out == "likely_ghost")] = "possible_ghost"
     return out
 
 
@@ -349,6 +407,19 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         with 0.5, 0.8-1.07%).
     possible_floor, likely_floor : float
         Lowest probability that may raise each level, whatever the targets allow.
+    prefixes : sequence of float or None
+        Seconds heard at which the training calls were also cut (the prefix rows of
+        :func:`training.features.extract_features`). Rows are bucketed by time heard
+        (``audio_duration_s``): ``[0, p2)``, ``[p2, p3)``, ..., ``[pk, inf)``, each
+        named by its prefix ``p1 ... pk``, and each bucket gets its own calibration
+        and flag thresholds, chosen on its own out-of-fold rows, so that an early
+        score keeps the emergency budget for how much has been heard. None or empty:
+        one calibration and one set of thresholds for every row.
+    min_likely_ghost_s : float
+        Safety rule: before this many seconds heard a ghost flag is at most
+        ``possible``, never ``likely`` (see :func:`cap_early_ghost`). The default is
+        from the simulated corpora: 5 s into a call, 72% of emergency callers
+        (stereo recordings) had not spoken yet; 10 s in, 2.6% (docs/model.md).
     random_state : int
         Seed of the folds and of the boosting.
 
@@ -363,12 +434,22 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
     calibrators_ : list
         One calibrator per class of ``classes_`` (None for a class never seen).
     thresholds_ : dict
-        ``{"possible": {"prank": t, "ghost": t}, "likely": {...}}``.
+        ``{"possible": {"prank": t, "ghost": t}, "likely": {...}}``, chosen on every
+        out-of-fold row; used for every row when there are no prefixes.
+    prefixes_ : tuple of float
+        The checked ``prefixes`` (empty: one bucket).
+    bucket_calibrators_ : list, length max(1, len(prefixes_))
+        Per time bucket, one calibrator per class, or None where the bucket had too few
+        emergency rows and uses ``calibrators_``.
+    bucket_thresholds_ : list of dict, length max(1, len(prefixes_))
+        Per time bucket, thresholds as ``thresholds_`` (a copy of it where the bucket
+        had too few emergency rows).
     reference_ : ndarray, shape (n_features,)
         Median of each feature over genuine (emergency and non-emergency) training calls:
         what a feature is replaced with when explaining a score.
     validation_ : dict
-        Out-of-fold figures: calls, emergency share flagged per level, recall per class.
+        Out-of-fold figures: rows, emergency share flagged per level, recall per class;
+        with prefixes, the same per time bucket under ``"by_prefix"``.
     """
 
     def __init__(
@@ -388,6 +469,8 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         target_margin: float = 0.35,
         possible_floor: float = 0.25,
         likely_floor: float = 0.5,
+        prefixes: Sequence[float] | None = None,
+        min_likely_ghost_s: float = 10.0,
         random_state: int = 0,
     ) -> None:
         self.features = features
@@ -404,7 +487,20 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         self.target_margin = target_margin
         self.possible_floor = possible_floor
         self.likely_floor = likely_floor
+        self.prefixes = prefixes
+        self.min_likely_ghost_s = min_likely_ghost_s
         self.random_state = random_state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model saved before prefixes existed loads as a one-bucket model, and gets
+        # the early-ghost safety rule at its default.
+        state.setdefault("prefixes", None)
+        state.setdefault("min_likely_ghost_s", 10.0)
+        if "thresholds_" in state:
+            state.setdefault("prefixes_", ())
+            state.setdefault("bucket_calibrators_", [None])
+            state.setdefault("bucket_thresholds_", [state["thresholds_"]])
+        super().__setstate__(state)
 
     def _booster(self, n_calls: int) -> HistGradientBoostingClassifier:
         # A small centre's few hundred reviewed calls must still be able to split.
@@ -441,24 +537,36 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
                 f"likely_target {self.likely_target} exceeds possible_target "
                 f"{self.possible_target}; a likely flag must be rarer"
             )
+        check_prefixes(self.prefixes)
+        m = self.min_likely_ghost_s
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= m < np.inf:
+            raise InvalidParameterError(
+                f"min_likely_ghost_s is {m!r}; expected a finite number of seconds >= 0"
+            )
 
     def fit(
         self,
         X: pd.DataFrame,
         y: Sequence[str] | np.ndarray,
         groups: Sequence[str] | np.ndarray | None = None,
+        sample_weight: Sequence[float] | np.ndarray | None = None,
     ) -> Any:
         """Fit the booster, its calibrators and the flag thresholds.
 
         Parameters
         ----------
-        X : DataFrame, shape (n_calls, >= n_features)
-            Feature table; extra columns are ignored.
-        y : sequence of str, shape (n_calls,)
+        X : DataFrame, shape (n_rows, >= n_features)
+            Feature table, one row per call or call prefix; extra columns are ignored.
+        y : sequence of str, shape (n_rows,)
             Labels from :data:`classifier.formats.LABELS`.
-        groups : sequence of str or None, shape (n_calls,)
-            Caller of each call: folds never split one caller. Empty strings (withheld
-            numbers) count as one caller each. None treats every call as its own caller.
+        groups : sequence of str or None, shape (n_rows,)
+            Caller of each row: folds never split one caller, so the prefix rows of a
+            call stay with it. Empty strings (withheld numbers) count as one caller per
+            row: give prefix rows of withheld calls a key of their call instead. None
+            treats every row as its own caller.
+        sample_weight : sequence of float or None, shape (n_rows,)
+            Weight of each row in the boosting (e.g. less for prefix rows, so that whole
+            calls keep their say); calibration and thresholds count rows unweighted.
 
         Returns
         -------
@@ -466,13 +574,14 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         """
         self._check_params()
         with _one_thread():
-            return self._fit(X, y, groups)
+            return self._fit(X, y, groups, sample_weight)
 
     def _fit(
         self,
         X: pd.DataFrame,
         y: Sequence[str] | np.ndarray,
         groups: Sequence[str] | np.ndarray | None,
+        sample_weight: Sequence[float] | np.ndarray | None = None,
     ) -> Any:
         features = tuple(self.features) if self.features is not None else FEATURE_NAMES
         X = as_frame(X, features)
@@ -502,25 +611,33 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
                 f"n_folds={self.n_folds} calls"
             )
         g = self._groups(groups, yy.shape[0])
+        w = self._weights(sample_weight, yy.shape[0])
 
         self.classes_ = np.asarray(LABELS, dtype=object)
         self.features_ = features
         self.n_features_in_ = len(features)
-        oof = self._out_of_fold(M, yy, g)
+        self.prefixes_ = check_prefixes(self.prefixes)
+        oof = self._out_of_fold(M, yy, g, w)
         self.calibrators_ = self._fit_calibrators(oof, yy)
-        cal = self._calibrate(oof)
-        self.thresholds_ = choose_thresholds(
-            cal,
-            yy,
-            classes=LABELS,
-            targets={
-                "possible": self.possible_target * self.target_margin,
-                "likely": self.likely_target * self.target_margin,
-            },
-            floors={"possible": self.possible_floor, "likely": self.likely_floor},
-        )
-        self.validation_ = self._validation_summary(cal, yy)
-        self.estimator_ = self._booster(M.shape[0]).fit(M, yy)
+        self.thresholds_ = self._thresholds(self._apply_calibrators(self.calibrators_, oof), yy)
+        heard = self.heard_seconds(M)
+        bucket = self._bucket_of(heard)
+        self.bucket_calibrators_: list[list[Any] | None] = []
+        self.bucket_thresholds_: list[dict[str, dict[str, float]]] = []
+        for b in range(self._n_buckets()):
+            rows = bucket == b
+            enough = int((yy[rows] == PROTECTED_CLASS).sum()) >= _MIN_BUCKET_PROTECTED
+            if len(self.prefixes_) > 1 and enough:
+                cals = self._fit_calibrators(oof[rows], yy[rows])
+                th = self._thresholds(self._apply_calibrators(cals, oof[rows]), yy[rows])
+                self.bucket_calibrators_.append(cals)
+                self.bucket_thresholds_.append(th)
+            else:
+                self.bucket_calibrators_.append(None)
+                self.bucket_thresholds_.append(self.thresholds_)
+        cal = self._calibrate(oof, heard)
+        self.validation_ = self._validation_summary(cal, yy, heard)
+        self.estimator_ = self._booster(M.shape[0]).fit(M, yy, sample_weight=w)
         genuine = np.isin(yy, ("emergency", "non_emergency"))
         ref_rows = M[genuine] if genuine.any() else M
         with np.errstate(all="ignore"):
@@ -538,14 +655,62 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         g[withheld] = [f"\x00withheld:{i}" for i in np.flatnonzero(withheld)]
         return g
 
-    def _out_of_fold(self, M: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _weights(sample_weight: Sequence[float] | np.ndarray | None, n: int) -> np.ndarray | None:
+        if sample_weight is None:
+            return None
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"sample_weight must be numbers: {exc}") from exc
+        if w.shape != (n,):
+            raise InvalidParameterError(f"sample_weight has shape {w.shape}; expected ({n},)")
+        if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+            raise InvalidParameterError("sample_weight must be finite, >= 0 and not all zero")
+        return w
+
+    def _thresholds(self, cal: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
+        return choose_thresholds(
+            cal,
+            y,
+            classes=LABELS,
+            targets={
+                "possible": self.possible_target * self.target_margin,
+                "likely": self.likely_target * self.target_margin,
+            },
+            floors={"possible": self.possible_floor, "likely": self.likely_floor},
+        )
+
+    def _n_buckets(self) -> int:
+        return max(1, len(self.prefixes_))
+
+    def _bucket_of(self, heard: np.ndarray | None) -> np.ndarray:
+        """Time bucket of each row: the largest prefix heard (the first below it)."""
+        if heard is None or len(self.prefixes_) < 2:
+            return np.zeros(0 if heard is None else heard.size, dtype=np.int64)
+        # Unknown time heard counts as the earliest bucket (the careful one).
+        h = np.where(np.isnan(heard), 0.0, heard)
+        return np.searchsorted(np.asarray(self.prefixes_[1:]), h, side="right")
+
+    def heard_seconds(self, M: np.ndarray) -> np.ndarray | None:
+        """Seconds heard of each row (its ``audio_duration_s``), or None for a model that
+        reads no audio (the pre-answer model), shape (n_rows,)."""
+        if HEARD_FEATURE not in self.features_:
+            return None
+        return np.asarray(M[:, self.features_.index(HEARD_FEATURE)], dtype=np.float64)
+
+    def _out_of_fold(
+        self, M: np.ndarray, y: np.ndarray, g: np.ndarray, w: np.ndarray | None = None
+    ) -> np.ndarray:
         oof = np.zeros((M.shape[0], len(LABELS)))
         folds = StratifiedGroupKFold(
             n_splits=self.n_folds, shuffle=True, random_state=self.random_state
         )
         booster = self._booster(M.shape[0])
         for train, test in folds.split(M, y, g):
-            model = clone(booster).fit(M[train], y[train])
+            model = clone(booster).fit(
+                M[train], y[train], sample_weight=None if w is None else w[train]
+            )
             oof[test] = self._expand(model, model.predict_proba(M[test]))
         return oof
 
@@ -574,9 +739,23 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
                 cals.append(lr.fit(_logit(oof[:, k]).reshape(-1, 1), target))
         return cals
 
-    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+    def _calibrate(self, raw: np.ndarray, heard: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated rows, each with its time bucket's calibrators."""
+        buckets = self.bucket_calibrators_
+        if len(buckets) == 1 or heard is None:
+            return self._apply_calibrators(buckets[0] or self.calibrators_, raw)
+        out = np.empty_like(raw)
+        which = self._bucket_of(heard)
+        for b, cals in enumerate(buckets):
+            rows = which == b
+            if rows.any():
+                out[rows] = self._apply_calibrators(cals or self.calibrators_, raw[rows])
+        return out
+
+    @staticmethod
+    def _apply_calibrators(calibrators: list[Any], raw: np.ndarray) -> np.ndarray:
         out = np.zeros_like(raw)
-        for k, cal in enumerate(self.calibrators_):
+        for k, cal in enumerate(calibrators):
             if cal is None:
                 out[:, k] = raw[:, k]
             elif isinstance(cal, IsotonicRegression):
@@ -593,15 +772,64 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         total[empty] = raw[empty].sum(axis=1, keepdims=True)
         return out / np.maximum(total, 1e-12)
 
-    def _validation_summary(self, cal: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        flags = flags_from_proba(cal, classes=LABELS, thresholds=self.thresholds_)
+    def flag_proba(self, proba: np.ndarray, heard_s: np.ndarray | None = None) -> np.ndarray:
+        """Flags from calibrated probabilities, with each row's time-bucket thresholds.
+
+        Parameters
+        ----------
+        proba : ndarray, shape (n_rows, 4)
+            Calibrated, as from :meth:`predict_proba_matrix`.
+        heard_s : ndarray or None, shape (n_rows,)
+            Seconds heard per row (:meth:`heard_seconds`); None for a model without
+            audio (no buckets, no early-ghost rule).
+
+        Returns
+        -------
+        ndarray of str, shape (n_rows,)
+        """
+        check_is_fitted(self, "thresholds_")
+        buckets = self.bucket_thresholds_
+        if heard_s is None:
+            return flags_from_proba(proba, classes=LABELS, thresholds=buckets[0])
+        if len(buckets) == 1:
+            flags = flags_from_proba(proba, classes=LABELS, thresholds=buckets[0])
+        else:
+            flags = np.full(proba.shape[0], "none", dtype=object)
+            which = self._bucket_of(heard_s)
+            for b, th in enumerate(buckets):
+                rows = which == b
+                if rows.any():
+                    flags[rows] = flags_from_proba(proba[rows], classes=LABELS, thresholds=th)
+        return cap_early_ghost(flags, heard_s, min_likely_s=float(self.min_likely_ghost_s))
+
+    def _validation_summary(
+        self, cal: np.ndarray, y: np.ndarray, heard: np.ndarray | None
+    ) -> dict[str, Any]:
+        summary = self._summary(self.flag_proba(cal, heard), y)
+        if len(self.prefixes_) > 1 and heard is not None:
+            which = self._bucket_of(heard)
+            summary["by_prefix"] = {
+                f"{p:g}": {
+                    **self._summary(
+                        self.flag_proba(cal[which == b], heard[which == b]), y[which == b]
+                    ),
+                    "own_thresholds": self.bucket_calibrators_[b] is not None,
+                }
+                for b, p in enumerate(self.prefixes_)
+            }
+        return summary
+
+    @staticmethod
+    def _summary(flags: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         protected = y == PROTECTED_CLASS
         summary: dict[str, Any] = {"calls": int(y.size)}
         for level in _LEVELS:
             hit = np.array(
                 [f != "none" and (level == "possible" or f.startswith(level)) for f in flags]
             )
-            summary[f"emergency_flagged_{level}"] = float(hit[protected].mean())
+            summary[f"emergency_flagged_{level}"] = (
+                float(hit[protected].mean()) if protected.any() else float("nan")
+            )
             for cls in FLAGGED_CLASSES:
                 mask = y == cls
                 summary[f"{cls}_recall_{level}"] = (
@@ -621,7 +849,7 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         if forest is None:
             forest = self.__dict__["_forest"] = _FlatForest(self.estimator_)
         raw = self._expand(self.estimator_, forest.predict_proba(np.asarray(M, np.float64)))
-        return self._calibrate(raw) if calibrated else raw
+        return self._calibrate(raw, self.heard_seconds(M)) if calibrated else raw
 
     def __getstate__(self) -> dict[str, Any]:
         # The flat forest is a cache rebuilt on first use, not part of the saved model.
@@ -629,10 +857,14 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         state.pop("_forest", None)
         return state
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities from :meth:`predict_proba_matrix`'s uncalibrated ones."""
+    def calibrate(self, raw: np.ndarray, heard_s: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities from :meth:`predict_proba_matrix`'s uncalibrated ones.
+
+        ``heard_s`` (shape (n_rows,), from :meth:`heard_seconds`) picks each row's time
+        bucket; None uses the first bucket's calibrators.
+        """
         check_is_fitted(self, "calibrators_")
-        return self._calibrate(raw)
+        return self._calibrate(raw, heard_s)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities.
@@ -657,7 +889,9 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
 
     def flag(self, X: pd.DataFrame) -> np.ndarray:
         """Flag of each call (one of :data:`FLAGS`), shape (n_calls,)."""
-        return flags_from_proba(self.predict_proba(X), classes=LABELS, thresholds=self.thresholds_)
+        check_is_fitted(self, "estimator_")
+        M = feature_matrix(as_frame(X, self.features_), self.features_)
+        return self.flag_proba(self.predict_proba_matrix(M), self.heard_seconds(M))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

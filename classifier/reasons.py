@@ -333,6 +333,39 @@ def describe(
     raise KeyError(f"unknown reason group {group!r}; expected one of {', '.join(REASON_GROUPS)}")
 
 
+def describe_early_silence(features: Mapping[str, float], *, heard_s: float) -> tuple[str, str]:
+    """English and Indonesian text of a ghost flag raised early in a call.
+
+    The caller has been silent *so far*: before the model's minimum time heard a silent
+    caller may still be about to speak, or be unable to (a person in danger), which is
+    why such a flag is at most ``possible``.
+
+    Parameters
+    ----------
+    features : mapping of str to float
+        The call's features so far.
+    heard_s : float, keyword-only
+        Seconds heard when scored.
+
+    Returns
+    -------
+    (str, str)
+        English text, Indonesian text.
+    """
+    secs = f"{heard_s:.0f}" if math.isfinite(heard_s) else "?"
+    caller = _get(features, "caller_speech_ratio")
+    if not math.isfinite(caller):
+        caller = _get(features, "speech_ratio")
+    quiet = f", silent {_pct(1 - caller)} of the time" if math.isfinite(caller) else ""
+    quiet_id = f", diam {_pct(1 - caller)} dari waktu itu" if math.isfinite(caller) else ""
+    return (
+        f"caller silent so far (first {secs} s heard{quiet}): may not have spoken yet, "
+        "or may be in danger and unable to speak",
+        f"penelepon diam sejauh ini ({secs} detik pertama terdengar{quiet_id}): mungkin belum "
+        "sempat berbicara, atau dalam bahaya dan tidak dapat berbicara",
+    )
+
+
 #: Shown with every flag: the flag is advice and a silent caller may be in danger.
 ADVISORY = {
     "en": (

@@ -23,9 +23,8 @@ from classifier.model import (
     CallClassifier,
     as_frame,
     feature_matrix,
-    flags_from_proba,
 )
-from classifier.reasons import ADVISORY, REASON_GROUPS, describe
+from classifier.reasons import ADVISORY, REASON_GROUPS, describe, describe_early_silence
 
 #: Features of the pre-answer model: nothing that needs audio or the call's length.
 PRE_ANSWER_FEATURES: tuple[str, ...] = tuple(
@@ -198,11 +197,13 @@ class ScoringModel:
         if M.shape[0] == 0:
             return []
         raw = clf.predict_proba_matrix(M, calibrated=False)
-        proba = clf.calibrate(raw)
-        flags = flags_from_proba(proba, classes=LABELS, thresholds=clf.thresholds_)
+        # How much was heard picks the calibration and thresholds and the early rule.
+        heard = clf.heard_seconds(M)
+        proba = clf.calibrate(raw, heard)
+        flags = clf.flag_proba(proba, heard)
         reasons: list[list[Reason]] = [[] for _ in range(M.shape[0])]
         if explain:
-            reasons = self._explain(clf, M, raw, proba, flags, max_reasons=max_reasons)
+            reasons = self._explain(clf, M, raw, proba, flags, heard, max_reasons=max_reasons)
         return [
             CallScore(
                 probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
@@ -216,7 +217,10 @@ class ScoringModel:
     def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
         """Score one call from its feature mapping (see :meth:`score_frame`).
 
-        The service's path: no DataFrame, one row straight into the stage's matrix.
+        The service's path: no DataFrame, one row straight into the stage's matrix. A
+        live call's features so far score as the call heard so far: the time heard
+        (``audio_duration_s``) picks the calibration and thresholds, and an early ghost
+        flag is at most ``possible``, its first reason saying the caller is silent so far.
         """
         clf = self.classifier(stage)
         missing = [f for f in clf.features_ if f not in features]
@@ -240,6 +244,7 @@ class ScoringModel:
         base_raw: np.ndarray,
         proba: np.ndarray,
         flags: np.ndarray,
+        heard: np.ndarray | None,
         *,
         max_reasons: int,
     ) -> list[list[Reason]]:
@@ -304,8 +309,38 @@ class ScoringModel:
                 )
                 if len(picked) >= max_reasons:
                     break
+            if heard is not None and flag.endswith("ghost"):
+                early = not float(heard[i]) >= float(clf.min_likely_ghost_s)  # NaN is early
+                if early:
+                    picked = self._early_ghost_first(
+                        picked, groups, deltas, values, heard[i], max_reasons
+                    )
             out.append(picked)
         return out
+
+    @staticmethod
+    def _early_ghost_first(
+        picked: list[Reason],
+        groups: list[tuple[str, list[int]]],
+        deltas: list[float],
+        values: dict[str, float],
+        heard_s: float,
+        max_reasons: int,
+    ) -> list[Reason]:
+        """An early ghost flag leads with the silence *so far*, and what it may mean."""
+        names = [g for g, _ in groups]
+        d = deltas[names.index("silence")] if "silence" in names else 0.0
+        en, id_ = describe_early_silence(values, heard_s=float(heard_s))
+        first = Reason(
+            group="silence",
+            effect="raises",
+            target="ghost",
+            weight=abs(float(d)) if math.isfinite(d) else 0.0,
+            en=en,
+            id=id_,
+        )
+        rest = [r for r in picked if r.group != "silence"]
+        return [first, *rest][:max_reasons]
 
 
 def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:

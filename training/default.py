@@ -23,8 +23,9 @@ import typer
 from classifier.artifact import DEFAULT_MODEL_DIR
 from classifier.errors import InvalidParameterError
 from training.evaluate import evaluate_manifest
+from training.features import DEFAULT_PREFIXES
 from training.simulate import simulate_corpus
-from training.train import train
+from training.train import DEFAULT_PREFIX_WEIGHT, train
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,15 @@ TRAIN_CORPORA: tuple[CorpusSpec, ...] = (
 ACCEPTANCE_CORPUS = CorpusSpec("pur1200", "purworejo", 1200, 99)
 #: The issue's goals on the acceptance corpus.
 GOALS = {"ghost_roc_auc": 0.99, "prank_roc_auc": 0.95, "emergency_flagged_max": 0.01}
-TRAIN_SETTINGS: dict[str, Any] = {"test_callers": 0.25, "test_after": 0.75, "seed": 0}
+#: Seconds heard at which every call is also cut, for the early (streamed) scores.
+PREFIXES: tuple[float, ...] = DEFAULT_PREFIXES
+TRAIN_SETTINGS: dict[str, Any] = {
+    "test_callers": 0.25,
+    "test_after": 0.75,
+    "seed": 0,
+    "prefixes": PREFIXES,
+    "prefix_weight": DEFAULT_PREFIX_WEIGHT,
+}
 _RECIPE_FILE = "recipe.json"
 
 
@@ -123,7 +132,12 @@ def build_default(
     check_manifest = ensure_corpus(work, ACCEPTANCE_CORPUS, n_jobs=n_jobs)
     check_dir = work / "acceptance"
     metrics, _ = evaluate_manifest(
-        check_manifest, check_dir, model_dir=out, n_jobs=n_jobs, cache_dir=work / "feature-cache"
+        check_manifest,
+        check_dir,
+        model_dir=out,
+        n_jobs=n_jobs,
+        cache_dir=work / "feature-cache",
+        prefixes=PREFIXES,
     )
     figures = acceptance(metrics)
     _write_readme(out, result.card, figures, metrics)
@@ -168,6 +182,11 @@ def _write_readme(out: Path, card: dict[str, Any], fig: dict[str, Any], m: dict[
             ),
         )
     )
+    early_rows = "\n".join(
+        f"| {'whole call' if k == 'whole' else k + ' s'} | {_pct(v.get('ghost_recall_possible'))} "
+        f"| {_pct(v.get('prank_recall_possible'))} | {_pct(v.get('emergency_flagged_possible'))} |"
+        for k, v in (m.get("prefixes") or {}).items()
+    )
     prank_recall = _pct((rec.get("prank") or {}).get("recall"))
     ghost_recall = _pct((rec.get("ghost") or {}).get("recall"))
     text = f"""# The default callsift model
@@ -199,6 +218,17 @@ Split: {card["split"]["method"]}; {card["split"]["train_calls"]} train and
 {rows}
 
 Recall at 1% of emergency calls flagged: prank {prank_recall}, ghost {ghost_recall}.
+
+## Early warning: the first seconds of each call
+
+The same calls scored after only their first seconds (a call no longer than that,
+whole), at the model's flag thresholds (`possible` or stronger). Before
+{card.get("min_likely_ghost_s", 10.0):g} s heard a ghost flag is at most `possible`: a
+silent caller may be a person in danger who cannot speak yet.
+
+| heard | ghost recall | prank recall | emergency calls flagged |
+|---|---|---|---|
+{early_rows}
 
 ## Limits
 

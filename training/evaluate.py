@@ -5,13 +5,16 @@ manifest of docs/data-format.md, labelled or not, with the same feature code as 
 service. History features of each call come from the calls before it in the same
 manifest. A call whose audio cannot be read is still scored, from metadata and history
 alone (the pre-answer model), and its reasons say so. ``DIR`` receives ``scores.csv``,
-and for labelled calls ``metrics.json`` and ``report.md`` with plots.
+and for labelled calls ``metrics.json`` and ``report.md`` with plots. ``--prefix 2,5``
+also scores every call on its first seconds only, as a live stream is scored
+(``scores_prefix.csv``, and recall against seconds heard in the report).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +27,7 @@ from classifier.artifact import DEFAULT_MODEL_DIR, load_model, swap_in
 from classifier.errors import InvalidParameterError
 from classifier.scoring import SCORE_FIELDS, ScoringModel
 from training.baselines import BASELINE_NOTES, Baselines
-from training.features import extract_features
+from training.features import PREFIX_COLUMN, extract_features, parse_prefixes, whole_calls
 
 SCORE_COLUMNS: tuple[str, ...] = ("call_id", *SCORE_FIELDS)
 _SLICE_COLUMNS: tuple[str, ...] = ("meta_withheld", "meta_simless", "meta_hour", "hist_has_history")
@@ -93,6 +96,8 @@ def score_table(
     out["stage"] = [s.stage for s in scores]
     for col in _SLICE_COLUMNS:
         out[col] = table[col].to_numpy()
+    if PREFIX_COLUMN in table:
+        out[PREFIX_COLUMN] = table[PREFIX_COLUMN].to_numpy()
     return out
 
 
@@ -123,14 +128,28 @@ def write_evaluation(
     title: str,
     card: dict[str, Any] | None,
     split: dict[str, Any] | None = None,
+    prefix_scored: pd.DataFrame | None = None,
+    prefixes: Sequence[float] = (),
 ) -> dict[str, Any]:
-    """Write scores.csv, and metrics.json, report.md and plots, into ``out``."""
-    from training.report import compute_metrics, write_report
+    """Write scores.csv, and metrics.json, report.md and plots, into ``out``.
+
+    ``scored`` holds one row per whole call. With ``prefixes``, ``prefix_scored`` holds
+    the scored rows of the same calls with their prefix rows (``prefix_s``):
+    ``scores_prefix.csv`` lists them, and the metrics gain ``prefixes``, the flag
+    figures after each number of seconds heard (:func:`training.prefix.prefix_metrics`).
+    """
+    from training.prefix import prefix_metrics
+    from training.report import _clean, compute_metrics, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     scored.loc[:, list(SCORE_COLUMNS)].to_csv(out / "scores.csv", index=False)
     tasks = baselines.tasks()
     metrics = compute_metrics(scored, baselines=tasks)
+    if prefixes and prefix_scored is not None:
+        cols = ["call_id", PREFIX_COLUMN, *SCORE_FIELDS]
+        prefix_scored.loc[:, cols].to_csv(out / "scores_prefix.csv", index=False)
+        if metrics.get("labelled_calls"):
+            metrics["prefixes"] = _clean(prefix_metrics(prefix_scored, prefixes))
     write_report(
         out,
         scored,
@@ -164,8 +183,13 @@ def evaluate_manifest(
     timezone: str | None = None,
     lang: str = "en",
     progress: bool = True,
+    prefixes: Sequence[float] = (),
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score a manifest and write the evaluation folder (see the module docstring).
+
+    With ``prefixes`` (seconds), every call is also scored on its first seconds, as a
+    live stream would be at that moment, and the report gains the early-warning table
+    and curve.
 
     Returns
     -------
@@ -183,10 +207,14 @@ def evaluate_manifest(
         timezone=timezone,
         progress=progress,
         keep_failed=True,
+        prefixes=prefixes,
     )
-    scored = score_table(model, table, lang=lang)
+    rows = score_table(model, table, lang=lang)
+    whole = whole_calls(table)
     baselines = load_baselines(model_path)
-    scored = add_baselines(scored, table, baselines)
+    calls = table.loc[whole].reset_index(drop=True)
+    scored = add_baselines(rows.loc[whole].reset_index(drop=True), calls, baselines)
+    failures = failures.drop_duplicates("call_id").reset_index(drop=True)
     staging = _prepare_out(out)
     try:
         metrics = write_evaluation(
@@ -195,6 +223,8 @@ def evaluate_manifest(
             baselines=baselines,
             title=f"callsift evaluation of {Path(manifest).name} with model {model.version}",
             card=model.card,
+            prefix_scored=rows if prefixes else None,
+            prefixes=prefixes,
         )
         if len(failures):
             failures.to_csv(staging / "errors.csv", index=False)
@@ -203,6 +233,10 @@ def evaluate_manifest(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return metrics, failures
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if v is None else f"{100 * float(v):.1f}%"
 
 
 def evaluate_command(
@@ -220,10 +254,28 @@ def evaluate_command(
         str | None, typer.Option("--timezone", help="centre time zone, e.g. Asia/Makassar")
     ] = None,
     lang: Annotated[str, typer.Option("--lang", help="language of reasons: en or id")] = "en",
+    prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prefix",
+            help=(
+                "also score only the first seconds of each call, e.g. --prefix 5 or "
+                "--prefix 2,5,10,20 (repeatable): recall against seconds heard"
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Score every call of a manifest; with labels, measure the model against the baselines."""
+    cuts = parse_prefixes(",".join(prefix or []))
     metrics, failures = evaluate_manifest(
-        manifest, out, model_dir=model, n_jobs=jobs, cache_dir=cache, timezone=timezone, lang=lang
+        manifest,
+        out,
+        model_dir=model,
+        n_jobs=jobs,
+        cache_dir=cache,
+        timezone=timezone,
+        lang=lang,
+        prefixes=cuts,
     )
     typer.echo(f"scored {metrics.get('calls', 0)} calls: {out / 'scores.csv'}")
     if metrics.get("labelled_calls"):
@@ -235,6 +287,13 @@ def evaluate_command(
         flagged = ((metrics.get("flags") or {}).get("possible") or {}).get("emergency")
         if flagged is not None:
             typer.echo(f"emergency calls flagged: {flagged:.2%}")
+        for key, view in (metrics.get("prefixes") or {}).items():
+            heard = "whole call" if key == "whole" else f"first {key} s"
+            typer.echo(
+                f"{heard}: ghost recall {_pct(view.get('ghost_recall_possible'))}, prank recall "
+                f"{_pct(view.get('prank_recall_possible'))}, emergency flagged "
+                f"{_pct(view.get('emergency_flagged_possible'))}"
+            )
         typer.echo(f"report: {out / 'report.md'}")
     else:
         typer.echo("no labelled calls: scores only (no metrics)")

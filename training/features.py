@@ -25,10 +25,23 @@ from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.features import FEATURE_NAMES, SR, audio_features, call_features
 from classifier.history import replay_history, resolve_timezone
 from classifier.manifest import load_manifest, parse_timestamp
+from classifier.model import check_prefixes
 from training.parallel import map_batches
 
 _BATCH = 16
 _ID_COLUMNS = ("call_id", "caller_id", "started_at", "label")
+#: Seconds heard of a prefix row; NaN on the row of the whole call.
+PREFIX_COLUMN = "prefix_s"
+#: The prefixes of the default recipe and of ``callsift features`` / ``train``.
+DEFAULT_PREFIXES: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0)
+DEFAULT_PREFIXES_TEXT = ",".join(f"{p:g}" for p in DEFAULT_PREFIXES)
+PREFIXES_OPTION = typer.Option(
+    "--prefixes",
+    help=(
+        "also feature the first seconds of each call, e.g. 2,5,10,20 (rows with prefix_s); "
+        "'none' for whole calls only"
+    ),
+)
 
 
 def _code_fingerprint() -> str:
@@ -48,9 +61,12 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
-def _acoustic_keyed(digest: str, code: str, caller_channel: str, path: str) -> dict[str, float]:
-    # digest and code are the cache key; path is ignored by the cache.
-    return audio_features(load_audio(path, caller_channel=caller_channel))
+def _acoustic_keyed(
+    digest: str, code: str, caller_channel: str, prefix_s: float | None, path: str
+) -> dict[str, float]:
+    # digest, code, channel and prefix are the cache key; path is ignored by the cache.
+    audio = load_audio(path, caller_channel=caller_channel)
+    return audio_features(audio if prefix_s is None else audio.head(prefix_s))
 
 
 @dataclass(frozen=True)
@@ -58,24 +74,60 @@ class _Job:
     index: int
     path: str
     caller_channel: str
+    prefixes: tuple[float, ...] = ()
 
 
-def _run_batch(
-    jobs: Sequence[_Job], cache_dir: str | None, code: str
-) -> list[tuple[int, dict[str, float] | None, str]]:
+#: A worker's result for one call: its index, its features as (prefix, features) pairs
+#: (prefix None: the whole call; empty when the audio failed) and the error.
+_Result = tuple[int, list[tuple[float | None, dict[str, float]]], str]
+
+
+def _run_batch(jobs: Sequence[_Job], cache_dir: str | None, code: str) -> list[_Result]:
     fn = _acoustic_keyed
     if cache_dir:
         fn = Memory(cache_dir, verbose=0).cache(_acoustic_keyed, ignore=["path"])
-    out: list[tuple[int, dict[str, float] | None, str]] = []
+    out: list[_Result] = []
     for job in jobs:
         try:
             digest = _file_digest(job.path) if cache_dir else ""
-            out.append((job.index, fn(digest, code, job.caller_channel, job.path), ""))
+            whole = fn(digest, code, job.caller_channel, None, job.path)
+            done: list[tuple[float | None, dict[str, float]]] = [(None, whole)]
+            n = round(whole["audio_duration_s"] * SR)
+            for p in job.prefixes:
+                # A prefix as long as the call is the call itself: its whole row covers it.
+                if round(p * SR) < n:
+                    done.append((p, fn(digest, code, job.caller_channel, p, job.path)))
+            out.append((job.index, done, ""))
         except CallsiftError as exc:
-            out.append((job.index, None, str(exc)))
+            out.append((job.index, [], str(exc)))
         except OSError as exc:
-            out.append((job.index, None, f"cannot read {job.path}: {exc.strerror or exc}"))
+            out.append((job.index, [], f"cannot read {job.path}: {exc.strerror or exc}"))
     return out
+
+
+def parse_prefixes(text: str | Sequence[float] | None) -> tuple[float, ...]:
+    """Prefix lengths from ``"2,5,10,20"`` (or a sequence); ``""``, ``"none"`` or None: none.
+
+    Returns
+    -------
+    tuple of float
+        Sorted, distinct lengths in seconds, each at least :data:`MIN_PREFIX_S`.
+    """
+    if text is None:
+        return ()
+    if isinstance(text, str):
+        parts = [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
+        if [p.lower() for p in parts] in ([], ["none"]):
+            return ()
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as exc:
+            raise InvalidParameterError(
+                f"prefixes {text!r}: expected seconds separated by commas, e.g. 2,5,10,20"
+            ) from exc
+    else:
+        values = [float(v) for v in text]
+    return check_prefixes(values)
 
 
 def warm_numba_cache() -> None:
@@ -114,6 +166,7 @@ def extract_features(
     timezone: str | None = None,
     progress: bool = True,
     keep_failed: bool = False,
+    prefixes: Sequence[float] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of every call of a manifest.
 
@@ -124,7 +177,7 @@ def extract_features(
     n_jobs : int, keyword-only
         Worker processes for the audio features.
     cache_dir : path or None, keyword-only
-        A joblib.Memory cache keyed by file content and feature code.
+        A joblib.Memory cache keyed by file content, feature code and prefix.
     timezone : str or None, keyword-only
         The centre's time zone (IANA name or ``+08:00``); None keeps each call's offset.
     progress : bool, keyword-only
@@ -133,17 +186,24 @@ def extract_features(
         Keep calls whose audio failed in the table, with NaN acoustic features and their
         error in an ``audio_error`` column (empty for the others), so they can still be
         scored from metadata and history.
+    prefixes : sequence of float, keyword-only
+        Seconds heard: each call also gets one row per prefix shorter than the call,
+        featured exactly as a live stream is at that moment (the first seconds of the
+        recording, ``duration_s`` = seconds heard, the same caller history).
 
     Returns
     -------
     features : pandas.DataFrame
         One row per call that succeeded, in manifest order: ``call_id``, ``caller_id``,
-        ``started_at``, ``label`` and every name of :data:`FEATURE_NAMES`.
+        ``started_at``, ``label`` and every name of :data:`FEATURE_NAMES`. With
+        ``prefixes``, a ``prefix_s`` column (NaN for the whole call), and each call's
+        prefix rows follow its whole row, shortest first.
     failures : pandas.DataFrame
         ``call_id``, ``audio_path`` and ``error`` of every call that failed.
     """
     if n_jobs < 1:
         raise InvalidParameterError(f"n_jobs is {n_jobs}; expected 1 or more")
+    cuts = check_prefixes(prefixes)
     frame = load_manifest(manifest)
     tz = resolve_timezone(timezone)
     stamps = [parse_timestamp(s) for s in frame["started_at"]]
@@ -151,7 +211,7 @@ def extract_features(
         list(frame["caller_id"]), stamps, list(frame["duration_s"]), list(frame["label"])
     )
     jobs = [
-        _Job(i, path, ch)
+        _Job(i, path, ch, cuts)
         for i, (path, ch) in enumerate(
             zip(frame["audio_file"], frame["caller_channel"], strict=True)
         )
@@ -161,39 +221,62 @@ def extract_features(
         warm_numba_cache()
     code = _code_fingerprint()
     cache = str(cache_dir) if cache_dir else None
-    results: dict[int, tuple[dict[str, float] | None, str]] = {}
+    results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]] = {}
     for done in map_batches(
         _run_batch, batches, cache, code, n_jobs=n_jobs, desc="features", progress=progress
     ):
-        for index, feats, error in done:
-            results[index] = (feats, error)
+        for index, parts, error in done:
+            results[index] = [(p, f, "") for p, f in parts] if parts else [(None, None, error)]
 
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
     for i in range(len(frame)):
-        acoustic, error = results[i]
         rec = frame.iloc[i]
-        if acoustic is None:
-            failures.append(
-                {"call_id": rec["call_id"], "audio_path": rec["audio_path"], "error": error}
+        for prefix, acoustic, error in results[i]:
+            if acoustic is None:
+                failures.append(
+                    {"call_id": rec["call_id"], "audio_path": rec["audio_path"], "error": error}
+                )
+                if not keep_failed:
+                    continue
+            # A prefix row is the call as heard so far: its duration is the time heard.
+            heard = (
+                float(rec["duration_s"])
+                if prefix is None or acoustic is None
+                else acoustic["audio_duration_s"]
             )
-            if not keep_failed:
-                continue
-        feats = call_features(
-            None,
-            caller_id=rec["caller_id"],
-            started_at=stamps[i],
-            duration_s=float(rec["duration_s"]),
-            history=history[i],
-            timezone=tz,
-            acoustic=acoustic,
-        )
-        extra = {"audio_error": error if acoustic is None else ""} if keep_failed else {}
-        rows.append({**{c: rec[c] for c in _ID_COLUMNS}, **extra, **feats})
-    columns = [*_ID_COLUMNS, *(["audio_error"] if keep_failed else []), *FEATURE_NAMES]
+            feats = call_features(
+                None,
+                caller_id=rec["caller_id"],
+                started_at=stamps[i],
+                duration_s=heard,
+                history=history[i],
+                timezone=tz,
+                acoustic=acoustic,
+            )
+            extra: dict[str, object] = {}
+            if cuts:
+                extra[PREFIX_COLUMN] = float("nan") if prefix is None else prefix
+            if keep_failed:
+                extra["audio_error"] = error if acoustic is None else ""
+            rows.append({**{c: rec[c] for c in _ID_COLUMNS}, **extra, **feats})
+    columns = [
+        *_ID_COLUMNS,
+        *([PREFIX_COLUMN] if cuts else []),
+        *(["audio_error"] if keep_failed else []),
+        *FEATURE_NAMES,
+    ]
     table = pd.DataFrame(rows, columns=columns)
-    table = table.astype(dict.fromkeys(FEATURE_NAMES, np.float64)).copy()  # consolidated
+    types = dict.fromkeys((*FEATURE_NAMES, *([PREFIX_COLUMN] if cuts else [])), np.float64)
+    table = table.astype(types).copy()  # consolidated
     return table, pd.DataFrame(failures, columns=["call_id", "audio_path", "error"])
+
+
+def whole_calls(table: pd.DataFrame) -> np.ndarray:
+    """Mask of the rows that stand for whole calls (all rows of a table without prefixes)."""
+    if PREFIX_COLUMN not in table:
+        return np.ones(len(table), dtype=bool)
+    return np.asarray(table[PREFIX_COLUMN].isna().to_numpy(), dtype=bool)
 
 
 def features_command(
@@ -206,14 +289,22 @@ def features_command(
     timezone: Annotated[
         str | None, typer.Option("--timezone", help="centre time zone, e.g. Asia/Makassar")
     ] = None,
+    prefixes: Annotated[str, PREFIXES_OPTION] = DEFAULT_PREFIXES_TEXT,
 ) -> None:
     """Extract the features of every call of a manifest into a parquet file."""
     if out.suffix != ".parquet":
         raise InvalidParameterError(f"--out {out} should end in .parquet")
-    table, failures = extract_features(manifest, n_jobs=jobs, cache_dir=cache, timezone=timezone)
+    cuts = parse_prefixes(prefixes)
+    table, failures = extract_features(
+        manifest, n_jobs=jobs, cache_dir=cache, timezone=timezone, prefixes=cuts
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
-    typer.echo(f"wrote {len(table)} calls x {len(FEATURE_NAMES)} features to {out}")
+    n_whole = int(whole_calls(table).sum())
+    typer.echo(
+        f"wrote {n_whole} calls x {len(FEATURE_NAMES)} features to {out}"
+        + (f" (and {len(table) - n_whole} prefix rows)" if cuts else "")
+    )
     if len(failures):
         err_path = out.with_suffix(".errors.csv")
         failures.to_csv(err_path, index=False)

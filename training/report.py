@@ -35,7 +35,7 @@ _REQUIRED = ("label", *_PROBA, "flag")
 _ECE_BINS = 10
 _DIGITS = 6
 _DPI = 110
-_PLOTS = ("roc.png", "pr.png", "calibration.png", "confusion.png", "flags.png")
+_PLOTS = ("roc.png", "pr.png", "calibration.png", "confusion.png", "flags.png", "prefixes.png")
 # Slice name -> (column, test on that column's values, human description).
 _SLICES: tuple[tuple[str, str, Any, str], ...] = (
     ("withheld", "meta_withheld", lambda v: v == 1, "number withheld"),
@@ -774,6 +774,11 @@ def _report_lines(
         )
         lines.append("")
 
+    if metrics.get("prefixes"):
+        from training.prefix import PLOT_FILE, prefix_report_lines
+
+        lines += prefix_report_lines(metrics["prefixes"], plot=PLOT_FILE in plots)
+    plots = [p for p in plots if p != "prefixes.png"]
     if plots:
         captions = {
             "roc.png": "ROC",
@@ -826,6 +831,8 @@ def write_report(
     list of Path
         The files written: metrics.json, report.md, then the PNGs.
     """
+    from training.prefix import plot_prefix_curve
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -855,6 +862,9 @@ def write_report(
             "calibration.png": lambda p: _plot_calibration(p, table, labels),
             "confusion.png": lambda p: confusion is not None and _plot_confusion(p, confusion),
             "flags.png": lambda p: _plot_flags(p, metrics.get("flag_by_label") or {}),
+            "prefixes.png": lambda p: (
+                bool(metrics.get("prefixes")) and plot_prefix_curve(p, metrics["prefixes"])
+            ),
         }
         for name, draw in attempts.items():
             if table.empty:

@@ -2,11 +2,13 @@
 
 ``callsift train MANIFEST... --out models/NAME`` extracts features of every manifest
 (history replayed within each manifest), splits the labelled calls into callers-disjoint,
-time-ordered train and test sets (:mod:`training.split`), fits the call model, the
-pre-answer model and the baselines on the train calls, evaluates all of them on the test
-calls, and writes the model folder in one atomic step: ``model.joblib``, ``card.json``,
-``baselines.joblib`` and ``report/``. Unless ``--no-mlflow``, the run is logged and the
-model registered with the alias ``challenger``.
+time-ordered train and test sets (:mod:`training.split`), fits the call model (on the
+whole calls and their first 2, 5, 10 and 20 s, ``--prefixes``), the pre-answer model and
+the baselines on the train calls, evaluates all of them on the test calls (and the call
+model on the test calls' first seconds), and writes the model folder in one atomic
+step: ``model.joblib``, ``card.json``, ``baselines.joblib`` and ``report/``. Unless
+``--no-mlflow``, the run is logged and the model registered with the alias
+``challenger``.
 """
 
 from __future__ import annotations
@@ -32,14 +34,23 @@ from classifier.errors import InvalidManifestError, InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.manifest import load_manifest
-from classifier.model import CallClassifier
+from classifier.model import CallClassifier, check_prefixes
 from classifier.scoring import PRE_ANSWER_FEATURES, ScoringModel
 from training.baselines import Baselines
 from training.evaluate import BASELINES_FILE, add_baselines, score_table, write_evaluation
-from training.features import extract_features
-from training.split import caller_keys, honest_split
+from training.features import (
+    DEFAULT_PREFIXES,
+    DEFAULT_PREFIXES_TEXT,
+    PREFIXES_OPTION,
+    extract_features,
+    parse_prefixes,
+    whole_calls,
+)
+from training.split import Split, caller_keys, honest_split
 
 _MIN_TRAIN_SHARE_OK = 0.5  # more failed audio than this and the training set is not trustworthy
+#: Boosting weight of a prefix row against 1 for its whole call (docs/benchmarks.md).
+DEFAULT_PREFIX_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -93,8 +104,13 @@ def load_training_table(
     cache_dir: Path | None,
     timezone: str | None,
     progress: bool,
+    prefixes: Sequence[float] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Features of every labelled call of the manifests, and the calls whose audio failed."""
+    """Features of every labelled call of the manifests, and the calls whose audio failed.
+
+    With ``prefixes``, each call also has its prefix rows (``prefix_s``), sharing its
+    ``call_id``.
+    """
     if not manifests:
         raise InvalidParameterError("no manifest given; expected one or more manifest.csv")
     tables: list[pd.DataFrame] = []
@@ -108,19 +124,25 @@ def load_training_table(
                 f"{', '.join(LABELS)} (use `callsift evaluate` for unlabelled calls)"
             )
         table, failed = extract_features(
-            path, n_jobs=n_jobs, cache_dir=cache_dir, timezone=timezone, progress=progress
+            path,
+            n_jobs=n_jobs,
+            cache_dir=cache_dir,
+            timezone=timezone,
+            progress=progress,
+            prefixes=prefixes,
         )
         table = table.assign(source=str(k))
         failed.insert(0, "manifest", str(path))
         tables.append(table)
         failures.append(failed)
-        if len(table) < _MIN_TRAIN_SHARE_OK * len(frame):
+        if whole_calls(table).sum() < _MIN_TRAIN_SHARE_OK * len(frame):
             raise InvalidManifestError(
                 f"{path}: audio of {len(failed)} of {len(frame)} calls could not be read; "
                 f"check it with `callsift validate {path}`"
             )
     table = pd.concat(tables, ignore_index=True)
-    if len(manifests) > 1 and table["call_id"].duplicated().any():
+    # Prefix rows repeat their call's id; only whole calls can clash across manifests.
+    if len(manifests) > 1 and table.loc[whole_calls(table), "call_id"].duplicated().any():
         # Exports and simulated corpora restart their ids; the manifest keeps them apart.
         names = [Path(m).resolve().parent.name or str(k) for k, m in enumerate(manifests)]
         if len(set(names)) < len(names):
@@ -131,17 +153,58 @@ def load_training_table(
     return table, pd.concat(failures, ignore_index=True)
 
 
+def prefix_weights(table: pd.DataFrame, *, prefix_weight: float) -> np.ndarray:
+    """Row weights for the boosting: 1 for a whole call, ``prefix_weight`` for a prefix row.
+
+    Each call brings its whole row and up to one row per prefix; lighter prefix rows
+    keep the whole calls, which the call-taker sees scored at hang-up, in the lead.
+    """
+    if not (isinstance(prefix_weight, int | float) and 0.0 < prefix_weight <= 1.0):
+        raise InvalidParameterError(
+            f"prefix_weight is {prefix_weight!r}; expected a share in (0, 1]"
+        )
+    return np.where(whole_calls(table), 1.0, float(prefix_weight))
+
+
 def fit_models(
-    train: pd.DataFrame, *, params: dict[str, Any], seed: int
+    train: pd.DataFrame,
+    *,
+    params: dict[str, Any],
+    seed: int,
+    prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
 ) -> tuple[CallClassifier, CallClassifier, Baselines]:
-    """Fit the call model, the pre-answer model and the baselines on training calls."""
+    """Fit the call model, the pre-answer model and the baselines on training calls.
+
+    The call model learns from every row, prefix rows included (``params["prefixes"]``
+    sets its time buckets); the pre-answer model, which hears nothing, and the
+    baselines learn from whole calls only.
+    """
     y = train["label"].astype(str).to_numpy()
     groups = caller_keys(train)
-    call = CallClassifier(**params, random_state=seed).fit(train, y, groups=groups)
-    pre = CallClassifier(features=PRE_ANSWER_FEATURES, **params, random_state=seed).fit(
-        train, y, groups=groups
+    call = CallClassifier(**params, random_state=seed).fit(
+        train, y, groups=groups, sample_weight=prefix_weights(train, prefix_weight=prefix_weight)
     )
-    return call, pre, Baselines().fit(train, y)
+    whole = whole_calls(train)
+    calls = train.loc[whole].reset_index(drop=True)
+    pre_params = {k: v for k, v in params.items() if k != "prefixes"}
+    pre = CallClassifier(features=PRE_ANSWER_FEATURES, **pre_params, random_state=seed).fit(
+        calls, y[whole], groups=groups[whole]
+    )
+    return call, pre, Baselines().fit(calls, y[whole])
+
+
+def split_rows(table: pd.DataFrame, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of train and test, each call's prefix rows following their call.
+
+    ``split`` was made on the whole-call rows of ``table`` (positions among them).
+    """
+    whole = np.flatnonzero(whole_calls(table))
+    key = table["source"].astype(str) + "\x1f" + table["call_id"].astype(str)
+    side = pd.Series(0, index=key.iloc[whole].to_numpy())
+    side.iloc[split.train] = 1
+    side.iloc[split.test] = 2
+    per_row = key.map(side).to_numpy()
+    return np.flatnonzero(per_row == 1), np.flatnonzero(per_row == 2)
 
 
 def _check_out(out: Path) -> None:
@@ -166,6 +229,8 @@ def train(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     progress: bool = True,
+    prefixes: Sequence[float] = DEFAULT_PREFIXES,
+    prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
 ) -> TrainResult:
     """Train, evaluate on the honest test split and save the model folder atomically.
 
@@ -185,6 +250,11 @@ def train(
         :class:`classifier.model.CallClassifier` parameters.
     progress : bool, keyword-only
         Show progress bars.
+    prefixes : sequence of float, keyword-only
+        Seconds heard at which every call is also cut for training (early scores) and
+        measured in the report; empty for whole calls only.
+    prefix_weight : float, keyword-only
+        Boosting weight of a prefix row (a whole call weighs 1).
 
     Returns
     -------
@@ -192,19 +262,30 @@ def train(
     """
     out = Path(out)
     _check_out(out)
-    params = dict(params or {})
+    cuts = check_prefixes(prefixes)
+    params = {**(params or {}), "prefixes": cuts or None}
     table, failures = load_training_table(
-        manifests, n_jobs=n_jobs, cache_dir=cache_dir, timezone=timezone, progress=progress
+        manifests,
+        n_jobs=n_jobs,
+        cache_dir=cache_dir,
+        timezone=timezone,
+        progress=progress,
+        prefixes=cuts,
     )
-    split = honest_split(table, test_callers=test_callers, test_after=test_after, seed=seed)
-    train_rows = table.iloc[split.train].reset_index(drop=True)
-    test_rows = table.iloc[split.test].reset_index(drop=True)
+    whole = whole_calls(table)
+    calls = table.loc[whole].reset_index(drop=True)
+    split = honest_split(calls, test_callers=test_callers, test_after=test_after, seed=seed)
+    train_at, test_at = split_rows(table, split) if cuts else (split.train, split.test)
+    train_rows = table.iloc[train_at].reset_index(drop=True)
+    test_rows = table.iloc[test_at].reset_index(drop=True)
     if len(test_rows) == 0:
         raise InvalidParameterError(
-            f"the split left no test calls out of {len(table)} labelled calls; give more "
+            f"the split left no test calls out of {len(calls)} labelled calls; give more "
             "calls, or raise --test-callers / lower --test-after"
         )
-    call, pre, baselines = fit_models(train_rows, params=params, seed=seed)
+    call, pre, baselines = fit_models(
+        train_rows, params=params, seed=seed, prefix_weight=prefix_weight
+    )
 
     fingerprint = data_fingerprint(train_rows)
     created = datetime.now(UTC).replace(microsecond=0)
@@ -218,13 +299,15 @@ def train(
         "callsift_version": classifier.__version__,
         "training_data": {
             "manifests": [str(m) for m in manifests],
-            "labelled_calls": len(table),
-            "train_class_counts": train_rows["label"].value_counts().to_dict(),
-            "test_class_counts": test_rows["label"].value_counts().to_dict(),
+            "labelled_calls": len(calls),
+            "prefix_rows": int(len(table) - len(calls)),
+            "train_class_counts": calls.iloc[split.train]["label"].value_counts().to_dict(),
+            "test_class_counts": calls.iloc[split.test]["label"].value_counts().to_dict(),
             "audio_failures": len(failures),
         },
         "split": split.description,
         "params": {**call.get_params(), "features": None},
+        "prefix_weight": prefix_weight if cuts else None,
         "advisory": (
             "Flags are advice for the call-taker: every call is answered and handled; a "
             "silent caller may be a victim who cannot speak."
@@ -233,7 +316,12 @@ def train(
     work = Path(tempfile.mkdtemp(prefix=".callsift-train."))
     try:
         model_view = ScoringModel(call=call, pre_answer=pre, card=card)
-        scored = add_baselines(score_table(model_view, test_rows), test_rows, baselines)
+        scored_rows = score_table(model_view, test_rows)
+        test_whole = whole_calls(test_rows)
+        test_calls = test_rows.loc[test_whole].reset_index(drop=True)
+        scored = add_baselines(
+            scored_rows.loc[test_whole].reset_index(drop=True), test_calls, baselines
+        )
         metrics = write_evaluation(
             work / "report",
             scored,
@@ -241,6 +329,8 @@ def train(
             title=f"callsift model {card['version']}: held-out test calls",
             card=card,
             split=split.description,
+            prefix_scored=scored_rows if cuts else None,
+            prefixes=cuts,
         )
         if len(failures):
             failures.to_csv(work / "report" / "errors.csv", index=False)
@@ -255,7 +345,7 @@ def train(
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    example = test_rows.loc[: min(2, len(test_rows)) - 1, list(FEATURE_NAMES)]
+    example = test_calls.loc[: min(2, len(test_calls)) - 1, list(FEATURE_NAMES)]
     return TrainResult(
         model_dir=out, card=card, metrics=metrics, failures=failures, example=example
     )
@@ -306,6 +396,10 @@ def train_command(
         str, typer.Option("--registered-name", help="MLflow registered model name")
     ] = "callsift",
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="skip MLflow logging")] = False,
+    prefixes: Annotated[str, PREFIXES_OPTION] = DEFAULT_PREFIXES_TEXT,
+    prefix_weight: Annotated[
+        float, typer.Option("--prefix-weight", help="boosting weight of a prefix row (0, 1]")
+    ] = DEFAULT_PREFIX_WEIGHT,
 ) -> None:
     """Train the prank and ghost model on labelled manifests; report and register it."""
     params = {
@@ -324,6 +418,8 @@ def train_command(
         test_after=test_after,
         seed=seed,
         params=params,
+        prefixes=parse_prefixes(prefixes),
+        prefix_weight=prefix_weight,
     )
     card = result.card
     typer.echo(f"model {card['version']} written to {out}")

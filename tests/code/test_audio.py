@@ -264,3 +264,26 @@ def test_bad_source_type() -> None:
 def test_errors_are_callsift_errors() -> None:
     assert issubclass(UnsupportedAudioError, InvalidAudioError)
     assert issubclass(InvalidAudioError, CallsiftError)
+
+
+def test_head_cuts_both_sides_at_the_same_sample() -> None:
+    left, right = tone(8000, 3.0, 440.0), tone(8000, 3.0, 300.0)
+    audio = load_audio(
+        encode(np.stack([left, right], axis=1), 8000, "WAV", "FLOAT"), caller_channel="right"
+    )
+    part = audio.head(1.25)
+    assert part.caller.shape == part.other.shape == (10000,)
+    np.testing.assert_array_equal(part.caller, audio.caller[:10000])
+    np.testing.assert_array_equal(part.other, audio.other[:10000])
+    assert part.duration_s == 1.25 and part.sr == audio.sr
+    assert part.original_format == audio.original_format
+    # A call no longer than the prefix is the call itself.
+    assert audio.head(3.0) is audio and audio.head(60) is audio
+    assert load_audio(encode(left, 8000, "WAV")).head(2).other is None
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "5", None, True])
+def test_head_refuses_a_bad_length(bad) -> None:
+    audio = load_audio(encode(tone(8000, 1.0), 8000, "WAV"))
+    with pytest.raises(InvalidParameterError, match="seconds"):
+        audio.head(bad)

@@ -19,7 +19,7 @@ from classifier.features import AUDIO_FEATURES, FEATURE_NAMES, audio_features, c
 from classifier.history import replay_history
 from classifier.manifest import parse_timestamp, write_manifest
 from training.cli import app
-from training.features import extract_features
+from training.features import PREFIX_COLUMN, extract_features, parse_prefixes
 from training.simulator import voice
 
 SR = 8000
@@ -230,7 +230,11 @@ def test_cli_features_reports_failures_and_writes_the_rest(tmp_path: Path) -> No
     assert result.exit_code == 1
     assert "c2" in result.output and "1 call(s) failed" in result.output
     table = pd.read_parquet(out)
-    assert list(table["call_id"]) == ["c0", "c1", "c3", "c4", "c5"]
+    whole = table[table["prefix_s"].isna()]
+    assert list(whole["call_id"]) == ["c0", "c1", "c3", "c4", "c5"]
+    # The default prefixes shorter than these 6 s calls: 2 s and 5 s, after each call.
+    assert list(table["prefix_s"].fillna(0.0))[:3] == [0.0, 2.0, 5.0]
+    assert "(and 10 prefix rows)" in result.output
     assert (tmp_path / "f.errors.csv").exists()
     # Second run is served from the cache and gives the same table.
     again = CliRunner().invoke(
@@ -244,3 +248,48 @@ def test_cli_features_reports_failures_and_writes_the_rest(tmp_path: Path) -> No
 def test_started_at_is_parsed_with_offset() -> None:
     assert parse_timestamp("2025-06-01T10:00:00+08:00").utcoffset() is not None
     assert isinstance(parse_timestamp("2025-06-01T10:00:00Z"), datetime)
+
+
+def test_prefix_rows_are_the_stream_at_that_moment(tmp_path: Path) -> None:
+    """A prefix row holds exactly what a live stream has at N seconds: the features of the
+    recording's first N seconds, duration N, and the call's own history."""
+    manifest = _small_manifest(tmp_path, n=3)
+    cache = tmp_path / "cache"
+    table, failures = extract_features(
+        manifest, n_jobs=1, progress=False, prefixes=(5.0, 2.0, 6.0, 30.0), cache_dir=cache
+    )
+    assert failures.empty
+    # Per call: the whole row, then 2 s and 5 s; 6 s is the whole call, 30 s is longer.
+    assert list(table["call_id"]) == ["c0"] * 3 + ["c1"] * 3 + ["c2"] * 3
+    assert list(table[PREFIX_COLUMN].fillna(0.0)) == [0.0, 2.0, 5.0] * 3
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    stamps = [parse_timestamp(s) for s in frame["started_at"]]
+    history = replay_history(list(frame["caller_id"]), stamps, [6.0] * 3, list(frame["label"]))
+    for k, (_, row) in enumerate(table.iterrows()):
+        i = k // 3
+        audio = load_audio(tmp_path / frame["audio_path"][i])
+        heard = row[PREFIX_COLUMN]
+        expected = call_features(
+            audio if np.isnan(heard) else audio.head(heard),
+            caller_id=frame["caller_id"][i],
+            started_at=stamps[i],
+            duration_s=6.0 if np.isnan(heard) else heard,
+            history=history[i],
+        )
+        for name in FEATURE_NAMES:
+            a, b = expected[name], float(row[name])
+            assert (np.isnan(a) and np.isnan(b)) or a == b, (k, name)
+    assert table["audio_duration_s"].tolist()[:3] == [6.0, 2.0, 5.0]
+    # The cache keeps prefixes apart: a second run from it gives the same table.
+    again, _ = extract_features(
+        manifest, n_jobs=1, progress=False, prefixes=(2.0, 5.0, 6.0, 30.0), cache_dir=cache
+    )
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_prefix_list_is_checked() -> None:
+    assert parse_prefixes("20, 2,5;10") == (2.0, 5.0, 10.0, 20.0)
+    assert parse_prefixes("none") == parse_prefixes("") == parse_prefixes(None) == ()
+    for bad in ("2,five", "0", "-3", "nan", "inf", "0.1"):
+        with pytest.raises(InvalidParameterError, match="prefix"):
+            parse_prefixes(bad)

@@ -149,3 +149,24 @@ def test_test_callers_share_is_roughly_respected() -> None:
     test_keys = set(keys[split.test])
     share = len(test_keys) / len(set(keys))
     assert 0.15 < share < 0.45
+
+
+def test_prefix_rows_follow_their_call_to_its_side() -> None:
+    """Split on whole calls; every prefix row lands on its call's side, withheld included."""
+    from training.train import split_rows
+
+    calls = _calls(300, seed=3).assign(source="0", prefix_s=np.nan)
+    parts = [calls] + [calls.iloc[::k].assign(prefix_s=p) for k, p in ((1, 2.0), (2, 5.0))]
+    table = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=0)
+    table = table.reset_index(drop=True)
+    whole = table["prefix_s"].isna().to_numpy()
+    split = honest_split(table[whole].reset_index(drop=True), test_callers=0.3, test_after=0.7)
+    train, test = split_rows(table, split)
+    side = {cid: "train" for cid in table[whole].iloc[split.train]["call_id"]}
+    side |= {cid: "test" for cid in table[whole].iloc[split.test]["call_id"]}
+    for rows, name in ((train, "train"), (test, "test")):
+        assert {side.get(c) for c in table["call_id"].iloc[rows]} == {name}
+    # Calls left out of both sides take their prefixes with them.
+    assert len(train) + len(test) == table["call_id"].isin(side.keys()).sum()
+    keys = caller_keys(table)
+    assert not set(keys[train]) & set(keys[test])

@@ -25,7 +25,18 @@ from training.evaluate import SCORE_COLUMNS
 from training.simulate import simulate_corpus
 
 runner = CliRunner()
-SMALL = ["--max-iter", "25", "--test-callers", "0.4", "--test-after", "0.6", "--no-mlflow"]
+# Two prefixes (two time buckets) keep the prefix path exercised at a small cost.
+SMALL = [
+    "--max-iter",
+    "25",
+    "--test-callers",
+    "0.4",
+    "--test-after",
+    "0.6",
+    "--prefixes",
+    "2,10",
+    "--no-mlflow",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +51,31 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(corpus: Path, tracking: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A feature cache shared by the module's runs on the same corpus."""
+    return str(tmp_path_factory.mktemp("feature-cache"))
+
+
+@pytest.fixture(scope="module")
+def trained(
+    corpus: Path, tracking: str, cache: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """One real training run, logged and registered in a throwaway MLflow store."""
     out = tmp_path_factory.mktemp("models") / "small"
     args = [a for a in SMALL if a != "--no-mlflow"]
     result = runner.invoke(
-        app, ["train", str(corpus), "--out", str(out), *args, "--tracking-uri", tracking]
+        app,
+        [
+            "train",
+            str(corpus),
+            "--out",
+            str(out),
+            *args,
+            "--tracking-uri",
+            tracking,
+            "--cache",
+            cache,
+        ],
     )
     assert result.exit_code == 0, (result.output, result.exception)
     return out
@@ -62,6 +92,9 @@ def test_train_logs_the_run_and_registers_a_challenger(trained: Path, tracking: 
     assert run.data.tags["data_fingerprint"] == card["data_fingerprint"]
     assert run.data.tags["code_version"] == card["code_version"]
     assert "per_class.prank.roc_auc" in run.data.metrics
+    # The early-warning table is logged too, one metric per prefix and figure.
+    assert "prefixes.2.ghost_recall_possible" in run.data.metrics
+    assert "prefixes.whole.emergency_flagged_possible" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "card.json" in artifacts
 
@@ -106,16 +139,39 @@ def test_train_writes_model_card_and_report(trained: Path) -> None:
     assert card["split"]["test_calls"] > 0 and card["split"]["train_calls"] > 0
     assert set(card["thresholds"]["call"]) == {"possible", "likely"}
     assert (trained / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # Prefixes: listed on the card, with a validation figure per time bucket.
+    assert card["prefixes"] == [2.0, 10.0] and card["min_likely_ghost_s"] == 10.0
+    assert set(card["thresholds"]["call_by_prefix"]) == {"2", "10"}
+    assert set(card["validation"]["call"]["by_prefix"]) == {"2", "10"}
+    assert card["training_data"]["prefix_rows"] > 0
+    assert (trained / "report" / "prefixes.png").read_bytes()[:4] == b"\x89PNG"
     report = (trained / "report" / "report.md").read_text()
+    assert "## Early warning" in report and "| 2 s |" in report and "| whole call |" in report
     assert "callers disjoint" in report and "time ordered" in report
     assert "energy_rule" in report and "mfcc_logreg" in report
     load_model(trained)
 
 
-def test_evaluate_labelled_manifest(trained: Path, corpus: Path, tmp_path: Path) -> None:
+def test_evaluate_labelled_manifest(
+    trained: Path, corpus: Path, cache: str, tmp_path: Path
+) -> None:
     out = tmp_path / "eval"
     result = runner.invoke(
-        app, ["evaluate", str(corpus), "--out", str(out), "--model", str(trained)]
+        app,
+        [
+            "evaluate",
+            str(corpus),
+            "--out",
+            str(out),
+            "--model",
+            str(trained),
+            "--cache",
+            cache,
+            "--prefix",
+            "2",
+            "--prefix",
+            "5,10",
+        ],
     )
     assert result.exit_code == 0, (result.output, result.exception)
     scores = pd.read_csv(out / "scores.csv", keep_default_na=False)
@@ -128,8 +184,32 @@ def test_evaluate_labelled_manifest(trained: Path, corpus: Path, tmp_path: Path)
     for cls in ("prank", "ghost"):
         assert 0.5 < metrics["per_class"][cls]["roc_auc"] <= 1.0
     assert {row["baseline"] for row in metrics["comparison"]} >= {"energy_rule", "vad_rule"}
-    for png in ("roc.png", "pr.png", "calibration.png", "confusion.png"):
+    for png in ("roc.png", "pr.png", "calibration.png", "confusion.png", "prefixes.png"):
         assert (out / png).is_file(), png
+    # --prefix: every call scored on its first seconds too, a view per length.
+    early = metrics["prefixes"]
+    assert list(early) == ["2", "5", "10", "whole"]
+    assert all(v["calls"] == 120 for v in early.values())
+    assert early["2"]["cut_calls"] >= early["10"]["cut_calls"] > 0
+    assert early["whole"]["cut_calls"] == 0
+    whole = early["whole"]
+    assert whole["ghost_recall_possible"] == metrics["flags"]["possible"]["ghost_recall"]
+    assert whole["emergency_flagged_possible"] == metrics["flags"]["possible"]["emergency"]
+    rows = pd.read_csv(out / "scores_prefix.csv")
+    assert set(rows["prefix_s"].dropna()) == {2.0, 5.0, 10.0}
+    assert "first 5 s: ghost recall" in result.output
+    assert "## Early warning" in (out / "report.md").read_text()
+
+
+def test_evaluate_refuses_a_bad_prefix(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    args = ["evaluate", str(corpus), "--out", str(out), "--model", str(trained)]
+    result = runner.invoke(app, [*args, "--prefix", "2,soon"])
+    assert isinstance(result.exception, CallsiftError)
+    assert "expected seconds separated by commas" in str(result.exception)
+    result = runner.invoke(app, [*args, "--prefix", "0"])
+    assert "prefix 0.0 s" in str(result.exception)
+    assert not out.exists()
 
 
 def test_evaluate_defaults_to_the_shipped_model(corpus: Path, tmp_path: Path) -> None:
