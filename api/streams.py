@@ -173,8 +173,14 @@ class LiveCall:
             self.features.push(decode(b"".join(self.raw[-self._pending :]), self.encoding))
             self._pending = 0
 
-    def score(self, model: ScoringModel, *, timezone: tzinfo | None) -> CallScore:
-        """Score of everything heard so far, as the prefix-aware call model sees it."""
+    def score(
+        self, model: ScoringModel, *, timezone: tzinfo | None, complete: bool = False
+    ) -> CallScore:
+        """Score of everything heard so far, as the prefix-aware call model sees it.
+
+        ``complete`` once the call is over (the final score): the audio is then the
+        whole call, as a recording posted at once.
+        """
         self._flush()
         heard = self.features.heard_s
         feats = call_features(
@@ -185,6 +191,7 @@ class LiveCall:
             history=self.history,
             timezone=timezone,
             acoustic=self.features.features(),
+            complete=complete,
         )
         return model.score(feats, stage="call")
 

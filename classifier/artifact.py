@@ -124,10 +124,9 @@ def save_model(
                 "pre_answer": pre_answer.thresholds_,
                 **(
                     {
-                        "call_by_prefix": {
-                            f"{p:g}": t
-                            for p, t in zip(call.prefixes_, call.bucket_thresholds_, strict=True)
-                        }
+                        "call_by_prefix": dict(
+                            zip(call.bucket_names(), call.bucket_thresholds_, strict=True)
+                        )
                     }
                     if len(call.prefixes_) > 1
                     else {}

@@ -97,6 +97,8 @@ _SCALARS: tuple[str, ...] = (
     "caller_response_s",
 )
 AUDIO_FEATURES: tuple[str, ...] = _SCALARS
+#: 1 when the audio is the whole call, 0 when it is the call's first seconds so far.
+COMPLETE_FEATURE = "call_complete"
 
 
 @lru_cache(maxsize=4)
@@ -699,6 +701,7 @@ def call_features(
     history: dict[str, float],
     timezone: tzinfo | None = None,
     acoustic: dict[str, float] | None = None,
+    complete: bool = True,
 ) -> dict[str, float]:
     """Every feature of one call: acoustic, metadata and caller history.
 
@@ -716,6 +719,11 @@ def call_features(
     acoustic : dict or None, keyword-only
         :func:`audio_features` already computed elsewhere (a worker process); give
         either this or ``audio``, not both.
+    complete : bool, keyword-only
+        Whether the audio is the whole call (a recording, a stream's final score) or
+        only its first seconds so far (a live stream's update, a prefix in training).
+        A call that ended after 5 s of silence and a call silent for its first 5 s so
+        far are different things: ``call_complete`` tells the model which it sees.
 
     Returns
     -------
@@ -728,6 +736,7 @@ def call_features(
         acoustic = audio_features(audio)
     nan = float("nan")
     feats = {n: acoustic[n] if acoustic is not None else nan for n in AUDIO_FEATURES}
+    feats[COMPLETE_FEATURE] = nan if acoustic is None else float(complete)
     feats.update(
         metadata_features(
             caller_id=caller_id, started_at=started_at, duration_s=duration_s, timezone=timezone
@@ -740,4 +749,9 @@ def call_features(
     return feats
 
 
-FEATURE_NAMES: tuple[str, ...] = (*AUDIO_FEATURES, *METADATA_FEATURES, *HISTORY_FEATURES)
+FEATURE_NAMES: tuple[str, ...] = (
+    *AUDIO_FEATURES,
+    COMPLETE_FEATURE,
+    *METADATA_FEATURES,
+    *HISTORY_FEATURES,
+)

@@ -51,6 +51,8 @@ _LEVELS: tuple[str, ...] = ("possible", "likely")
 _SPLIT_GRID = np.linspace(0.0, 1.0, 11)
 #: The feature that says how much of the call has been heard (seconds of audio).
 HEARD_FEATURE = "audio_duration_s"
+#: 1 when a row's audio is the whole call; such rows form a bucket of their own.
+COMPLETE_FEATURE = "call_complete"
 #: Shortest prefix: the acoustic features need a quarter of a second of audio.
 MIN_PREFIX_S = 0.25
 # A time bucket gets its own calibration and thresholds only with this many emergency
@@ -682,22 +684,43 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _n_buckets(self) -> int:
-        return max(1, len(self.prefixes_))
+        if len(self.prefixes_) < 2:
+            return 1
+        # One bucket per time heard of calls still going on, one for whole calls.
+        return len(self.prefixes_) + (1 if COMPLETE_FEATURE in self.features_ else 0)
+
+    def bucket_names(self) -> list[str]:
+        """Name of each bucket: the prefix in seconds, or ``complete`` for whole calls."""
+        names = [f"{p:g}" for p in self.prefixes_] or ["all"]
+        return [*names, "complete"][: self._n_buckets()]
 
     def _bucket_of(self, heard: np.ndarray | None) -> np.ndarray:
-        """Time bucket of each row: the largest prefix heard (the first below it)."""
+        """Time bucket of each row: the largest prefix heard (the first below it); whole
+        calls (heard ``inf``, see :meth:`heard_seconds`) in the last bucket."""
         if heard is None or len(self.prefixes_) < 2:
             return np.zeros(0 if heard is None else heard.size, dtype=np.int64)
         # Unknown time heard counts as the earliest bucket (the careful one).
         h = np.where(np.isnan(heard), 0.0, heard)
-        return np.searchsorted(np.asarray(self.prefixes_[1:]), h, side="right")
+        which = np.searchsorted(np.asarray(self.prefixes_[1:]), h, side="right")
+        if self._n_buckets() > len(self.prefixes_):
+            which[np.isposinf(h)] = len(self.prefixes_)
+        return which
 
     def heard_seconds(self, M: np.ndarray) -> np.ndarray | None:
-        """Seconds heard of each row (its ``audio_duration_s``), or None for a model that
-        reads no audio (the pre-answer model), shape (n_rows,)."""
+        """Seconds heard of each row (its ``audio_duration_s``), ``inf`` for a whole call
+        (``call_complete`` 1), or None for a model that reads no audio (the pre-answer
+        model), shape (n_rows,).
+
+        A whole call is past every time bucket and past the early-ghost rule: the call
+        is over, so the caller is no longer "silent so far".
+        """
         if HEARD_FEATURE not in self.features_:
             return None
-        return np.asarray(M[:, self.features_.index(HEARD_FEATURE)], dtype=np.float64)
+        heard = np.asarray(M[:, self.features_.index(HEARD_FEATURE)], dtype=np.float64)
+        if COMPLETE_FEATURE in self.features_:
+            done = M[:, self.features_.index(COMPLETE_FEATURE)] == 1.0
+            heard = np.where(done, np.inf, heard)
+        return heard
 
     def _out_of_fold(
         self, M: np.ndarray, y: np.ndarray, g: np.ndarray, w: np.ndarray | None = None
@@ -809,13 +832,13 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         if len(self.prefixes_) > 1 and heard is not None:
             which = self._bucket_of(heard)
             summary["by_prefix"] = {
-                f"{p:g}": {
+                name: {
                     **self._summary(
                         self.flag_proba(cal[which == b], heard[which == b]), y[which == b]
                     ),
                     "own_thresholds": self.bucket_calibrators_[b] is not None,
                 }
-                for b, p in enumerate(self.prefixes_)
+                for b, name in enumerate(self.bucket_names())
             }
         return summary
 

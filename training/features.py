@@ -22,7 +22,13 @@ from joblib import Memory
 import classifier
 from classifier.audio import CallAudio, load_audio
 from classifier.errors import CallsiftError, InvalidParameterError
-from classifier.features import FEATURE_NAMES, SR, audio_features, call_features
+from classifier.features import (
+    FEATURE_NAMES,
+    SR,
+    audio_features,
+    call_features,
+    single_threaded_blas,
+)
 from classifier.history import replay_history, resolve_timezone
 from classifier.manifest import load_manifest, parse_timestamp
 from classifier.model import check_prefixes
@@ -83,6 +89,7 @@ _Result = tuple[int, list[tuple[float | None, dict[str, float]]], str]
 
 
 def _run_batch(jobs: Sequence[_Job], cache_dir: str | None, code: str) -> list[_Result]:
+    single_threaded_blas()  # each worker process is one of n_jobs: one BLAS thread each
     fn = _acoustic_keyed
     if cache_dir:
         fn = Memory(cache_dir, verbose=0).cache(_acoustic_keyed, ignore=["path"])
@@ -253,6 +260,7 @@ def extract_features(
                 history=history[i],
                 timezone=tz,
                 acoustic=acoustic,
+                complete=prefix is None,
             )
             extra: dict[str, object] = {}
             if cuts:

@@ -108,11 +108,13 @@ def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> 
     runtime.store.save_score(live.call_id, payload, model_version=payload["model_version"])
 
 
-def _scored(runtime: Runtime, live: LiveCall) -> tuple[dict[str, Any], float]:
+def _scored(
+    runtime: Runtime, live: LiveCall, complete: bool = False
+) -> tuple[dict[str, Any], float]:
     """Score of what was heard, timed (runs in a worker thread)."""
     start = time.perf_counter()
     loaded = runtime.models.get()
-    score = live.score(loaded.model, timezone=runtime.timezone)
+    score = live.score(loaded.model, timezone=runtime.timezone, complete=complete)
     elapsed = time.perf_counter() - start
     runtime.metrics.stream_update_seconds.observe(elapsed)
     return score_payload(score, model_version=loaded.version), elapsed
@@ -327,7 +329,7 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
         )
     else:
         try:
-            payload, elapsed = await run_in_threadpool(_scored, runtime, live)
+            payload, elapsed = await run_in_threadpool(_scored, runtime, live, True)
         except ModelUnavailableError as exc:
             await _fail(ws, 4503, str(exc))
             return

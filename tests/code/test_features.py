@@ -275,6 +275,7 @@ def test_prefix_rows_are_the_stream_at_that_moment(tmp_path: Path) -> None:
             started_at=stamps[i],
             duration_s=6.0 if np.isnan(heard) else heard,
             history=history[i],
+            complete=bool(np.isnan(heard)),
         )
         for name in FEATURE_NAMES:
             a, b = expected[name], float(row[name])

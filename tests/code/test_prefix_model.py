@@ -58,18 +58,21 @@ def pfitted(ptable: pd.DataFrame) -> CallClassifier:
 
 
 def test_rows_are_bucketed_by_the_largest_prefix_heard(pfitted: CallClassifier) -> None:
-    heard = np.array([0.3, 1.9, 2.0, 4.99, 5.0, 19.9, 20.0, 300.0, np.nan])
-    assert list(pfitted._bucket_of(heard)) == [0, 0, 0, 0, 1, 2, 3, 3, 0]
+    heard = np.array([0.3, 1.9, 2.0, 4.99, 5.0, 19.9, 20.0, 300.0, np.nan, np.inf])
+    # A whole call (heard inf: call_complete 1) has a bucket of its own, the last.
+    assert list(pfitted._bucket_of(heard)) == [0, 0, 0, 0, 1, 2, 3, 3, 0, 4]
     assert pfitted.prefixes_ == PREFIXES
-    assert len(pfitted.bucket_thresholds_) == len(pfitted.bucket_calibrators_) == 4
+    assert len(pfitted.bucket_thresholds_) == len(pfitted.bucket_calibrators_) == 5
+    assert pfitted.bucket_names() == ["2", "5", "10", "20", "complete"]
 
 
 def test_emergency_budget_holds_in_every_time_bucket(pfitted: CallClassifier) -> None:
     by = pfitted.validation_["by_prefix"]
-    assert list(by) == ["2", "5", "10", "20"]
+    assert list(by) == ["2", "5", "10", "20", "complete"]
     budget = pfitted.possible_target * pfitted.target_margin
     for label, v in by.items():
-        assert v["own_thresholds"], label  # every bucket has >= 30 emergency rows here
+        # Every time bucket has >= 30 emergency rows here; the whole calls alone do not.
+        assert v["own_thresholds"] == (label != "complete"), label
         assert v["emergency_flagged_possible"] <= budget, label
         assert v["emergency_flagged_likely"] <= v["emergency_flagged_possible"]
     # Calibration really is per bucket: one raw score means different things at 2 and 20 s.
@@ -126,7 +129,10 @@ def test_an_early_ghost_flag_says_the_caller_is_silent_so_far(
     model = ScoringModel(call=pfitted, pre_answer=pre, card={"version": "test"})
     ghosts = ptable[(ptable["label"] == "ghost") & ptable["prefix_s"].isna()]
     late = model.score_frame(ghosts)
-    early_rows = ghosts.assign(audio_duration_s=3.0, meta_log_duration=math.log1p(3.0))
+    # The first 3 s of calls still going on (a call that ended after 3 s is another thing).
+    early_rows = ghosts.assign(
+        audio_duration_s=3.0, meta_log_duration=math.log1p(3.0), call_complete=0.0
+    )
     early = model.score_frame(early_rows)
     assert any(s.flag == "likely_ghost" for s in late)
     assert not any(s.flag == "likely_ghost" for s in early)

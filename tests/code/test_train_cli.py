@@ -141,8 +141,8 @@ def test_train_writes_model_card_and_report(trained: Path) -> None:
     assert (trained / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
     # Prefixes: listed on the card, with a validation figure per time bucket.
     assert card["prefixes"] == [2.0, 10.0] and card["min_likely_ghost_s"] == 10.0
-    assert set(card["thresholds"]["call_by_prefix"]) == {"2", "10"}
-    assert set(card["validation"]["call"]["by_prefix"]) == {"2", "10"}
+    assert set(card["thresholds"]["call_by_prefix"]) == {"2", "10", "complete"}
+    assert set(card["validation"]["call"]["by_prefix"]) == {"2", "10", "complete"}
     assert card["training_data"]["prefix_rows"] > 0
     assert (trained / "report" / "prefixes.png").read_bytes()[:4] == b"\x89PNG"
     report = (trained / "report" / "report.md").read_text()

@@ -106,6 +106,7 @@ def score(model: ScoringModel) -> Scorer:
             started_at=at,
             duration_s=audio.duration_s,
             history=history_features(past or [], at=at),
+            complete=heard is None,
         )
         return model.score(feats)
 
