@@ -195,14 +195,36 @@ class ScoringModel:
     ) -> list[CallScore]:
         """Score rows of a matrix already in the stage model's ``features_`` order."""
         clf = self.classifier(stage)
-        if M.shape[0] == 0:
+        n = M.shape[0]
+        if n == 0:
             return []
-        raw = clf.predict_proba_matrix(M, calibrated=False)
+        plan = self._plan(clf) if explain else None
+        moved: list[tuple[int, int]] = []
+        batch = M
+        if plan is not None:
+            # Each call with one group set to a typical genuine call, scored in the same
+            # batch as the calls. A group already at its typical values cannot move the
+            # score: not computed (for a new number, every history group).
+            extra = []
+            for j, (_, cols, ref_cols, ref_nan) in enumerate(plan.groups):
+                sub = M[:, cols]
+                same = ((sub == ref_cols) | (np.isnan(sub) & ref_nan)).all(1)
+                for call in np.flatnonzero(~same).tolist():
+                    row = M[call].copy()
+                    row[cols] = ref_cols
+                    extra.append(row)
+                    moved.append((j, call))
+            if extra:
+                batch = np.concatenate([M, np.asarray(extra)])
+        all_raw = clf.predict_proba_matrix(batch, calibrated=False)
+        raw = all_raw[:n]
         proba = clf.calibrate(raw)
         flags = flags_from_proba(proba, classes=LABELS, thresholds=clf.thresholds_)
-        reasons: list[list[Reason]] = [[] for _ in range(M.shape[0])]
-        if explain:
-            reasons = self._explain(clf, M, raw, proba, flags, max_reasons=max_reasons)
+        reasons: list[list[Reason]] = [[] for _ in range(n)]
+        if plan is not None:
+            reasons = self._explain(
+                plan, M, raw, all_raw[n:], moved, proba, flags, max_reasons=max_reasons
+            )
         return [
             CallScore(
                 probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
@@ -210,7 +232,7 @@ class ScoringModel:
                 reasons=reasons[i],
                 stage=stage,
             )
-            for i in range(M.shape[0])
+            for i in range(n)
         ]
 
     def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
@@ -233,65 +255,63 @@ class ScoringModel:
             raise InvalidParameterError("feature values must not be infinite")
         return self.score_matrix(row, stage=stage)[0]
 
+    def _plan(self, clf: CallClassifier) -> _ExplainPlan:
+        """The reason groups of ``clf``, worked out once per classifier (not per call)."""
+        plans: dict[int, _ExplainPlan] = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(id(clf))
+        if plan is None or plan.clf is not clf:
+            plan = plans[id(clf)] = _ExplainPlan(clf)
+        return plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The plans are a cache rebuilt on first use, not part of the saved model.
+        state = dict(self.__dict__)
+        state.pop("_plans", None)
+        return state
+
     def _explain(
         self,
-        clf: CallClassifier,
+        plan: _ExplainPlan,
         M: np.ndarray,
         base_raw: np.ndarray,
+        moved_raw: np.ndarray,
+        moved: list[tuple[int, int]],
         proba: np.ndarray,
         flags: np.ndarray,
         *,
         max_reasons: int,
     ) -> list[list[Reason]]:
-        names = list(clf.features_)
-        pos = {f: i for i, f in enumerate(names)}
-        groups = [
-            (g, [pos[f] for f in fs if f in pos])
-            for g, fs in REASON_GROUPS.items()
-            if any(f in pos for f in fs)
-        ]
-        n, G = M.shape[0], len(groups)
-        # One batch: each call, then each call with one group set to a typical genuine
-        # call. A group already at its typical values cannot move the score: not computed
-        # (for a new number, every history group), its rows simply repeat the call's.
-        raw = np.repeat(base_raw[None, :, :], G + 1, axis=0)
-        rows, where = [], []
-        for j, (_, cols) in enumerate(groups, start=1):
-            ref_cols = clf.reference_[cols]
-            same = ((M[:, cols] == ref_cols) | (np.isnan(M[:, cols]) & np.isnan(ref_cols))).all(1)
-            for call in np.flatnonzero(~same):
-                row = M[call].copy()
-                row[cols] = ref_cols
-                rows.append(row)
-                where.append((j, int(call)))
-        if rows:
-            moved = clf.predict_proba_matrix(np.asarray(rows), calibrated=False)
-            for (j, at), r in zip(where, moved, strict=True):
-                raw[j, at] = r
-        ref = {f: float(clf.reference_[i]) for i, f in enumerate(names)}
+        n, G = M.shape[0], len(plan.groups)
+        # raw[j, i]: call i with group j at its typical values; a group that did not
+        # move repeats the call's own probabilities.
+        raw = np.repeat(base_raw[None, :, :], G, axis=0)
+        for (j, at), r in zip(moved, moved_raw, strict=True):
+            raw[j, at] = r
+        flagged = [LABELS.index(c) for c in FLAGGED_CLASSES]
         out: list[list[Reason]] = []
         for i in range(n):
             flag = str(flags[i])
             if flag != "none":
                 target = flag.split("_", 1)[1]
             else:
-                k = [LABELS.index(c) for c in FLAGGED_CLASSES]
-                target = FLAGGED_CLASSES[int(np.argmax(proba[i, k]))]
+                target = FLAGGED_CLASSES[int(np.argmax(proba[i, flagged]))]
             t = LABELS.index(target)
-            base = _logit(raw[0, i, t : t + 1])[0]
-            deltas = [base - _logit(raw[j, i, t : t + 1])[0] for j in range(1, G + 1)]
+            base = _logit(base_raw[i, t : t + 1])[0]
+            deltas = (base - _logit(raw[:, i, t])).tolist()
             # A flag (or a high score short of one) is explained by what raised it; a low
             # score by what kept it low.
             sign = 1.0 if flag != "none" or proba[i, t] >= 0.5 else -1.0
             order = np.argsort([-sign * d for d in deltas])
-            values = {f: float(M[i, c]) for f, c in pos.items()}
+            values: dict[str, float] | None = None
             picked: list[Reason] = []
-            for j in order:
-                d = deltas[int(j)]
+            for j in order.tolist():
+                d = deltas[j]
                 if sign * d < _MIN_CONTRIBUTION or not math.isfinite(d):
                     break
-                group = groups[int(j)][0]
-                en, id_ = describe(group, values, reference=ref)
+                if values is None:
+                    values = dict(zip(plan.names, M[i].tolist(), strict=True))
+                group = plan.groups[j][0]
+                en, id_ = describe(group, values, reference=plan.reference)
                 picked.append(
                     Reason(
                         group=group,
@@ -306,6 +326,34 @@ class ScoringModel:
                     break
             out.append(picked)
         return out
+
+
+class _ExplainPlan:
+    """What explaining a classifier's scores needs, independent of the calls.
+
+    Attributes
+    ----------
+    clf : CallClassifier
+    names : list of str
+        ``clf.features_``.
+    groups : list of (str, ndarray, ndarray, ndarray)
+        Per reason group with features in the model: its name, its column indices, the
+        reference values of those columns and where they are NaN.
+    reference : dict of str to float
+        Typical values of a genuine call by feature name.
+    """
+
+    def __init__(self, clf: CallClassifier) -> None:
+        self.clf = clf
+        self.names = list(clf.features_)
+        pos = {f: i for i, f in enumerate(self.names)}
+        ref = np.asarray(clf.reference_, dtype=np.float64)
+        self.groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        for g, fs in REASON_GROUPS.items():
+            cols = np.array([pos[f] for f in fs if f in pos], dtype=np.intp)
+            if cols.size:
+                self.groups.append((g, cols, ref[cols], np.isnan(ref[cols])))
+        self.reference = {f: float(ref[i]) for i, f in enumerate(self.names)}
 
 
 def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:
