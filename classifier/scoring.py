@@ -131,7 +131,7 @@ class CallScore:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-6, 1 - 1e-6)
+    q = np.minimum(np.maximum(p, 1e-6), 1 - 1e-6)  # np.clip, without its Python wrapper
     return np.asarray(np.log(q / (1 - q)))
 
 
@@ -199,32 +199,29 @@ class ScoringModel:
         if n == 0:
             return []
         plan = self._plan(clf) if explain else None
-        moved: list[tuple[int, int]] = []
         batch = M
+        groups = calls = np.zeros(0, dtype=np.intp)
         if plan is not None:
             # Each call with one group set to a typical genuine call, scored in the same
             # batch as the calls. A group already at its typical values cannot move the
             # score: not computed (for a new number, every history group).
-            extra = []
-            for j, (_, cols, ref_cols, ref_nan) in enumerate(plan.groups):
-                sub = M[:, cols]
-                same = ((sub == ref_cols) | (np.isnan(sub) & ref_nan)).all(1)
-                for call in np.flatnonzero(~same).tolist():
-                    row = M[call].copy()
-                    row[cols] = ref_cols
-                    extra.append(row)
-                    moved.append((j, call))
-            if extra:
-                batch = np.concatenate([M, np.asarray(extra)])
+            typical = (M == plan.ref) | (np.isnan(M) & plan.ref_nan)
+            same = np.logical_and.reduceat(typical[:, plan.order], plan.starts, axis=1)
+            groups, calls = np.nonzero(~same.T)
+            if groups.size:
+                moved = np.where(plan.masks[groups], plan.ref, M[calls])
+                batch = np.concatenate([M, moved])
         all_raw = clf.predict_proba_matrix(batch, calibrated=False)
         raw = all_raw[:n]
         proba = clf.calibrate(raw)
         flags = flags_from_proba(proba, classes=LABELS, thresholds=clf.thresholds_)
         reasons: list[list[Reason]] = [[] for _ in range(n)]
         if plan is not None:
-            reasons = self._explain(
-                plan, M, raw, all_raw[n:], moved, proba, flags, max_reasons=max_reasons
-            )
+            # moved_raw[j, i]: call i with group j at its typical values; a group that
+            # did not move repeats the call's own probabilities.
+            moved_raw = np.repeat(raw[None, :, :], len(plan.groups), axis=0)
+            moved_raw[groups, calls] = all_raw[n:]
+            reasons = self._explain(plan, M, raw, moved_raw, proba, flags, max_reasons=max_reasons)
         return [
             CallScore(
                 probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
@@ -274,19 +271,13 @@ class ScoringModel:
         plan: _ExplainPlan,
         M: np.ndarray,
         base_raw: np.ndarray,
-        moved_raw: np.ndarray,
-        moved: list[tuple[int, int]],
+        raw: np.ndarray,
         proba: np.ndarray,
         flags: np.ndarray,
         *,
         max_reasons: int,
     ) -> list[list[Reason]]:
-        n, G = M.shape[0], len(plan.groups)
-        # raw[j, i]: call i with group j at its typical values; a group that did not
-        # move repeats the call's own probabilities.
-        raw = np.repeat(base_raw[None, :, :], G, axis=0)
-        for (j, at), r in zip(moved, moved_raw, strict=True):
-            raw[j, at] = r
+        n = M.shape[0]
         flagged = [LABELS.index(c) for c in FLAGGED_CLASSES]
         out: list[list[Reason]] = []
         for i in range(n):
@@ -310,7 +301,7 @@ class ScoringModel:
                     break
                 if values is None:
                     values = dict(zip(plan.names, M[i].tolist(), strict=True))
-                group = plan.groups[j][0]
+                group = plan.groups[j]
                 en, id_ = describe(group, values, reference=plan.reference)
                 picked.append(
                     Reason(
@@ -336,24 +327,38 @@ class _ExplainPlan:
     clf : CallClassifier
     names : list of str
         ``clf.features_``.
-    groups : list of (str, ndarray, ndarray, ndarray)
-        Per reason group with features in the model: its name, its column indices, the
-        reference values of those columns and where they are NaN.
+    groups : list of str
+        The reason groups with features in the model.
+    ref, ref_nan : ndarray, shape (n_features,)
+        Typical values of a genuine call, and where they are NaN.
+    order, starts : ndarray of int
+        The groups' columns one group after the other, and where each group starts
+        (for ``np.logical_and.reduceat``).
+    masks : ndarray of bool, shape (n_groups, n_features)
+        The columns of each group.
     reference : dict of str to float
-        Typical values of a genuine call by feature name.
+        ``ref`` by feature name.
     """
 
     def __init__(self, clf: CallClassifier) -> None:
         self.clf = clf
         self.names = list(clf.features_)
         pos = {f: i for i, f in enumerate(self.names)}
-        ref = np.asarray(clf.reference_, dtype=np.float64)
-        self.groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.ref = np.asarray(clf.reference_, dtype=np.float64)
+        self.ref_nan = np.isnan(self.ref)
+        self.groups: list[str] = []
+        columns: list[list[int]] = []
         for g, fs in REASON_GROUPS.items():
-            cols = np.array([pos[f] for f in fs if f in pos], dtype=np.intp)
-            if cols.size:
-                self.groups.append((g, cols, ref[cols], np.isnan(ref[cols])))
-        self.reference = {f: float(ref[i]) for i, f in enumerate(self.names)}
+            cols = [pos[f] for f in fs if f in pos]
+            if cols:
+                self.groups.append(g)
+                columns.append(cols)
+        self.order = np.array([c for cols in columns for c in cols], dtype=np.intp)
+        self.starts = np.cumsum([0] + [len(cols) for cols in columns[:-1]]).astype(np.intp)
+        self.masks = np.zeros((len(columns), len(self.names)), dtype=bool)
+        for j, cols in enumerate(columns):
+            self.masks[j, cols] = True
+        self.reference = {f: float(v) for f, v in zip(self.names, self.ref.tolist(), strict=True)}
 
 
 def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:
