@@ -180,6 +180,7 @@ def _pre_answer(
         started_at=body.started_at,
         history=history,
         timezone=runtime.timezone,
+        cache=loaded.cache,
     )
     return score_payload(score, model_version=loaded.version)
 

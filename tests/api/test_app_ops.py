@@ -102,6 +102,7 @@ def test_metrics_count_requests_flags_and_model(env: Env) -> None:
     assert f'callsift_calls_scored_total{{flag="{flag}",stage="pre_answer"}}' in text
     assert f'callsift_model_info{{version="{default_model().version}"}} 1.0' in text
     assert "callsift_model_available 1.0" in text
+    assert 'callsift_pre_answer_cache{result="miss"}' in text
     assert number not in text
 
 
