@@ -249,6 +249,7 @@ def main() -> None:
         wrk(calls, base, threads=1, conns=1, seconds=3)  # warm-up
 
         def measured(name: str, script: Path, conns: int) -> None:
+            time.sleep(1.0)  # requests still in flight from the last run finish first
             hits, misses = cache_counts(base)
             results[name] = wrk(script, base, threads=1, conns=conns, seconds=args.seconds)
             hits_after, misses_after = cache_counts(base)
