@@ -7,6 +7,7 @@ without history is better in a call centre than one that does not answer at all.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,6 +154,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.store.dispose()
 
 
+def _cache_count(runtime: Runtime, attr: str) -> float:
+    current = runtime.models.current
+    return float(getattr(current.cache, attr)) if current is not None else 0.0
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -200,6 +206,10 @@ def create_app(
         timezone=resolve_timezone(settings.timezone),
         streams=LiveCalls(limit=settings.stream_max),
     )
+    for result, attr in (("hit", "hits"), ("miss", "misses")):
+        metrics.pre_answer_cache.labels(result=result).set_function(
+            functools.partial(_cache_count, runtime, attr)
+        )
     app = FastAPI(
         title="callsift",
         summary="Prank and ghost call screening for emergency call centres (advisory only).",

@@ -92,6 +92,13 @@ class Metrics:
             ["version"],
             registry=self.registry,
         )
+        self.pre_answer_cache = Gauge(
+            "callsift_pre_answer_cache",
+            "Pre-answer scores of the serving model found in (hit) or added to (miss) its "
+            "cache of exact feature vectors, since the model was loaded.",
+            ["result"],
+            registry=self.registry,
+        )
         self.model_available = Gauge(
             "callsift_model_available",
             "1 when a usable model is loaded, 0 when scoring answers 503.",

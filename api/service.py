@@ -14,10 +14,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from classifier.audio import CallAudio
 from classifier.errors import CallsiftError
@@ -39,6 +41,56 @@ class ModelReloadError(CallsiftError):
     """A reload that failed; the previous model keeps serving."""
 
 
+class ScoreCache:
+    """Pre-answer scores of one model by their exact feature vector (bounded, thread-safe).
+
+    A score is a pure function of the model and the feature values, so a vector seen
+    before gets the very same score and reasons. The key is the vector's bytes: history
+    features are part of it, so a new disposition or review, which changes them, can
+    never meet a stale entry. Each loaded model has its own cache, so a reload starts
+    empty.
+
+    Parameters
+    ----------
+    size : int, keyword-only
+        Most vectors kept (least recently used dropped first); 0 keeps none.
+    """
+
+    def __init__(self, *, size: int = 4096) -> None:
+        if size < 0:
+            raise CallsiftError(f"cache size must be 0 or more; got {size}")
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[bytes, CallScore] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def score(self, model: ScoringModel, features: dict[str, float]) -> tuple[CallScore, bool]:
+        """The pre-answer score of ``features`` and whether it came from the cache."""
+        names = model.classifier("pre_answer").features_
+        try:
+            key = np.array([features[f] for f in names], dtype=np.float64).tobytes()
+        except (KeyError, TypeError, ValueError):
+            return model.score(features, stage="pre_answer"), False  # it names the problem
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return hit, True
+        score = model.score(features, stage="pre_answer")
+        with self._lock:
+            self.misses += 1
+            if self.size:
+                self._items[key] = score
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return score, False
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A model together with where it came from.
@@ -50,11 +102,14 @@ class LoadedModel:
         ``"default"``, ``"dir:<path>"`` or ``"registry:<ref>"``.
     loaded_at : datetime
         UTC time of loading.
+    cache : ScoreCache
+        This model's pre-answer scores by feature vector.
     """
 
     model: ScoringModel
     source: str
     loaded_at: datetime
+    cache: ScoreCache = field(default_factory=ScoreCache, compare=False, repr=False)
 
     @property
     def version(self) -> str:
@@ -265,8 +320,12 @@ def pre_answer_score(
     started_at: datetime,
     history: dict[str, float],
     timezone: tzinfo | None,
+    cache: ScoreCache | None = None,
 ) -> CallScore:
-    """Score a call the moment it arrives, from metadata and caller history only."""
+    """Score a call the moment it arrives, from metadata and caller history only.
+
+    ``cache`` (keyword-only) must belong to ``model`` (see :attr:`LoadedModel.cache`).
+    """
     feats = call_features(
         None,
         caller_id=caller_id,
@@ -275,7 +334,9 @@ def pre_answer_score(
         history=history,
         timezone=timezone,
     )
-    return model.score(feats, stage="pre_answer")
+    if cache is None:
+        return model.score(feats, stage="pre_answer")
+    return cache.score(model, feats)[0]
 
 
 def audio_score(

@@ -3,7 +3,9 @@
 Measures, in one run on the same server:
 
 1. ``POST /v1/calls`` (arrival, pre-answer score, history lookup and write) with one
-   connection (latency p50/p99) and with 16 connections (requests per second);
+   connection (latency p50/p99) and with 16 connections (requests per second); then
+   the same with every request's feature vector distinct, where the pre-answer cache
+   cannot help (its hit share is printed for every run, read from ``/metrics``);
 2. ``POST /v1/calls/{id}/audio`` with a 60 s G.711 recording, one connection
    (end-to-end p50/p99: upload, decode, features, model, reasons, writes);
 3. in-process, the same 60 s call split into decode, features and model, as shares of
@@ -52,6 +54,26 @@ request = function()
     ["X-API-Key"]="%(key)s"}, body)
 end
 """
+
+# Every request a feature vector of its own, so the pre-answer cache cannot help: calls
+# one minute apart from 500 numbers never seen before, starting at %(base)d (epoch s).
+# Within a run the minute of the week or the number's history differs between any two
+# calls; runs start on other weekdays so their first, history-free calls differ too.
+DISTINCT_LUA = r"""
+local counter = 0
+function init(args) prefix = "d" .. tostring(os.time()) .. "-" end
+request = function()
+  counter = counter + 1
+  local caller = string.format("+62%(numbers)d%%07d", counter %% 500)
+  local at = os.date("!%%Y-%%m-%%dT%%H:%%M:00+00:00", %(base)d + counter * 60)
+  local body = string.format('{"call_id":"%%s%%d","caller_id":"%%s","started_at":"%%s"}',
+    prefix, counter, caller, at)
+  return wrk.format("POST", "/v1/calls", {["Content-Type"]="application/json",
+    ["X-API-Key"]="%(key)s"}, body)
+end
+"""
+# 2024-01-01T00:00Z (a Monday) and 2024-01-04T12:00Z (a Thursday).
+DISTINCT_BASES = (1704067200, 1704369600)
 
 AUDIO_LUA = r"""
 local f = io.open("%(wav)s", "rb"); local wav = f:read("*all"); f:close()
@@ -102,6 +124,17 @@ def post(base: str, path: str, key: str, body: dict) -> dict:
     )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
+
+
+def cache_counts(base: str) -> tuple[float, float]:
+    """(hits, misses) of the serving model's pre-answer cache, from /metrics."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    counts = {}
+    for result in ("hit", "miss"):
+        m = re.search(rf'^callsift_pre_answer_cache{{result="{result}"}} ([\d.e+]+)$', text, re.M)
+        counts[result] = float(m.group(1)) if m else float("nan")
+    return counts["hit"], counts["miss"]
 
 
 def wrk(script: Path, base: str, *, threads: int, conns: int, seconds: int) -> dict[str, float]:
@@ -214,12 +247,23 @@ def main() -> None:
         calls = tmp / "calls.lua"
         calls.write_text(CALLS_LUA % {"key": key})
         wrk(calls, base, threads=1, conns=1, seconds=3)  # warm-up
-        results["POST /v1/calls, 1 connection"] = wrk(
-            calls, base, threads=1, conns=1, seconds=args.seconds
-        )
-        results["POST /v1/calls, 16 connections"] = wrk(
-            calls, base, threads=1, conns=16, seconds=args.seconds
-        )
+
+        def measured(name: str, script: Path, conns: int) -> None:
+            time.sleep(1.0)  # requests still in flight from the last run finish first
+            hits, misses = cache_counts(base)
+            results[name] = wrk(script, base, threads=1, conns=conns, seconds=args.seconds)
+            hits_after, misses_after = cache_counts(base)
+            looked_up = (hits_after - hits) + (misses_after - misses)
+            results[name]["cache_hits"] = (hits_after - hits) / max(looked_up, 1.0)
+
+        measured("POST /v1/calls, 1 connection", calls, 1)
+        measured("POST /v1/calls, 16 connections", calls, 16)
+        for run, (conns, start) in enumerate(zip((1, 16), DISTINCT_BASES, strict=True)):
+            distinct = tmp / f"distinct{run}.lua"
+            values = {"key": key, "base": start, "numbers": 813 + run}
+            distinct.write_text(DISTINCT_LUA % values)
+            name = f"POST /v1/calls, all vectors distinct, {conns} connection{'s' * (conns > 1)}"
+            measured(name, distinct, conns)
         wav = sixty_second_call(tmp)
         n = 50
         for i in range(1, n + 1):
@@ -235,9 +279,10 @@ def main() -> None:
             )
         audio = tmp / "audio.lua"
         audio.write_text(AUDIO_LUA % {"wav": wav, "n": n, "key": key})
-        results["POST /v1/calls/{id}/audio 60 s, 1 connection"] = wrk(
-            audio, base, threads=1, conns=1, seconds=args.seconds
-        )
+        results["POST /v1/calls/{id}/audio 60 s, 1 connection"] = {
+            **wrk(audio, base, threads=1, conns=1, seconds=args.seconds),
+            "cache_hits": float("nan"),
+        }
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -247,12 +292,13 @@ def main() -> None:
             with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
                 c.execute(f"DROP SCHEMA {schema} CASCADE")
     print(f"database: {url.split('?')[0]}")
-    print("| request | p50 ms | p99 ms | requests/s | non-2xx |")
-    print("|---|---|---|---|---|")
+    print("| request | p50 ms | p99 ms | requests/s | non-2xx | pre-answer cache hits |")
+    print("|---|---|---|---|---|---|")
     for name, r in results.items():
+        hits = "" if r["cache_hits"] != r["cache_hits"] else f"{r['cache_hits']:.0%}"
         print(
             f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} | "
-            f"{r['non_2xx']:.0f} |"
+            f"{r['non_2xx']:.0f} | {hits} |"
         )
     split = in_process_split(wav)
     print(

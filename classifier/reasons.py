@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from classifier.features import AUDIO_FEATURES
+from classifier.features import AUDIO_FEATURES, COMPLETE_FEATURE
 from classifier.history import HISTORY_FEATURES, METADATA_FEATURES
 
 _WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -61,7 +61,7 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "handling": _HANDLING,
     "voice": _VOICE,
     "laughter": _LAUGHTER,
-    "duration": ("audio_duration_s", "meta_log_duration"),
+    "duration": ("audio_duration_s", "meta_log_duration", "call_complete"),
     "time": ("meta_hour", "meta_hour_sin", "meta_hour_cos", "meta_dow", "meta_weekend"),
     "number_type": ("meta_withheld", "meta_simless"),
     "prank_history": ("hist_prank", "hist_prank_7d"),
@@ -84,7 +84,7 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
 def _check_groups() -> None:
     # Import-time assertion would be a side effect; tests call this instead.
     seen = [f for names in REASON_GROUPS.values() for f in names]
-    every = (*AUDIO_FEATURES, *METADATA_FEATURES, *HISTORY_FEATURES)
+    every = (*AUDIO_FEATURES, COMPLETE_FEATURE, *METADATA_FEATURES, *HISTORY_FEATURES)
     dupes = {f for f in seen if seen.count(f) > 1}
     missing = set(every) - set(seen)
     extra = set(seen) - set(every)

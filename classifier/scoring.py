@@ -130,7 +130,7 @@ class CallScore:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-6, 1 - 1e-6)
+    q = np.minimum(np.maximum(p, 1e-6), 1 - 1e-6)  # np.clip, without its Python wrapper
     return np.asarray(np.log(q / (1 - q)))
 
 
@@ -194,16 +194,37 @@ class ScoringModel:
     ) -> list[CallScore]:
         """Score rows of a matrix already in the stage model's ``features_`` order."""
         clf = self.classifier(stage)
-        if M.shape[0] == 0:
+        n = M.shape[0]
+        if n == 0:
             return []
-        raw = clf.predict_proba_matrix(M, calibrated=False)
+        plan = self._plan(clf) if explain else None
+        batch = M
+        groups = calls = np.zeros(0, dtype=np.intp)
+        if plan is not None:
+            # Each call with one group set to a typical genuine call, scored in the same
+            # batch as the calls. A group already at its typical values cannot move the
+            # score: not computed (for a new number, every history group).
+            typical = (M == plan.ref) | (np.isnan(M) & plan.ref_nan)
+            same = np.logical_and.reduceat(typical[:, plan.order], plan.starts, axis=1)
+            groups, calls = np.nonzero(~same.T)
+            if groups.size:
+                moved = np.where(plan.masks[groups], plan.ref, M[calls])
+                batch = np.concatenate([M, moved])
+        all_raw = clf.predict_proba_matrix(batch, calibrated=False)
+        raw = all_raw[:n]
         # How much was heard picks the calibration and thresholds and the early rule.
         heard = clf.heard_seconds(M)
         proba = clf.calibrate(raw, heard)
         flags = clf.flag_proba(proba, heard)
-        reasons: list[list[Reason]] = [[] for _ in range(M.shape[0])]
-        if explain:
-            reasons = self._explain(clf, M, raw, proba, flags, heard, max_reasons=max_reasons)
+        reasons: list[list[Reason]] = [[] for _ in range(n)]
+        if plan is not None:
+            # moved_raw[j, i]: call i with group j at its typical values; a group that
+            # did not move repeats the call's own probabilities.
+            moved_raw = np.repeat(raw[None, :, :], len(plan.groups), axis=0)
+            moved_raw[groups, calls] = all_raw[n:]
+            reasons = self._explain(
+                plan, M, raw, moved_raw, proba, flags, heard, max_reasons=max_reasons
+            )
         return [
             CallScore(
                 probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
@@ -211,7 +232,7 @@ class ScoringModel:
                 reasons=reasons[i],
                 stage=stage,
             )
-            for i in range(M.shape[0])
+            for i in range(n)
         ]
 
     def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
@@ -237,66 +258,58 @@ class ScoringModel:
             raise InvalidParameterError("feature values must not be infinite")
         return self.score_matrix(row, stage=stage)[0]
 
+    def _plan(self, clf: CallClassifier) -> _ExplainPlan:
+        """The reason groups of ``clf``, worked out once per classifier (not per call)."""
+        plans: dict[int, _ExplainPlan] = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(id(clf))
+        if plan is None or plan.clf is not clf:
+            plan = plans[id(clf)] = _ExplainPlan(clf)
+        return plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The plans are a cache rebuilt on first use, not part of the saved model.
+        state = dict(self.__dict__)
+        state.pop("_plans", None)
+        return state
+
     def _explain(
         self,
-        clf: CallClassifier,
+        plan: _ExplainPlan,
         M: np.ndarray,
         base_raw: np.ndarray,
+        raw: np.ndarray,
         proba: np.ndarray,
         flags: np.ndarray,
         heard: np.ndarray | None,
         *,
         max_reasons: int,
     ) -> list[list[Reason]]:
-        names = list(clf.features_)
-        pos = {f: i for i, f in enumerate(names)}
-        groups = [
-            (g, [pos[f] for f in fs if f in pos])
-            for g, fs in REASON_GROUPS.items()
-            if any(f in pos for f in fs)
-        ]
-        n, G = M.shape[0], len(groups)
-        # One batch: each call, then each call with one group set to a typical genuine
-        # call. A group already at its typical values cannot move the score: not computed
-        # (for a new number, every history group), its rows simply repeat the call's.
-        raw = np.repeat(base_raw[None, :, :], G + 1, axis=0)
-        rows, where = [], []
-        for j, (_, cols) in enumerate(groups, start=1):
-            ref_cols = clf.reference_[cols]
-            same = ((M[:, cols] == ref_cols) | (np.isnan(M[:, cols]) & np.isnan(ref_cols))).all(1)
-            for call in np.flatnonzero(~same):
-                row = M[call].copy()
-                row[cols] = ref_cols
-                rows.append(row)
-                where.append((j, int(call)))
-        if rows:
-            moved = clf.predict_proba_matrix(np.asarray(rows), calibrated=False)
-            for (j, at), r in zip(where, moved, strict=True):
-                raw[j, at] = r
-        ref = {f: float(clf.reference_[i]) for i, f in enumerate(names)}
+        n = M.shape[0]
+        flagged = [LABELS.index(c) for c in FLAGGED_CLASSES]
         out: list[list[Reason]] = []
         for i in range(n):
             flag = str(flags[i])
             if flag != "none":
                 target = flag.split("_", 1)[1]
             else:
-                k = [LABELS.index(c) for c in FLAGGED_CLASSES]
-                target = FLAGGED_CLASSES[int(np.argmax(proba[i, k]))]
+                target = FLAGGED_CLASSES[int(np.argmax(proba[i, flagged]))]
             t = LABELS.index(target)
-            base = _logit(raw[0, i, t : t + 1])[0]
-            deltas = [base - _logit(raw[j, i, t : t + 1])[0] for j in range(1, G + 1)]
+            base = _logit(base_raw[i, t : t + 1])[0]
+            deltas = (base - _logit(raw[:, i, t])).tolist()
             # A flag (or a high score short of one) is explained by what raised it; a low
             # score by what kept it low.
             sign = 1.0 if flag != "none" or proba[i, t] >= 0.5 else -1.0
             order = np.argsort([-sign * d for d in deltas])
-            values = {f: float(M[i, c]) for f, c in pos.items()}
+            values: dict[str, float] | None = None
             picked: list[Reason] = []
-            for j in order:
-                d = deltas[int(j)]
+            for j in order.tolist():
+                d = deltas[j]
                 if sign * d < _MIN_CONTRIBUTION or not math.isfinite(d):
                     break
-                group = groups[int(j)][0]
-                en, id_ = describe(group, values, reference=ref)
+                if values is None:
+                    values = dict(zip(plan.names, M[i].tolist(), strict=True))
+                group = plan.groups[j]
+                en, id_ = describe(group, values, reference=plan.reference)
                 picked.append(
                     Reason(
                         group=group,
@@ -310,10 +323,12 @@ class ScoringModel:
                 if len(picked) >= max_reasons:
                     break
             if heard is not None and flag.endswith("ghost"):
-                early = not float(heard[i]) >= float(clf.min_likely_ghost_s)  # NaN is early
+                early = not float(heard[i]) >= float(plan.clf.min_likely_ghost_s)  # NaN: early
                 if early:
+                    if values is None:
+                        values = dict(zip(plan.names, M[i].tolist(), strict=True))
                     picked = self._early_ghost_first(
-                        picked, groups, deltas, values, heard[i], max_reasons
+                        picked, plan.groups, deltas, values, float(heard[i]), max_reasons
                     )
             out.append(picked)
         return out
@@ -321,15 +336,14 @@ class ScoringModel:
     @staticmethod
     def _early_ghost_first(
         picked: list[Reason],
-        groups: list[tuple[str, list[int]]],
+        groups: list[str],
         deltas: list[float],
         values: dict[str, float],
         heard_s: float,
         max_reasons: int,
     ) -> list[Reason]:
         """An early ghost flag leads with the silence *so far*, and what it may mean."""
-        names = [g for g, _ in groups]
-        d = deltas[names.index("silence")] if "silence" in names else 0.0
+        d = deltas[groups.index("silence")] if "silence" in groups else 0.0
         en, id_ = describe_early_silence(values, heard_s=float(heard_s))
         first = Reason(
             group="silence",
@@ -341,6 +355,48 @@ class ScoringModel:
         )
         rest = [r for r in picked if r.group != "silence"]
         return [first, *rest][:max_reasons]
+
+
+class _ExplainPlan:
+    """What explaining a classifier's scores needs, independent of the calls.
+
+    Attributes
+    ----------
+    clf : CallClassifier
+    names : list of str
+        ``clf.features_``.
+    groups : list of str
+        The reason groups with features in the model.
+    ref, ref_nan : ndarray, shape (n_features,)
+        Typical values of a genuine call, and where they are NaN.
+    order, starts : ndarray of int
+        The groups' columns one group after the other, and where each group starts
+        (for ``np.logical_and.reduceat``).
+    masks : ndarray of bool, shape (n_groups, n_features)
+        The columns of each group.
+    reference : dict of str to float
+        ``ref`` by feature name.
+    """
+
+    def __init__(self, clf: CallClassifier) -> None:
+        self.clf = clf
+        self.names = list(clf.features_)
+        pos = {f: i for i, f in enumerate(self.names)}
+        self.ref = np.asarray(clf.reference_, dtype=np.float64)
+        self.ref_nan = np.isnan(self.ref)
+        self.groups: list[str] = []
+        columns: list[list[int]] = []
+        for g, fs in REASON_GROUPS.items():
+            cols = [pos[f] for f in fs if f in pos]
+            if cols:
+                self.groups.append(g)
+                columns.append(cols)
+        self.order = np.array([c for cols in columns for c in cols], dtype=np.intp)
+        self.starts = np.cumsum([0] + [len(cols) for cols in columns[:-1]]).astype(np.intp)
+        self.masks = np.zeros((len(columns), len(self.names)), dtype=bool)
+        for j, cols in enumerate(columns):
+            self.masks[j, cols] = True
+        self.reference = {f: float(v) for f, v in zip(self.names, self.ref.tolist(), strict=True)}
 
 
 def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:

@@ -213,6 +213,87 @@ def test_call_audio_disposition_then_history_of_next_call(env: Env) -> None:
     assert "never blocks, drops or deprioritises" in flagged["advisory"]["en"]
 
 
+def test_arrival_answer_is_the_schema_and_the_stored_score(env: Env) -> None:
+    from api.schemas import CallScoredOut
+    from api.service import pre_answer_score, score_payload
+    from classifier.history import history_features
+
+    number = new_number()
+    earlier = env.register(caller_id=number, started_at=datetime.now(WITA) - timedelta(hours=2))
+    env.client.post(
+        f"/v1/calls/{earlier['call_id']}/disposition", json={"label": "prank"}, headers=env.auth()
+    )
+    started = datetime.now(WITA) + timedelta(seconds=30)  # after the disposition
+    body = {"call_id": new_call_id(), "caller_id": number, "started_at": started.isoformat()}
+    response = env.client.post("/v1/calls", json=body, headers=env.auth())
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    answer = response.json()
+    # The answer rendered by hand is what the declared model would have sent.
+    assert list(answer) == list(CallScoredOut.model_fields)
+    assert CallScoredOut.model_validate(answer).model_dump(mode="json") == answer
+    # The score is the model's on this call's history, and it is what was stored.
+    loaded = default_model()
+    history = history_features(env.store.caller_history(number, before=started), at=started)
+    expected = score_payload(
+        pre_answer_score(
+            loaded.model, caller_id=number, started_at=started, history=history, timezone=None
+        ),
+        model_version=loaded.version,
+    )
+    assert history["hist_prank"] == 1.0
+    assert {k: answer[k] for k in expected} == json.loads(json.dumps(expected))
+    stored = env.get_call(body["call_id"]).json()
+    assert stored["pre_score"] == {k: answer[k] for k in expected}
+    assert stored["model_version"] == loaded.version
+    again = env.client.post("/v1/calls", json=body, headers=env.auth()).json()
+    assert again["created"] is False and again["stored"] is True
+    assert {k: again[k] for k in expected} == {k: answer[k] for k in expected}
+
+
+def test_database_lost_between_history_and_insert(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.service import pre_answer_score
+    from api.store import StoreUnavailableError
+    from classifier.history import empty_history, history_features
+
+    number = new_number()
+    first = env.register(caller_id=number, started_at=datetime.now(WITA) - timedelta(hours=1))
+    env.client.post(
+        f"/v1/calls/{first['call_id']}/disposition", json={"label": "prank"}, headers=env.auth()
+    )
+
+    def gone(**kwargs: Any) -> Any:
+        raise StoreUnavailableError("database unavailable: connection lost")
+
+    monkeypatch.setattr(env.store, "register_call", gone)
+    body = {
+        "call_id": new_call_id(),
+        "caller_id": number,
+        "started_at": (datetime.now(UTC) + timedelta(seconds=30)).isoformat(),
+    }
+    response = env.client.post("/v1/calls", json=body, headers=env.auth())
+    monkeypatch.undo()
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["created"] is None and answer["stored"] is False
+    assert answer["history_unavailable"] is False  # the history was read and used
+    started = datetime.fromisoformat(body["started_at"])
+    loaded = default_model()
+    with_history, without = (
+        pre_answer_score(
+            loaded.model, caller_id=number, started_at=started, history=h, timezone=None
+        ).p_prank
+        for h in (
+            history_features(env.store.caller_history(number, before=started), at=started),
+            empty_history(),
+        )
+    )
+    assert answer["p_prank"] == with_history != without
+    assert env.get_call(body["call_id"]).status_code == 404
+
+
 def test_clearing_a_number_removes_its_past_pranks_from_history(env: Env) -> None:
     number = new_number()
     first = env.register(caller_id=number)

@@ -102,6 +102,7 @@ def test_metrics_count_requests_flags_and_model(env: Env) -> None:
     assert f'callsift_calls_scored_total{{flag="{flag}",stage="pre_answer"}}' in text
     assert f'callsift_model_info{{version="{default_model().version}"}} 1.0' in text
     assert "callsift_model_available 1.0" in text
+    assert 'callsift_pre_answer_cache{result="miss"}' in text
     assert number not in text
 
 
@@ -193,8 +194,12 @@ def test_unusable_model_answers_503_until_a_reload_fixes_it(
         assert fixed.status_code == 200, fixed.text
         assert fixed.json()["previous_version"] is None
         assert fixed.json()["version"] == "fixed-1"
+        # The call was registered when it arrived; the retry scores and stores it.
         again = env.client.post("/v1/calls", json=body, headers=env.auth())
         assert again.status_code == 200 and again.json()["model_version"] == "fixed-1"
+        assert again.json()["created"] is False and again.json()["stored"] is True
+        stored = env.client.get(f"/v1/calls/{body['call_id']}", headers=env.auth()).json()
+        assert stored["pre_score"]["p_prank"] == again.json()["p_prank"]
         assert env.client.get("/readyz").status_code == 200
 
 
@@ -205,67 +210,65 @@ def test_reload_keeps_requests_in_flight_on_the_old_model(
 
     holder = preloaded_holder(model_dir=_model_copy(tmp_path, "reloaded-2"))
     old = holder.get()
-    entered, release = threading.Event(), threading.Event()
     seen: list[object] = []
+    swapped: list[str] = []
     real = calls_router.pre_answer_score
 
-    def slow_score(model: Any, **kwargs: Any) -> Any:
+    def swap_mid_request(model: Any, **kwargs: Any) -> Any:
         seen.append(model)
-        if len(seen) == 1:  # hold the first request while the model is swapped
-            entered.set()
-            assert release.wait(30)
+        if len(seen) == 1:
+            # A reload from another thread completes while this request is scored. On
+            # SQLite the request runs on the event loop, so the reload cannot come in
+            # through HTTP here; reloads run in worker threads, as this one does.
+            worker = threading.Thread(target=lambda: swapped.append(holder.reload()[1].version))
+            worker.start()
+            worker.join(60)
         return real(model, **kwargs)
 
-    monkeypatch.setattr(calls_router, "pre_answer_score", slow_score)
+    monkeypatch.setattr(calls_router, "pre_answer_score", swap_mid_request)
     with _env(tmp_path, holder) as env:
-        result: dict[str, Any] = {}
         body = {
             "call_id": new_call_id(),
             "caller_id": new_number(),
             "started_at": datetime.now(UTC).isoformat(),
         }
-
-        def in_flight() -> None:
-            result["response"] = env.client.post("/v1/calls", json=body, headers=env.auth())
-
-        thread = threading.Thread(target=in_flight)
-        thread.start()
-        try:
-            assert entered.wait(30)
-            reload = env.client.post("/v1/model/reload", headers=env.auth("admin"))
-        finally:
-            release.set()
-            thread.join(30)
-        assert reload.status_code == 200, reload.text
-        assert reload.json()["previous_version"] == old.version
-        assert reload.json()["version"] == "reloaded-2"
-        response = result["response"]
-        assert response.status_code == 200
+        response = env.client.post("/v1/calls", json=body, headers=env.auth())
+        assert swapped == ["reloaded-2"]
+        assert response.status_code == 200, response.text
         assert response.json()["model_version"] == old.version
         assert seen[0] is old.model
+        stored = env.client.get(f"/v1/calls/{body['call_id']}", headers=env.auth()).json()
+        assert stored["pre_score"]["model_version"] == old.version
 
         after = env.client.post(
             "/v1/calls", json={**body, "call_id": new_call_id()}, headers=env.auth()
         )
         assert after.json()["model_version"] == "reloaded-2"
         assert seen[-1] is holder.get().model and seen[-1] is not old.model
-        assert 'callsift_model_info{version="reloaded-2"} 1.0' in env.client.get("/metrics").text
+
+        # Through the API: audited, and the metrics follow.
+        holder.model_dir = _model_copy(tmp_path, "reloaded-3")
+        reload = env.client.post("/v1/model/reload", headers=env.auth("admin"))
+        assert reload.status_code == 200, reload.text
+        assert reload.json()["previous_version"] == "reloaded-2"
+        assert reload.json()["version"] == "reloaded-3"
+        assert 'callsift_model_info{version="reloaded-3"} 1.0' in env.client.get("/metrics").text
 
         # A reload that fails keeps the serving model, and says so.
         holder.model_dir = _broken_model(tmp_path)
         failed = env.client.post("/v1/model/reload", headers=env.auth("data_scientist"))
         assert failed.status_code == 409
-        assert "still serving reloaded-2" in failed.json()["detail"]
-        assert env.client.get("/v1/model", headers=env.auth()).json()["version"] == "reloaded-2"
+        assert "still serving reloaded-3" in failed.json()["detail"]
+        assert env.client.get("/v1/model", headers=env.auth()).json()["version"] == "reloaded-3"
 
         audit = env.client.get("/v1/audit", headers=env.auth("admin")).json()["entries"]
         actions = [(e["action"], e["target_id"]) for e in audit]
-        assert ("model.reload", "reloaded-2") in actions
+        assert ("model.reload", "reloaded-3") in actions
         assert ("model.reload_failed", "configured") in actions
         entry = next(e for e in audit if e["action"] == "model.reload")
-        assert entry["before"]["version"] == old.version
-        source = f"dir:{tmp_path / 'model-reloaded-2'}"
-        assert entry["after"] == {"version": "reloaded-2", "source": source}
+        assert entry["before"]["version"] == "reloaded-2"
+        source = f"dir:{tmp_path / 'model-reloaded-3'}"
+        assert entry["after"] == {"version": "reloaded-3", "source": source}
 
 
 def test_model_info_shows_card_and_metrics(env: Env) -> None:

@@ -129,6 +129,87 @@ def test_register_conflict_and_bad_input_change_nothing(store: Store) -> None:
         store.get_call("c2")
 
 
+def test_register_with_its_pre_score_in_one_statement(store: Store) -> None:
+    score = {"flag": "none", "p_prank": 0.1, "reasons": [{"en": "Malam", "weight": 0.5}]}
+    record, created = store.register_call(
+        call_id="p1",
+        caller_id=A,
+        started_at=T0,
+        metadata={"trunk": "7"},
+        actor="cli",
+        pre_score=score,
+        model_version="m1",
+    )
+    assert created and record.pre_score == score and record.model_version == "m1"
+    assert store.get_call("p1") == record
+    # A retry returns what is stored, not the score it brings.
+    again, created = store.register_call(
+        call_id="p1",
+        caller_id=A,
+        started_at=T0,
+        metadata={},
+        actor="cli",
+        pre_score={"flag": "likely_prank"},
+        model_version="m2",
+    )
+    assert not created and again.pre_score == score and again.model_version == "m1"
+    _call(store, "p2", A, T0 + timedelta(hours=1))
+    assert store.get_call("p2").pre_score is None
+    with store.engine.connect() as conn:  # SQL NULL, not JSON null, when there is no score
+        nulls = conn.execute(text("SELECT COUNT(*) FROM calls WHERE pre_score IS NULL"))
+        assert nulls.scalar_one() == 1
+    for kwargs in ({"pre_score": score}, {"model_version": "m1"}, {"pre_score": 3}):
+        with pytest.raises(InvalidParameterError):
+            store.register_call(
+                call_id="p3", caller_id=A, started_at=T0, metadata={}, actor="cli", **kwargs
+            )
+    with pytest.raises(NotFoundError):
+        store.get_call("p3")
+
+
+def test_driver_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
+    # On SQLite the per-call INSERT and history read bypass SQLAlchemy's execution layer;
+    # the bytes stored must be the ones SQLAlchemy's own INSERT stores.
+    from api.store import _INSERT_CALL
+
+    started = datetime(2025, 6, 2, 21, 15, 0, 0, tzinfo=WIB)  # no microseconds
+    score = {"flag": "none", "reasons": [{"en": "Malam hari", "id": "Malam \u00e9"}]}
+    store.register_call(
+        call_id="d1",
+        caller_id=A,
+        started_at=started,
+        metadata={"note": "caf\u00e9"},
+        actor="cli",
+        pre_score=score,
+        model_version="m1",
+    )
+    with store.engine.begin() as conn:
+        row = conn.execute(text("SELECT created_at FROM calls WHERE call_id = 'd1'")).one()
+        created_at = (
+            datetime.fromisoformat(row[0]).replace(tzinfo=UTC) if store.is_sqlite else row[0]
+        )
+        conn.execute(
+            _INSERT_CALL,
+            {
+                "call_id": "d2",
+                "caller_id": A,
+                "started_at": started,
+                "utc_offset_s": 7 * 3600,
+                "metadata": {"note": "caf\u00e9"},
+                "created_at": created_at,
+                "history_weight": 1.0,
+                "pre_score": score,
+                "model_version": "m1",
+            },
+        )
+        rows = conn.execute(text("SELECT * FROM calls WHERE call_id IN ('d1', 'd2')")).all()
+    one, two = ({k: v for k, v in r._mapping.items() if k not in ("id", "call_id")} for r in rows)
+    assert one == two
+    past = store.caller_history(A, before=started + timedelta(seconds=1))
+    assert [p.started_at for p in past] == [started, started]
+    assert store.caller_history(A, before=started) == []
+
+
 def test_register_race_creates_one_row(store: Store) -> None:
     n = 8
     barrier = threading.Barrier(n)

@@ -210,7 +210,7 @@ def test_x_not_a_dataframe_at_predict_raises(table: pd.DataFrame, fitted: CallCl
 def test_missing_feature_column_is_named(table: pd.DataFrame, fitted: CallClassifier) -> None:
     with pytest.raises(InvalidParameterError, match="snr_db"):
         CallClassifier(**SMALL).fit(table.drop(columns=["snr_db"]), table["label"])
-    with pytest.raises(InvalidParameterError, match=r"lacks 1 of the model's 102.*whisper_ratio"):
+    with pytest.raises(InvalidParameterError, match=r"lacks 1 of the model's 103.*whisper_ratio"):
         fitted.predict_proba(table.drop(columns=["whisper_ratio"]))
 
 
@@ -571,6 +571,79 @@ def test_score_of_a_mapping_equals_score_frame_row(
     assert scoring.score(features) == scoring.score_frame(row)[0]
     pre = {f: features[f] for f in PRE_ANSWER_FEATURES}
     assert scoring.score(pre, stage="pre_answer") == scoring.score_frame(row, stage="pre_answer")[0]
+
+
+def _plain_reasons(scoring: ScoringModel, row: np.ndarray, stage: str) -> list[tuple[str, str]]:
+    """Reasons worked out the plain way: one prediction per group set to its reference."""
+    from classifier.reasons import REASON_GROUPS
+
+    clf = scoring.classifier(stage)
+    names = list(clf.features_)
+    raw = clf.predict_proba_matrix(row[None, :], calibrated=False)[0]
+    proba = clf.calibrate(raw[None, :])[0]
+    flag = str(flags_from_proba(proba[None, :], classes=LABELS, thresholds=clf.thresholds_)[0])
+    if flag != "none":
+        target = flag.split("_", 1)[1]
+    else:
+        target = (
+            "prank" if proba[LABELS.index("prank")] >= proba[LABELS.index("ghost")] else "ghost"
+        )
+    t = LABELS.index(target)
+    sign = 1.0 if flag != "none" or proba[t] >= 0.5 else -1.0
+
+    def logit(p: float) -> float:
+        q = min(max(p, 1e-6), 1 - 1e-6)
+        return math.log(q / (1 - q))
+
+    deltas = []
+    for group, features in REASON_GROUPS.items():
+        cols = [names.index(f) for f in features if f in names]
+        if not cols:
+            continue
+        moved = row.copy()
+        moved[cols] = clf.reference_[cols]
+        p = clf.predict_proba_matrix(moved[None, :], calibrated=False)[0, t]
+        deltas.append((group, logit(raw[t]) - logit(p)))
+    kept = sorted((d for d in deltas if sign * d[1] >= 0.05), key=lambda d: -sign * d[1])
+    return [(g, "raises" if d > 0 else "lowers") for g, d in kept[:3]]
+
+
+@pytest.mark.parametrize("stage", ["call", "pre_answer"])
+def test_reasons_match_one_prediction_per_group(
+    table: pd.DataFrame, scoring: ScoringModel, stage: str
+) -> None:
+    # The batched explanation (calls and moved copies in one prediction, groups at their
+    # reference skipped) gives what the plain loop gives, and a batch what single rows give.
+    clf = scoring.classifier(stage)
+    M = table.loc[:, list(clf.features_)].to_numpy(dtype=np.float64)[:40]
+    M[3, : M.shape[1] // 2] = clf.reference_[: M.shape[1] // 2]  # some groups at reference
+    batch = scoring.score_matrix(M, stage=stage)
+    assert any(s.reasons for s in batch)
+    for i, s in enumerate(batch):
+        assert s == scoring.score_matrix(M[i : i + 1], stage=stage)[0]
+        plain = _plain_reasons(scoring, M[i], stage)
+        assert [(r.group, r.effect) for r in s.reasons] == plain
+
+
+def test_explanation_plan_follows_a_replaced_classifier(
+    table: pd.DataFrame, fitted: CallClassifier, scoring: ScoringModel
+) -> None:
+    import pickle
+
+    rows = table.loc[:9, list(PRE_ANSWER_FEATURES)]
+    before = scoring.score_frame(rows, stage="pre_answer")
+    # The pre-answer classifier swapped for the full one, which knows more groups.
+    other = ScoringModel(call=fitted, pre_answer=scoring.pre_answer, card={"version": "x"})
+    other.score_frame(rows, stage="pre_answer")
+    other.pre_answer = fitted
+    full = table.iloc[:10]
+    assert other.score_frame(full, stage="pre_answer") == [
+        CallScore(probabilities=s.probabilities, flag=s.flag, reasons=s.reasons, stage="pre_answer")
+        for s in scoring.score_frame(full)
+    ]
+    again = pickle.loads(pickle.dumps(scoring))
+    assert "_plans" not in again.__dict__
+    assert again.score_frame(rows, stage="pre_answer") == before
 
 
 def test_call_score_as_dict_has_advisory(table: pd.DataFrame, scoring: ScoringModel) -> None:
