@@ -213,6 +213,9 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--port", type=int, default=8799)
+    ap.add_argument(
+        "--server-args", default="", help="extra `callsift serve` options, e.g. '--loop asyncio'"
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -229,7 +232,7 @@ def main() -> None:
     env = {**os.environ, "CALLSIFT_DATABASE_URL": url, "CALLSIFT_DATA_DIR": str(tmp / "data")}
     env["CALLSIFT_LOG_LEVEL"] = "WARNING"
     server = subprocess.Popen(
-        [str(CALLSIFT), "serve", "--port", str(args.port)],
+        [str(CALLSIFT), "serve", "--port", str(args.port), *args.server_args.split()],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
