@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from service import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLSIFT = Path(sys.executable).with_name("callsift")
@@ -101,18 +101,6 @@ def sixty_second_call(tmp: Path) -> Path:
     out = tmp / "call60.wav"
     sf.write(out, y, sr, format="WAV", subtype="ULAW")
     return out
-
-
-def wait_ready(base: str, timeout: float = 60.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("server did not become ready")
 
 
 def post(base: str, path: str, key: str, body: dict) -> dict:
@@ -229,23 +217,23 @@ def main() -> None:
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
             c.execute(f"CREATE SCHEMA {schema}")
         url = f"{url}?options=-csearch_path%3D{schema}"
-    env = {**os.environ, "CALLSIFT_DATABASE_URL": url, "CALLSIFT_DATA_DIR": str(tmp / "data")}
-    env["CALLSIFT_LOG_LEVEL"] = "WARNING"
-    server = subprocess.Popen(
-        [str(CALLSIFT), "serve", "--port", str(args.port), *args.server_args.split()],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{args.port}"
+    env = {"CALLSIFT_DATABASE_URL": url, "CALLSIFT_DATA_DIR": str(tmp / "data")}
     try:
-        key = ""
-        assert server.stderr is not None
-        for line in server.stderr:
-            if line.strip().startswith("cs_"):
-                key = line.strip()
-                break
-        wait_ready(base)
+        results = run(args, tmp, env)
+    finally:
+        if schema:
+            import psycopg
+
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+    report(url, results, tmp / "call60.wav")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Every measured run against one server."""
+    with serve(port=args.port, env=env, server_args=args.server_args) as server:
+        base, key = server.base, server.key
         results: dict[str, dict[str, float]] = {}
         calls = tmp / "calls.lua"
         calls.write_text(CALLS_LUA % {"key": key})
@@ -286,14 +274,10 @@ def main() -> None:
             **wrk(audio, base, threads=1, conns=1, seconds=args.seconds),
             "cache_hits": float("nan"),
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if schema:
-            import psycopg
+    return results
 
-            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+def report(url: str, results: dict[str, dict[str, float]], wav: Path) -> None:
     print(f"database: {url.split('?')[0]}")
     print("| request | p50 ms | p99 ms | requests/s | non-2xx | pre-answer cache hits |")
     print("|---|---|---|---|---|---|")
@@ -312,7 +296,6 @@ def main() -> None:
             if k.endswith("_ms")
         )
     )
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -87,16 +87,7 @@ def main() -> None:
     ap.add_argument("--naive-repeats", type=int, default=3)
     args = ap.parse_args()
     y = test_call()
-    audio = CallAudio(
-        caller=y,
-        other=None,
-        sr=SR,
-        original_sr=SR,
-        original_channels=1,
-        original_format="WAV",
-        original_subtype="PCM_16",
-        duration_s=y.size / SR,
-    )
+    audio = CallAudio.from_samples(y, sr=SR, subtype="PCM_16")
     audio_features(audio)  # warm caches (mel basis, DCT)
     ours: list[float] = []
     base: list[float] = []

@@ -31,11 +31,8 @@ import json
 import os
 import random
 import resource
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -44,9 +41,9 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from service import serve
 
 ROOT = Path(__file__).resolve().parents[1]
-CALLSIFT = Path(sys.executable).with_name("callsift")
 SR = 8000
 
 
@@ -66,18 +63,6 @@ def simulated_calls(tmp: Path, *, n: int, seed: int, max_s: float) -> list[bytes
         sf.write(buf, y, SR, format="RAW", subtype="ULAW")
         out.append(buf.getvalue())
     return out
-
-
-def wait_ready(base: str, timeout: float = 90.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("server did not become ready")
 
 
 @dataclass
@@ -305,32 +290,17 @@ def main() -> None:
     calls = simulated_calls(tmp, n=args.calls, seed=21, max_s=args.max_call_s)
     durations = [len(c) / SR for c in calls]
     env = {
-        **os.environ,
         "CALLSIFT_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
         "CALLSIFT_DATA_DIR": str(tmp / "data"),
-        "CALLSIFT_LOG_LEVEL": "WARNING",
         "CALLSIFT_STREAM_MAX": "1000",
     }
-    server = subprocess.Popen(
-        [str(CALLSIFT), "serve", "--port", str(args.port), *args.server_args.split()],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{args.port}"
     rows = []
-    try:
-        key = ""
-        assert server.stderr is not None
-        for line in server.stderr:
-            if line.strip().startswith("cs_"):
-                key = line.strip()
-                break
-        wait_ready(base)
+    with serve(port=args.port, env=env, server_args=args.server_args) as server:
+        base, key = server.base, server.key
         for level in args.levels.split(","):
             n = int(level.split("+")[0])
             abusers = args.abusers if level.endswith("+abuse") else 0
-            cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
+            cpu0, wall0 = cpu_seconds(server.process.pid), time.monotonic()
             own0 = resource.getrusage(resource.RUSAGE_SELF)
             # The load generator is the same program whatever the server runs: uvloop
             # when installed (it leaves more of the machine to the server).
@@ -363,21 +333,18 @@ def main() -> None:
                     if tally.compute_ms
                     else float("nan"),
                     "max_gap_s": float(max(tally.gaps)) if tally.gaps else float("nan"),
-                    "server_cores": (cpu_seconds(server.pid) - cpu0) / wall,
+                    "server_cores": (cpu_seconds(server.process.pid) - cpu0) / wall,
                     "generator_cores": (
                         own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
                     )
                     / wall,
                     "generator_lag_p99_ms": float(np.percentile(tally.lag, 99) * 1000),
-                    "server_rss_mb": rss_mb(server.pid),
+                    "server_rss_mb": rss_mb(server.process.pid),
                     "streams_done": tally.streams,
                     "closes": tally.closes,
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"\nserver: callsift serve {args.server_args}".rstrip())
     print(
         f"{len(calls)} simulated calls, {np.median(durations):.1f} s median "

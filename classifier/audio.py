@@ -88,6 +88,30 @@ class CallAudio:
     original_subtype: str
     duration_s: float
 
+    @classmethod
+    def from_samples(
+        cls, caller: np.ndarray, *, sr: int = TARGET_SR, subtype: str = "FLOAT"
+    ) -> CallAudio:
+        """A mono call from samples already decoded at ``sr`` (a live stream, a test).
+
+        Parameters
+        ----------
+        caller : numpy.ndarray, float32, shape (n,)
+        sr : int, keyword-only
+        subtype : str, keyword-only
+            The encoding the samples came from, for the record.
+        """
+        return cls(
+            caller=caller,
+            other=None,
+            sr=sr,
+            original_sr=sr,
+            original_channels=1,
+            original_format="WAV",
+            original_subtype=subtype,
+            duration_s=caller.size / sr,
+        )
+
     def head(self, seconds: float) -> CallAudio:
         """The first ``seconds`` of the call: what a live stream has heard by then.
 

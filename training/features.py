@@ -151,18 +151,7 @@ def warm_numba_cache() -> None:
     bursts = ((t % 1.0) > 0.4) & ((t % 1.0) < 0.8)
     noise = np.random.default_rng(0).standard_normal(t.size)
     y = (0.2 * voiced * bursts + 0.002 * noise).astype(np.float32)
-    audio_features(
-        CallAudio(
-            caller=y,
-            other=None,
-            sr=SR,
-            original_sr=SR,
-            original_channels=1,
-            original_format="WAV",
-            original_subtype="FLOAT",
-            duration_s=3.0,
-        )
-    )
+    audio_features(CallAudio.from_samples(y, sr=SR))
 
 
 def extract_features(

@@ -19,16 +19,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def _mono(y: np.ndarray) -> CallAudio:
-    return CallAudio(
-        caller=y,
-        other=None,
-        sr=SR,
-        original_sr=SR,
-        original_channels=1,
-        original_format="WAV",
-        original_subtype="PCM_16",
-        duration_s=y.size / SR,
-    )
+    return CallAudio.from_samples(y, subtype="PCM_16")
 
 
 def _assert_same(live: dict[str, float], batch: dict[str, float], *, where: str) -> None:

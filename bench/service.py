@@ -1,0 +1,58 @@
+"""The service under test, started as users start it (`callsift serve`), for the benches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+CALLSIFT = Path(sys.executable).with_name("callsift")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    base: str
+    key: str
+
+
+def wait_ready(base: str, timeout: float = 90.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("server did not become ready")
+
+
+@contextmanager
+def serve(*, port: int, env: dict[str, str], server_args: str = "") -> Iterator[Server]:
+    """Run `callsift serve` on a fresh database (``env``), with the admin key it prints."""
+    process = subprocess.Popen(
+        [str(CALLSIFT), "serve", "--port", str(port), *server_args.split()],
+        env={**os.environ, "CALLSIFT_LOG_LEVEL": "WARNING", **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        key = ""
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.strip().startswith("cs_"):
+                key = line.strip()
+                break
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base)
+        yield Server(process=process, base=base, key=key)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
