@@ -178,6 +178,8 @@ def serve_command(
         # uvicorn's access log prints raw paths, which hold phone numbers; the app logs
         # every request itself with the route template instead.
         access_log=False,
+        # Live audio frames do not compress; deflating them costs CPU for nothing.
+        ws_per_message_deflate=False,
     )
 
 

@@ -151,6 +151,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        runtime.streams.shutdown()
         runtime.store.dispose()
 
 
@@ -204,7 +205,7 @@ def create_app(
             settings.log_salt.get_secret_value() if settings.log_salt is not None else None
         ),
         timezone=resolve_timezone(settings.timezone),
-        streams=LiveCalls(limit=settings.stream_max),
+        streams=LiveCalls(limit=settings.stream_max, threads=settings.stream_threads),
     )
     for result, attr in (("hit", "hits"), ("miss", "misses")):
         metrics.pre_answer_cache.labels(result=result).set_function(

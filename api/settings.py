@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     stream_max_ahead_s : float
         How far ahead of real time a client may send; the server reads faster senders
         at real-time pace.
+    stream_threads : int
+        Threads that compute live streams' scores.
     """
 
     model_config = SettingsConfigDict(
@@ -108,6 +110,7 @@ class Settings(BaseSettings):
     stream_idle_s: float = Field(default=10.0, gt=0)
     stream_update_s: float = Field(default=1.0, gt=0, le=1.0)
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
+    stream_threads: int = Field(default=2, ge=1, le=64)
 
     @field_validator("timezone")
     @classmethod

@@ -6,13 +6,16 @@ turns the errors raised here into close codes.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -22,6 +25,7 @@ from classifier.features import SR, call_features
 from classifier.scoring import CallScore, ScoringModel
 from classifier.streaming import StreamingFeatures
 
+T = TypeVar("T")
 Encoding = Literal["pcm16", "mulaw"]
 ENCODINGS: tuple[str, ...] = ("pcm16", "mulaw")
 #: Frame duration a client may send, in ms of audio.
@@ -204,10 +208,21 @@ class LiveCall:
 class LiveCalls:
     """The live streams of this server process, with their limit."""
 
-    def __init__(self, *, limit: int) -> None:
+    def __init__(self, *, limit: int, threads: int = 2) -> None:
         self.limit = limit
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
+        # Updates are CPU work under the GIL: a few threads of their own keep them in
+        # one queue, instead of dozens contending in the shared pool that also serves
+        # key checks and database calls.
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the streams' threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -113,7 +113,7 @@ async def one_stream(
             sent: list[float] = []
             url = base.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
             async with websockets.connect(
-                url, additional_headers={"X-API-Key": key}, max_queue=None
+                url, additional_headers={"X-API-Key": key}, max_queue=None, compression=None
             ) as ws:
                 ready = json.loads(await ws.recv())
                 assert ready["type"] == "ready", ready
@@ -255,16 +255,39 @@ def _runner() -> Callable[[Coroutine[Any, Any, Tally]], Tally]:
     return uvloop.run
 
 
+def _family(pid: int) -> list[int]:
+    """``pid`` and its children (uvicorn's worker processes with ``--workers``)."""
+    out = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in _family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    total = 0.0
+    for p in _family(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(x.split()[1]) / 1024 for x in lines if x.startswith("VmRSS:"))
+    return total
 
 
 def main() -> None:

@@ -355,10 +355,10 @@ def _spectral(V: np.ndarray, mask: np.ndarray, *, sr: int) -> dict[str, float]:
     nyq = sr / 2
     out: dict[str, float] = {}
     # Statistics of every column over the loud frames at once, then of the speech frames.
-    loud_v = V[loud].astype(np.float64)
+    loud_v = V[loud]
     n_loud = loud_v.shape[0]
-    mean = loud_v.mean(axis=0) if n_loud else np.full(V.shape[1], np.nan)
-    std = loud_v.std(axis=0) if n_loud else np.full(V.shape[1], np.nan)
+    mean = loud_v.mean(axis=0, dtype=np.float64) if n_loud else np.full(V.shape[1], np.nan)
+    std = loud_v.std(axis=0, dtype=np.float64) if n_loud else np.full(V.shape[1], np.nan)
     speech_v = V[mask][:, [_COL["centroid"], _COL["flatness"]]].astype(np.float64)
     speech_mean = speech_v.mean(axis=0) if speech_v.shape[0] else np.full(2, np.nan)
     for name in ("centroid", "bandwidth", "rolloff"):

@@ -281,7 +281,7 @@ async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
             due = heard - live.last_update_s >= settings.stream_update_s
             if due and heard * SR >= MIN_SAMPLES and live.dropped_s == 0:
                 live.last_update_s = heard
-                payload, elapsed = await run_in_threadpool(_scored, runtime, live)
+                payload, elapsed = await runtime.streams.run(_scored, runtime, live)
                 await _send(
                     ws,
                     {
@@ -329,7 +329,7 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
         )
     else:
         try:
-            payload, elapsed = await run_in_threadpool(_scored, runtime, live, True)
+            payload, elapsed = await runtime.streams.run(_scored, runtime, live, True)
         except ModelUnavailableError as exc:
             await _fail(ws, 4503, str(exc))
             return
