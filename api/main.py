@@ -8,6 +8,7 @@ without history is better in a call centre than one that does not answer at all.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -141,6 +142,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.models.load)
     current = runtime.models.current
     runtime.metrics.set_model(current.version if current is not None else None)
+    # The model, the app and the libraries are loaded for good: moved out of the
+    # collector's reach, a full collection no longer walks them (a 100 ms pause every
+    # few thousand requests, seen as the p99 of POST /v1/calls).
+    gc.freeze()
     logger.info(
         "started",
         extra={
