@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     stream_idle_s: float = Field(default=10.0, gt=0)
     stream_update_s: float = Field(default=1.0, gt=0, le=1.0)
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
-    stream_threads: int = Field(default=2, ge=1, le=64)
+    stream_threads: int = Field(default=1, ge=0, le=64)
 
     @field_validator("timezone")
     @classmethod

@@ -208,21 +208,26 @@ class LiveCall:
 class LiveCalls:
     """The live streams of this server process, with their limit."""
 
-    def __init__(self, *, limit: int, threads: int = 2) -> None:
+    def __init__(self, *, limit: int, threads: int = 1) -> None:
         self.limit = limit
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
         # Updates are CPU work under the GIL: a few threads of their own keep them in
         # one queue, instead of dozens contending in the shared pool that also serves
         # key checks and database calls.
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream")
+        self.executor = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream") if threads else None
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the streams' threads."""
+        """``fn(*args)`` on the streams' threads (on the event loop itself with 0 threads)."""
+        if self.executor is None:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def shutdown(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -306,14 +306,42 @@ def main() -> None:
     ap.add_argument("--max-call-s", type=float, default=90.0)
     ap.add_argument("--port", type=int, default=8798)
     ap.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL URL (a fresh schema is made and dropped); default a fresh SQLite file",
+    )
+    ap.add_argument(
         "--server-args", default="", help="extra `callsift serve` options, e.g. '--loop asyncio'"
     )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="callsift-stream-"))
     calls = simulated_calls(tmp, n=args.calls, seed=21, max_s=args.max_call_s)
-    durations = [len(c) / SR for c in calls]
+    url, schema = args.database_url or f"sqlite:///{tmp / 'bench.db'}", None
+    if url.startswith("postgresql"):
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        url = f"{url}?options=-csearch_path%3D{schema}"
+    try:
+        rows = measure(args, calls, tmp, url)
+    finally:
+        if schema:
+            import psycopg
+
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+    print(f"\nserver: callsift serve {args.server_args}".rstrip() + f" on {url.split('?')[0]}")
+    table(args, calls, rows)
+
+
+def measure(
+    args: argparse.Namespace, calls: list[bytes], tmp: Path, url: str
+) -> list[dict[str, Any]]:
+    """Every level against one server."""
     env = {
-        "CALLSIFT_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "CALLSIFT_DATABASE_URL": url,
         "CALLSIFT_DATA_DIR": str(tmp / "data"),
         "CALLSIFT_STREAM_MAX": "1000",
     }
@@ -368,7 +396,11 @@ def main() -> None:
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
-    print(f"\nserver: callsift serve {args.server_args}".rstrip())
+    return rows
+
+
+def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any]]) -> None:
+    durations = [len(c) / SR for c in calls]
     print(
         f"{len(calls)} simulated calls, {np.median(durations):.1f} s median "
         f"(cut at {args.max_call_s:g} s), frames of {args.frame_ms} ms, "
