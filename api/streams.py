@@ -212,11 +212,13 @@ class LiveCalls:
         self.limit = limit
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
-        # Updates are CPU work under the GIL: a few threads of their own keep them in
-        # one queue, instead of dozens contending in the shared pool that also serves
-        # key checks and database calls.
+        # Updates are CPU work under the GIL: a thread of their own keeps them in one
+        # queue, instead of dozens contending in the shared pool that also serves key
+        # checks and database calls (0 threads: on the event loop itself).
         self.executor = (
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream") if threads else None
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream")
+            if threads
+            else None
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

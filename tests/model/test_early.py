@@ -6,10 +6,10 @@ caller may be a person in danger who needs time to speak, or cannot: early on a 
 flag is at most ``possible``, and a clear spoken report is not flagged while it starts.
 
 The safety rule holds for any model. What a model trained on prefixes must also do
-(let 20 s of an open, silent line grow into a ghost score; leave the first seconds of a spoken report alone,
-which a whole-call model does not: it flagged the report's first 4 s possible_ghost) is
-checked only on such a model: a shipped model from before issue 7 is skipped with the
-reason, until ``callsift build-default`` rebuilds it.
+(let 20 s of an open, silent line grow into a ghost score; leave the first seconds of a
+spoken report alone, which a whole-call model does not: it flagged the report's first
+4 s possible_ghost) is checked only on such a model: a shipped model from before issue 7
+is skipped with the reason, until ``callsift build-default`` rebuilds it.
 """
 
 from __future__ import annotations
