@@ -446,7 +446,8 @@ def _block_noise(
     n_frames = P.shape[1]
     smooth_reach = 3  # e_db of a frame depends on its neighbours through the 50 ms smoothing
     out = {}
-    for k in np.unique(blocks):
+    unique, inverse = np.unique(blocks, return_inverse=True)
+    for k in unique:
         k = int(k)
         if k in memo.noise:
             out[k] = memo.noise[k]
@@ -459,7 +460,7 @@ def _block_noise(
         if min(m + smooth_reach, n_frames) <= final:
             memo.noise[k] = noise
         out[k] = noise
-    return np.stack([out[int(k)] for k in blocks], axis=1)
+    return np.stack([out[int(k)] for k in unique], axis=1)[:, inverse]
 
 
 def _periodicity(
