@@ -30,6 +30,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, HTTPException, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -63,7 +64,13 @@ class _Closed(Exception):
 async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
     try:
         await ws.send_text(json.dumps(message, separators=(",", ":")))
-    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+    except (
+        WebSocketDisconnect,
+        RuntimeError,
+        OSError,
+        anyio.ClosedResourceError,
+        anyio.BrokenResourceError,
+    ) as exc:
         raise _Closed from exc
 
 
@@ -197,7 +204,10 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
     try:
         how = await _serve(websocket, runtime, live)
     except _Closed:
+        # The client went away while an update was being sent: what it sent is still
+        # scored and stored, as when it disconnects between frames.
         how = "disconnect"
+        await _finish(websocket, runtime, live, how=how)
     except StreamError as exc:
         await _fail(websocket, exc.code, str(exc))
     except Exception:
@@ -250,7 +260,16 @@ async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
     settings = runtime.settings
     paced = False
     while True:
-        message = await ws.receive()
+        try:
+            message = await ws.receive()
+        except (
+            WebSocketDisconnect,
+            RuntimeError,
+            OSError,
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+        ):
+            message = {"type": "websocket.disconnect"}  # the connection is gone
         live.last_message = time.monotonic()
         if message["type"] == "websocket.disconnect":
             await _finish(ws, runtime, live, how="disconnect")

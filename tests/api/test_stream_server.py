@@ -1,0 +1,150 @@
+"""The live stream against a real `callsift serve` (uvicorn, websockets), as clients see it:
+real-time updates, and a client that vanishes without saying "end"."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile as sf
+from websockets.sync.client import connect
+
+from api.store import Store
+from tests.code.test_features import _speech_call
+
+SR = 8000
+
+
+@dataclass
+class Live:
+    url: str
+    key: str
+    store: Store
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    root = tmp_path_factory.mktemp("stream-server")
+    db_url = f"sqlite:///{root / 'callsift.db'}"
+    store = Store(db_url, data_dir=root / "data")
+    store.upgrade()
+    key = store.create_key(role="call_taker", name="stream tester", actor="cli")[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "CALLSIFT_DATABASE_URL": db_url,
+        "CALLSIFT_DATA_DIR": str(root / "data"),
+        "CALLSIFT_LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    log = (root / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("callsift")), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (root / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "callsift serve not ready in 60 s"
+            time.sleep(0.25)
+        yield Live(url=url, key=key, store=store)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        store.dispose()
+
+
+def _register(live: Live, call_id: str) -> None:
+    r = httpx.post(
+        f"{live.url}/v1/calls",
+        json={
+            "call_id": call_id,
+            "caller_id": "+6281299900011",
+            "started_at": "2025-06-03T10:00:00+07:00",
+        },
+        headers={"X-API-Key": live.key},
+    )
+    assert r.status_code == 200, r.text
+
+
+def _mulaw(seconds: float, seed: int) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, 0.8 * _speech_call(seed=seed, seconds=seconds), SR, format="RAW", subtype="ULAW")
+    return out.getvalue()
+
+
+def _ws(live: Live, call_id: str):  # type: ignore[no-untyped-def]
+    url = live.url.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
+    return connect(url, additional_headers={"X-API-Key": live.key})
+
+
+def test_updates_come_at_real_time_pace_and_the_final_closes_1000(live: Live) -> None:
+    _register(live, "real-1")
+    audio = _mulaw(3.0, seed=7)
+    updates: list[tuple[float, dict]] = []
+    with _ws(live, "real-1") as ws:
+        assert json.loads(ws.recv())["type"] == "ready"
+        start = time.monotonic()
+
+        def read() -> None:  # messages timed as they arrive, beside the sending
+            for raw in ws:
+                updates.append((time.monotonic() - start, json.loads(raw)))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for i in range(0, len(audio), 800):  # 100 ms frames, sent as a phone would
+            time.sleep(max(0.0, start + i / SR - time.monotonic()))
+            ws.send(audio[i : i + 800])
+        ws.send('{"type": "end"}')
+        reader.join(timeout=10)
+        assert ws.close_code == 1000
+    kinds = [m["type"] for _, m in updates]
+    assert kinds == ["update"] * 3 + ["final"], kinds  # after 1, 2 and 3 s of audio
+    # Each update came once its second had been sent, not in a burst at the end.
+    assert updates[0][0] < 1.9 and updates[1][0] < 2.9, [t for t, _ in updates]
+    assert updates[-1][1]["stored"] is True and updates[-1][1]["heard_s"] == pytest.approx(3.0)
+
+
+def test_a_client_gone_without_end_still_gets_its_audio_stored(live: Live) -> None:
+    _register(live, "gone-1")
+    audio = _mulaw(2.0, seed=8)
+    ws = _ws(live, "gone-1")
+    ws.recv()  # ready
+    for i in range(0, len(audio), 800):
+        ws.send(audio[i : i + 800])
+    ws.recv()  # the first update: the frames are being read
+    ws.socket.close()  # no "end", no closing handshake: the client is simply gone
+    deadline = time.monotonic() + 10
+    stored = live.store.get_call("gone-1")
+    while stored.audio_file is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stored = live.store.get_call("gone-1")
+    assert stored.audio_file is not None
+    # What the server had read is kept: at least the second its first update covered (an
+    # abrupt close may drop frames still in flight).
+    assert stored.flag is not None and stored.duration_s is not None
+    assert 1.0 <= stored.duration_s <= 2.0
