@@ -76,6 +76,21 @@ class Tally:
     lag: list[float] = field(default_factory=list)
 
 
+async def register(http: Any, call_id: str, caller_id: str) -> None:
+    """POST /v1/calls, once more if a kept-alive connection was closed under it."""
+    import httpx
+
+    body = {"call_id": call_id, "caller_id": caller_id, "started_at": "2025-06-03T10:00:00+07:00"}
+    for attempt in range(3):
+        try:
+            r = await http.post("/v1/calls", json=body)
+            r.raise_for_status()
+            return
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+
+
 async def one_stream(
     calls: list[bytes],
     index: int,
@@ -100,15 +115,7 @@ async def one_stream(
             audio = calls[k % len(calls)]
             k += 7
             call_id = f"s-{uuid.uuid4().hex[:12]}"
-            r = await http.post(
-                "/v1/calls",
-                json={
-                    "call_id": call_id,
-                    "caller_id": f"+62812{random.randrange(10**7):07d}",
-                    "started_at": "2025-06-03T10:00:00+07:00",
-                },
-            )
-            r.raise_for_status()
+            await register(http, call_id, f"+62812{random.randrange(10**7):07d}")
             frames = [audio[i : i + step] for i in range(0, len(audio) - step + 1, step)]
             sent: list[float] = []
             url = base.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
@@ -171,15 +178,7 @@ async def abuser(kind: str, *, base: str, key: str, start_at: float, stop_at: fl
         while time.monotonic() < stop_at:
             call_id = f"a-{uuid.uuid4().hex[:12]}"
             if kind != "unknown":
-                r = await http.post(
-                    "/v1/calls",
-                    json={
-                        "call_id": call_id,
-                        "caller_id": "+6281200000000",
-                        "started_at": "2025-06-03T10:00:00+07:00",
-                    },
-                )
-                r.raise_for_status()
+                await register(http, call_id, "+6281200000000")
             url = base.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
             try:
                 async with websockets.connect(url, additional_headers={"X-API-Key": key}) as ws:
