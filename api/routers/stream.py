@@ -57,6 +57,16 @@ router = APIRouter(tags=["calls"])
 _CALL_ID = re.compile(CALL_ID_PATTERN)
 
 
+#: What a send or receive raises once the client's connection is gone.
+_GONE = (
+    WebSocketDisconnect,
+    RuntimeError,
+    OSError,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+)
+
+
 class _Closed(Exception):
     """The client went away while the server was sending."""
 
@@ -64,13 +74,7 @@ class _Closed(Exception):
 async def _send(ws: WebSocket, message: dict[str, Any]) -> None:
     try:
         await ws.send_text(json.dumps(message, separators=(",", ":")))
-    except (
-        WebSocketDisconnect,
-        RuntimeError,
-        OSError,
-        anyio.ClosedResourceError,
-        anyio.BrokenResourceError,
-    ) as exc:
+    except _GONE as exc:
         raise _Closed from exc
 
 
@@ -262,13 +266,7 @@ async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
     while True:
         try:
             message = await ws.receive()
-        except (
-            WebSocketDisconnect,
-            RuntimeError,
-            OSError,
-            anyio.ClosedResourceError,
-            anyio.BrokenResourceError,
-        ):
+        except _GONE:
             message = {"type": "websocket.disconnect"}  # the connection is gone
         live.last_message = time.monotonic()
         if message["type"] == "websocket.disconnect":
