@@ -9,7 +9,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -134,21 +134,30 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    tmp = tmp_path_factory.mktemp(f"app-{request.param}")
+@contextmanager
+def running_env(
+    backend: str, tmp: Path, *, key_name: str = "test", **overrides: Any
+) -> Iterator[Env]:
+    """An app on a fresh database of ``backend``, with a key per role named ``key_name``."""
     with ExitStack() as stack:
-        if request.param == "sqlite":
+        if backend == "sqlite":
             url = f"sqlite:///{tmp / 'callsift.db'}"
         else:
             url = stack.enter_context(fresh_pg_schema())
-        app = create_app(make_settings(url, tmp), models=preloaded_holder())
+        app = create_app(make_settings(url, tmp, **overrides), models=preloaded_holder())
         client = stack.enter_context(TestClient(app, raise_server_exceptions=False))
         store = app.state.runtime.store
         keys = {
-            role: store.create_key(role=role, name=f"test {role}", actor="cli")[0] for role in ROLES
+            role: store.create_key(role=role, name=f"{key_name} {role}", actor="cli")[0]
+            for role in ROLES
         }
         yield Env(app=app, client=client, store=store, keys=keys, tmp=tmp)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with running_env(request.param, tmp_path_factory.mktemp(f"app-{request.param}")) as e:
+        yield e
 
 
 # --- lifecycle -------------------------------------------------------------------------

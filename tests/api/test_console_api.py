@@ -4,25 +4,21 @@ the model report, with the role of every key, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.dashboard import PLOT_NAMES, render_plot
-from api.main import create_app
 from api.security import ROLES
 from api.store import Store
-from tests.api.conftest import BACKENDS, fresh_pg_schema
+from tests.api.conftest import BACKENDS
 from tests.api.test_app_calls import (
     WITA,
     Env,
-    make_settings,
     new_call_id,
     new_number,
-    preloaded_holder,
+    running_env,
     wav,
 )
 
@@ -33,19 +29,8 @@ WIB = timezone(timedelta(hours=7))
 @pytest.fixture(scope="module", params=BACKENDS)
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp(f"console-{request.param}")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp / 'callsift.db'}"
-        else:
-            url = stack.enter_context(fresh_pg_schema())
-        app = create_app(make_settings(url, tmp), models=preloaded_holder())
-        client = stack.enter_context(TestClient(app, raise_server_exceptions=False))
-        store = app.state.runtime.store
-        keys = {
-            role: store.create_key(role=role, name=f"console {role}", actor="cli")[0]
-            for role in ROLES
-        }
-        yield Env(app=app, client=client, store=store, keys=keys, tmp=tmp)
+    with running_env(request.param, tmp, key_name="console") as e:
+        yield e
 
 
 # --- roles -----------------------------------------------------------------------------

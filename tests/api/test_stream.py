@@ -12,41 +12,22 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
-from api.main import create_app
-from api.security import ROLES
 from classifier.audio import load_audio
-from tests.api.conftest import BACKENDS, fresh_pg_schema
-from tests.api.test_app_calls import Env, make_settings, new_call_id, preloaded_holder
+from tests.api.conftest import BACKENDS
+from tests.api.test_app_calls import Env, new_call_id, running_env
 from tests.code.test_features import _speech_call
 
 SR = 8000
 
 
-def _env(url: str, tmp: Any, **overrides: Any) -> tuple[Env, TestClient]:
-    app = create_app(make_settings(url, tmp, **overrides), models=preloaded_holder())
-    client = TestClient(app, raise_server_exceptions=False)
-    return Env(app=app, client=client, store=app.state.runtime.store, keys={}, tmp=tmp), client
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp(f"stream-{request.param}")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp / 'callsift.db'}"
-        else:
-            url = stack.enter_context(fresh_pg_schema())
-        # Tests send faster than real time; pacing has a test of its own.
-        e, client = _env(url, tmp, stream_max_ahead_s=1e6, stream_max=3)
-        stack.enter_context(client)
-        e.keys = {
-            role: e.store.create_key(role=role, name=f"test {role}", actor="cli")[0]
-            for role in ROLES
-        }
+    # Tests send faster than real time; pacing has a test of its own.
+    with running_env(request.param, tmp, stream_max_ahead_s=1e6, stream_max=3) as e:
         yield e
 
 
@@ -186,9 +167,7 @@ def test_one_stream_per_call_and_a_limit_on_streams(env: Env) -> None:
 
 
 def test_silent_client_gets_a_final_score_then_4408(tmp_path: Any) -> None:
-    e, client = _env(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, stream_idle_s=0.5)
-    with client:
-        e.keys = {"call_taker": e.store.create_key(role="call_taker", name="t", actor="cli")[0]}
+    with running_env("sqlite", tmp_path, stream_idle_s=0.5) as e:
         call = e.register()
         frames = _frames(_wav(0.8 * _speech_call(seed=2, seconds=1.5), "ULAW"), "ULAW")
         with _connect(e, call["call_id"], encoding="mulaw") as ws:
@@ -203,9 +182,7 @@ def test_silent_client_gets_a_final_score_then_4408(tmp_path: Any) -> None:
 
 
 def test_faster_than_real_time_is_read_at_real_time_pace(tmp_path: Any) -> None:
-    e, client = _env(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, stream_max_ahead_s=0.5)
-    with client:
-        e.keys = {"call_taker": e.store.create_key(role="call_taker", name="t", actor="cli")[0]}
+    with running_env("sqlite", tmp_path, stream_max_ahead_s=0.5) as e:
         call = e.register()
         frames = _frames(_wav(0.8 * _speech_call(seed=3, seconds=2.0), "ULAW"), "ULAW", 100)
         start = time.monotonic()
@@ -224,9 +201,7 @@ def test_faster_than_real_time_is_read_at_real_time_pace(tmp_path: Any) -> None:
 
 
 def test_audio_past_the_stream_limit_is_counted_not_scored(tmp_path: Any) -> None:
-    e, client = _env(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, stream_max_seconds=1.0)
-    with client:
-        e.keys = {"call_taker": e.store.create_key(role="call_taker", name="t", actor="cli")[0]}
+    with running_env("sqlite", tmp_path, stream_max_seconds=1.0) as e:
         call = e.register()
         wav = _wav(0.8 * _speech_call(seed=4, seconds=2.5), "PCM_16")
         with _connect(e, call["call_id"], encoding="pcm16") as ws:
