@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +17,7 @@ from websockets.sync.client import connect
 
 from api.store import Store
 from tests.code.test_features import _speech_call
+from tests.serve import callsift_serve
 
 SR = 8000
 
@@ -40,41 +36,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     store = Store(db_url, data_dir=root / "data")
     store.upgrade()
     key = store.create_key(role="call_taker", name="stream tester", actor="cli")[0]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
-        "CALLSIFT_DATABASE_URL": db_url,
-        "CALLSIFT_DATA_DIR": str(root / "data"),
-        "CALLSIFT_LOG_LEVEL": "WARNING",
-    }
-    env.pop("DATABASE_URL", None)
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("callsift")), "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {"CALLSIFT_DATABASE_URL": db_url, "CALLSIFT_DATA_DIR": str(root / "data")}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "callsift serve not ready in 60 s"
-            time.sleep(0.25)
-        yield Live(url=url, key=key, store=store)
+        with callsift_serve(root, env) as url:
+            yield Live(url=url, key=key, store=store)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
         store.dispose()
 
 

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,10 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.serve import callsift_serve
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-START_TIMEOUT_S = 90.0
 
 
 @dataclass
@@ -43,12 +40,6 @@ class Server:
 
     def client(self, role: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-API-Key": self.keys[role]}, timeout=30.0)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -74,47 +65,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     finally:
         store.dispose()
-    port = _free_port()
     env = {
-        **os.environ,
         "CALLSIFT_DATABASE_URL": db_url,
         "CALLSIFT_DATA_DIR": str(data_dir),
-        "CALLSIFT_LOG_LEVEL": "WARNING",
         "CALLSIFT_KEY_CACHE_S": "0",
     }
-    env.pop("DATABASE_URL", None)
-    callsift = Path(sys.executable).with_name("callsift")
-    log = root / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(callsift), "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"callsift serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"callsift serve not ready in {START_TIMEOUT_S} s:\n{log.read_text()}")
-            time.sleep(0.25)
-        yield Server(url=url, keys=keys, expired_key=expired, log=log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with callsift_serve(root, env) as url:
+        yield Server(url=url, keys=keys, expired_key=expired, log=root / "server.log")
 
 
 @pytest.fixture(scope="module")

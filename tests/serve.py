@@ -1,0 +1,67 @@
+"""``callsift serve`` in a subprocess, as users start it, for the tests that need a real
+server (the browser tests, the live stream over real WebSockets)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+START_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def callsift_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
+    """Run the service in ``root`` with ``env`` (CALLSIFT_* settings) until it is ready.
+
+    Yields its base URL; the server's output goes to ``root/server.log``, shown when it
+    fails to start.
+    """
+    full = {**os.environ, "CALLSIFT_LOG_LEVEL": "WARNING", **env}
+    full.pop("DATABASE_URL", None)  # the test's CALLSIFT_DATABASE_URL, not the caller's
+    port = free_port()
+    log = root / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("callsift")), "serve", "--port", str(port)],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"callsift serve exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"callsift serve not ready in {START_TIMEOUT_S} s:\n{log.read_text()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
