@@ -25,6 +25,7 @@ from classifier.errors import InvalidAudioError, InvalidParameterError
 from classifier.history import HISTORY_FEATURES, METADATA_FEATURES, metadata_features
 from classifier.vad import (
     VadMemo,
+    grow_rows,
     speech_activity_from_stft,
     speech_and_whisper_from_stft,
     speech_segments,
@@ -585,11 +586,7 @@ class StreamMemo:
         """:func:`pitch_track` of ``frames``, computing only frames not seen before."""
         if frames.size == 0:
             return np.zeros(0)
-        need = int(frames[-1]) + 1
-        if self._f0.size < need:
-            grown = np.full(max(need, 2 * self._f0.size, 64), np.nan)
-            grown[: self._f0.size] = self._f0
-            self._f0 = grown
+        self._f0 = grow_rows(self._f0, int(frames[-1]) + 1, fill=np.nan)  # NaN: not yet
         todo = frames[np.isnan(self._f0[frames])]
         if todo.size:
             # Pitch frames are only ever whole windows already heard: final at once.

@@ -30,6 +30,7 @@ from classifier.features import (
     stft_frames,
     summarise,
 )
+from classifier.vad import grow_rows
 
 __all__ = ["StreamingFeatures"]
 
@@ -108,15 +109,15 @@ class StreamingFeatures:
         if x.size == 0:
             return
         xd, self._peak = dither(x, start=self._n, peak=self._peak)
-        self._y = _grow(self._y, self._n + x.size, cap=self.max_samples)
+        self._y = grow_rows(self._y, self._n + x.size, cap=self.max_samples)
         self._y[self._n : self._n + x.size] = xd
         self._n += x.size
 
     def _store(self, first: int, last: int) -> None:
         P, S = stft_frames(self._y[: self._n], first=first, last=last)
         cap = n_frames(self.max_samples)
-        self._P = _grow(self._P, last, cap=cap)
-        self._V = _grow(self._V, last, cap=cap)
+        self._P = grow_rows(self._P, last, cap=cap)
+        self._V = grow_rows(self._V, last, cap=cap)
         self._P[first:last] = P
         self._V[first:last] = frame_values(P, S)
 
@@ -148,8 +149,8 @@ class StreamingFeatures:
         # The last frames reach past what has been heard: computed as if the call ended
         # here, into spare rows that the next push overwrites.
         cap = n_frames(self.max_samples)
-        self._P = _grow(self._P, total, cap=cap)
-        self._V = _grow(self._V, total, cap=cap)
+        self._P = grow_rows(self._P, total, cap=cap)
+        self._V = grow_rows(self._V, total, cap=cap)
         if total > self._done:
             P, S = stft_frames(self._y[: self._n], first=self._done, last=total)
             self._P[self._done : total] = P
@@ -159,13 +160,3 @@ class StreamingFeatures:
         )
         feats.update(MONO_FEATURES)
         return {k: float(feats[k]) for k in AUDIO_FEATURES}
-
-
-def _grow(a: np.ndarray, rows: int, *, cap: int) -> np.ndarray:
-    """``a`` with room for at least ``rows`` rows (doubling up to ``cap``: appends stay cheap)."""
-    if a.shape[0] >= rows:
-        return a
-    size = max(rows, min(max(2 * a.shape[0], 64), cap))
-    new = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
-    new[: a.shape[0]] = a
-    return new

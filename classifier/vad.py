@@ -82,6 +82,22 @@ _MIN_WHISPER_S = 0.15
 _EPS = 1e-10
 
 
+def grow_rows(a: np.ndarray, rows: int, *, cap: int | None = None, fill: float = 0) -> np.ndarray:
+    """``a`` with room for at least ``rows`` rows, new rows set to ``fill``.
+
+    The size doubles (up to ``cap``), so a live stream's arrays grow by a frame or a
+    second at a time at little cost.
+    """
+    if a.shape[0] >= rows:
+        return a
+    size = max(rows, 2 * a.shape[0], 64)
+    if cap is not None:
+        size = max(rows, min(size, cap))
+    new = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
+    new[: a.shape[0]] = a
+    return new
+
+
 class VadMemo:
     """Per-frame results a live stream's speech detection keeps between updates.
 
@@ -102,17 +118,13 @@ class VadMemo:
         self.voiced = np.zeros(0, bool)
         self.with_whisper = np.zeros(0, bool)
         self.settled = 0  # frames whose decisions no later audio can change
-        self.fps = 100.0
 
     def band_sums(
         self, P: np.ndarray, band: slice, low: slice, *, final: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame power in the activity band and in the low band, (n_frames,) each."""
         n = P.shape[1]
-        if self._sums.shape[0] < n:
-            grown = np.zeros((max(n, 2 * self._sums.shape[0], 256), 2), np.float32)
-            grown[: self._sums_done] = self._sums[: self._sums_done]
-            self._sums = grown
+        self._sums = grow_rows(self._sums, n)
         start = min(self._sums_done, n)
         self._sums[start:n, 0] = P[band, start:n].sum(axis=0)
         self._sums[start:n, 1] = P[low, start:n].sum(axis=0)
@@ -121,16 +133,9 @@ class VadMemo:
 
     def grow(self, n_frames: int) -> None:
         """Make room for ``n_frames`` frames (doubling, so a growing call stays cheap)."""
-        have = self.ac.size
-        if have >= n_frames:
-            return
-        size = max(n_frames, 2 * have, 256)
         names = ("ac", "lag", "periodic_known", "flat", "low_share", "shape_known")
         for name in (*names, "voiced", "with_whisper"):
-            old = getattr(self, name)
-            new = np.zeros(size, old.dtype)
-            new[:have] = old
-            setattr(self, name, new)
+            setattr(self, name, grow_rows(getattr(self, name), n_frames))
 
     @property
     def nbytes(self) -> int:
@@ -323,7 +328,7 @@ def speech_and_whisper_from_stft(
         memo = VadMemo()
     if final is None:
         final = n_frames
-    memo.fps = fps
+    memo.grow(n_frames)
     band_sum, low_sum = memo.band_sums(P, band, low, final=final)
     e_db = 10.0 * np.log10(uniform_filter1d(band_sum, smooth) * scale + _EPS)
     e_low_db = 10.0 * np.log10(uniform_filter1d(low_sum, smooth) * scale + _EPS)
@@ -332,9 +337,19 @@ def speech_and_whisper_from_stft(
     # from _CONTEXT_S before its last settled frame; earlier frames keep their result.
     start = max(0, memo.settled - round(_CONTEXT_S * fps))
     voiced, with_whisper = _decide(
-        P, freqs, band, low, e_db, e_low_db, start, sr=sr, n_fft=n_fft, memo=memo, final=final
+        P,
+        freqs,
+        band,
+        low,
+        e_db,
+        e_low_db,
+        start,
+        sr=sr,
+        n_fft=n_fft,
+        fps=fps,
+        memo=memo,
+        final=final,
     )
-    memo.grow(n_frames)
     keep = memo.settled
     memo.voiced[keep:n_frames] = voiced[keep - start :]
     memo.with_whisper[keep:n_frames] = with_whisper[keep - start :]
@@ -355,12 +370,12 @@ def _decide(
     *,
     sr: int,
     n_fft: int,
+    fps: float,
     memo: VadMemo,
     final: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Voiced and voiced-or-whisper masks of frames ``start`` onwards."""
     n_frames = P.shape[1]
-    fps = memo.fps
     e_db, e_low_db = e_db_all[start:], e_low_db_all[start:]
     floor_win = max(3, round(_FLOOR_WIN_S * fps))
     # Opening = running minimum then maximum: follows the floor between words, ignores
@@ -369,7 +384,6 @@ def _decide(
     snr_low = e_low_db - grey_opening(e_low_db, size=floor_win, mode="nearest")
     audible = e_db > _ABS_FLOOR_DB
 
-    memo.grow(n_frames)
     cand = np.flatnonzero((snr_low >= _VOICED_SNR_DB) & audible) + start
     todo = cand[~memo.periodic_known[cand]]
     if todo.size:
