@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from api.store import Store, StoreUnavailableError
 from classifier.audio import CallAudio
 from classifier.errors import CallsiftError
 from classifier.features import call_features
-from classifier.history import empty_history
+from classifier.history import empty_history, history_features
 from classifier.scoring import CallScore, ScoringModel
 
 logger = logging.getLogger("callsift.api.service")
@@ -421,6 +422,46 @@ class Principal:
     def actor(self) -> str:
         """How the audit log names this key."""
         return f"key:{self.key_id} {self.name}"
+
+
+def history_at(store: Store, caller_id: str, started_at: datetime) -> dict[str, float]:
+    """History features of a number at a call's start (raises StoreUnavailableError)."""
+    if caller_id == "":
+        return no_history()  # withheld callers never share a history
+    return history_features(store.caller_history(caller_id, before=started_at), at=started_at)
+
+
+#: What a client is told when the database is down and its call is unknown here.
+UNKNOWN_WHILE_DOWN = (
+    "database unavailable and call {call_id} is unknown to this server; retry later"
+)
+
+
+def registered_call(
+    store: Store, recent: RecentCalls, call_id: str
+) -> tuple[RecentCall, dict[str, float], bool]:
+    """A registered call, its number's history at its start, and whether that history
+    could not be read (the database is down: the call is then taken from ``recent``).
+
+    Raises
+    ------
+    NotFoundError
+        No call ``call_id``.
+    StoreUnavailableError
+        The database is down and this server never saw the call arrive.
+    """
+    try:
+        record = store.get_call(call_id)
+    except StoreUnavailableError:
+        known = recent.get(call_id)
+        if known is None:
+            raise
+        return known, no_history(), True
+    call = RecentCall(record.caller_id, record.started_at)
+    try:
+        return call, history_at(store, call.caller_id, call.started_at), False
+    except StoreUnavailableError:
+        return call, no_history(), True
 
 
 class KeyCache:

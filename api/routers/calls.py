@@ -26,17 +26,19 @@ from api.schemas import (
 )
 from api.service import (
     AUDIO_EXTENSIONS,
+    UNKNOWN_WHILE_DOWN,
     LoadedModel,
     ModelUnavailableError,
     RecentCall,
     audio_score,
+    history_at,
     no_history,
     pre_answer_score,
+    registered_call,
     score_payload,
 )
 from api.store import CallRecord, StoreUnavailableError
 from classifier.audio import load_audio
-from classifier.history import history_features
 
 logger = logging.getLogger("callsift.api.calls")
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
@@ -63,14 +65,6 @@ def _check_started_at(started_at: datetime, runtime: Runtime) -> None:
                 f"at most {skew:g} s ahead (check the clock of the call-taking system)"
             ),
         )
-
-
-def _history(runtime: Runtime, caller_id: str, started_at: datetime) -> dict[str, float]:
-    """History features at the call's start (raises StoreUnavailableError)."""
-    if caller_id == "":
-        return no_history()  # withheld callers never share a history
-    past = runtime.store.caller_history(caller_id, before=started_at)
-    return history_features(past, at=started_at)
 
 
 def _ms(start: float) -> float:
@@ -121,7 +115,7 @@ def _register(runtime: Runtime, body: CallIn, actor: str, start: float) -> dict[
             # Score before the INSERT so that the call and its score are written in one
             # statement. The history holds only calls started strictly before this one,
             # so it does not matter that this call is not stored yet.
-            history = _history(runtime, body.caller_id, body.started_at)
+            history = history_at(runtime.store, body.caller_id, body.started_at)
             payload = _pre_answer(runtime, loaded, body, history)
         record, created = store.register_call(
             call_id=body.call_id,
@@ -273,42 +267,24 @@ async def _read_recording(request: Request, limit: int) -> bytes:
     return data
 
 
-def _call_for_audio(runtime: Runtime, call_id: str) -> tuple[RecentCall, bool]:
-    """(caller_id and start, history_unavailable) of a registered call."""
-    try:
-        record: CallRecord = runtime.store.get_call(call_id)
-        return RecentCall(record.caller_id, record.started_at), False
-    except StoreUnavailableError as exc:
-        recent = runtime.recent.get(call_id)
-        if recent is None:
-            raise HTTPException(
-                status_code=503,
-                detail=(
-                    f"database unavailable and call {call_id} is unknown to this server; "
-                    "retry later"
-                ),
-            ) from exc
-        return recent, True
-
-
 def _score_recording(
     runtime: Runtime, call_id: str, data: bytes, caller_channel: str, start: float
 ) -> AudioScoredOut:
     settings = runtime.settings
     loaded = runtime.models.get()  # 503 before any work when no model is usable
-    call, history_unavailable = _call_for_audio(runtime, call_id)
+    try:
+        call, history, history_unavailable = registered_call(runtime.store, runtime.recent, call_id)
+    except StoreUnavailableError as exc:
+        raise HTTPException(
+            status_code=503,
+            detail=UNKNOWN_WHILE_DOWN.format(call_id=call_id),
+        ) from exc
     audio = load_audio(
         data,
         caller_channel=caller_channel,
         min_duration_s=settings.min_audio_seconds,
         max_duration_s=settings.max_audio_seconds,
     )
-    history = no_history()
-    if not history_unavailable:
-        try:
-            history = _history(runtime, call.caller_id, call.started_at)
-        except StoreUnavailableError:
-            history_unavailable = True
     if history_unavailable:
         runtime.metrics.history_unavailable.inc()
     score = audio_score(

@@ -27,7 +27,6 @@ import json
 import logging
 import re
 import time
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -37,7 +36,12 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
 from api.schemas import CALL_ID_PATTERN
-from api.service import ModelUnavailableError, no_history, score_payload
+from api.service import (
+    UNKNOWN_WHILE_DOWN,
+    ModelUnavailableError,
+    registered_call,
+    score_payload,
+)
 from api.store import NotFoundError, StoreError, StoreUnavailableError
 from api.streams import (
     ENCODINGS,
@@ -48,7 +52,6 @@ from api.streams import (
     frame_limits,
 )
 from classifier.features import MIN_SAMPLES, SR
-from classifier.history import history_features
 from classifier.streaming import StreamingFeatures
 
 logger = logging.getLogger("callsift.api.stream")
@@ -87,25 +90,6 @@ async def _fail(ws: WebSocket, code: int, detail: str) -> None:
         await ws.close(code=code, reason=detail.encode()[:120].decode(errors="ignore"))
     except (_Closed, RuntimeError):
         pass
-
-
-def _open_call(runtime: Runtime, call_id: str) -> tuple[str, datetime, dict[str, float], bool]:
-    """(caller_id, started_at, history, history_unavailable) of a registered call."""
-    try:
-        record = runtime.store.get_call(call_id)
-        caller_id, started_at = record.caller_id, record.started_at
-    except StoreUnavailableError:
-        recent = runtime.recent.get(call_id)
-        if recent is None:
-            raise
-        return recent.caller_id, recent.started_at, no_history(), True
-    if caller_id == "":
-        return caller_id, started_at, no_history(), False
-    try:
-        past = runtime.store.caller_history(caller_id, before=started_at)
-    except StoreUnavailableError:
-        return caller_id, started_at, no_history(), True
-    return caller_id, started_at, history_features(past, at=started_at), False
 
 
 def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
@@ -172,8 +156,8 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         await _fail(websocket, 4503, str(exc))
         return
     try:
-        caller_id, started_at, history, history_unavailable = await run_in_threadpool(
-            _open_call, runtime, call_id
+        call, history, history_unavailable = await run_in_threadpool(
+            registered_call, runtime.store, runtime.recent, call_id
         )
     except NotFoundError:
         await _fail(
@@ -186,13 +170,13 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         await _fail(
             websocket,
             4503,
-            f"database unavailable and call {call_id} is unknown to this server; retry later",
+            UNKNOWN_WHILE_DOWN.format(call_id=call_id),
         )
         return
     live = LiveCall(
         call_id=call_id,
-        caller_id=caller_id,
-        started_at=started_at,
+        caller_id=call.caller_id,
+        started_at=call.started_at,
         encoding=encoding,
         history=history,
         history_unavailable=history_unavailable,
