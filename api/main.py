@@ -216,6 +216,8 @@ def create_app(
         metrics.pre_answer_cache.labels(result=result).set_function(
             functools.partial(_cache_count, runtime, attr)
         )
+    # Read from the streams themselves at each scrape: no count to keep in step.
+    metrics.live_streams.set_function(lambda: len(runtime.streams))
     app = FastAPI(
         title="callsift",
         summary="Prank and ghost call screening for emergency call centres (advisory only).",

@@ -235,10 +235,6 @@ class LiveCalls:
     def __len__(self) -> int:
         return len(self._calls)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(c.features.nbytes for c in list(self._calls.values()))
-
     def open(self, call: LiveCall) -> None:
         """Register a stream (raises TooManyStreamsError, StreamBusyError)."""
         with self._lock:
@@ -257,6 +253,3 @@ class LiveCalls:
     def close(self, call_id: str) -> None:
         with self._lock:
             self._calls.pop(call_id, None)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"streams": len(self._calls), "bytes": self.nbytes, "limit": self.limit}

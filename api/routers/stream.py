@@ -187,7 +187,6 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
     except StreamError as exc:
         await _fail(websocket, exc.code, str(exc))
         return
-    runtime.metrics.live_streams.inc()
     how = "error"
     try:
         how = await _serve(websocket, runtime, live)
@@ -203,7 +202,6 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         await _fail(websocket, 1011, "internal error; the stream was closed (see server log)")
     finally:
         runtime.streams.close(call_id)
-        runtime.metrics.live_streams.dec()
         runtime.metrics.streams_closed.labels(how=how).inc()
 
 

@@ -161,6 +161,7 @@ def test_one_stream_per_call_and_a_limit_on_streams(env: Env) -> None:
         with _connect(env, calls[3]) as extra:
             code, messages = _closed_with(extra)
         assert code == 1013 and "already scores 3 live streams" in messages[-1]["detail"]
+        assert "callsift_live_streams 3.0" in env.client.get("/metrics").text
     # Closed streams free their places.
     with _connect(env, calls[3]) as ws:
         assert ws.receive_json()["type"] == "ready"
