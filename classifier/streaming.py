@@ -139,22 +139,14 @@ class StreamingFeatures:
                 f"{self._n} samples heard; expected at least {MIN_SAMPLES} for features"
             )
         # Frames are computed here, a second's worth at a time, not frame by frame in
-        # push(): one batched STFT costs far less than fifty small ones. A frame is
-        # final once its whole window has been heard.
-        done = max(0, min(n_frames(self._n), (self._n - N_FFT // 2) // HOP + 1))
-        if done > self._done:
-            self._store(self._done, done)
-            self._done = done
+        # push(): one batched STFT costs far less than fifty small ones. The frames
+        # whose window has been heard in full are settled; the last few reach past what
+        # has been heard, are computed as if the call ended here, and are computed again
+        # at the next update.
         total = n_frames(self._n)
-        # The last frames reach past what has been heard: computed as if the call ended
-        # here, into spare rows that the next push overwrites.
-        cap = n_frames(self.max_samples)
-        self._P = grow_rows(self._P, total, cap=cap)
-        self._V = grow_rows(self._V, total, cap=cap)
         if total > self._done:
-            P, S = stft_frames(self._y[: self._n], first=self._done, last=total)
-            self._P[self._done : total] = P
-            self._V[self._done : total] = frame_values(P, S)
+            self._store(self._done, total)
+        self._done = max(0, min(total, (self._n - N_FFT // 2) // HOP + 1))
         feats, _ = summarise(
             self._y[: self._n], self._P[:total], self._V[:total], memo=self._memo, final=self._done
         )
