@@ -12,6 +12,7 @@ there is no second implementation.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from classifier.audio import CallAudio
+from classifier.callstats import Moments, SortedValues, SpeechRuns
 from classifier.errors import InvalidAudioError, InvalidParameterError
 from classifier.history import HISTORY_FEATURES, METADATA_FEATURES, metadata_features
 from classifier.vad import (
@@ -28,7 +30,6 @@ from classifier.vad import (
     grow_rows,
     speech_activity_from_stft,
     speech_and_whisper_from_stft,
-    speech_segments,
     stft_magnitude,
 )
 
@@ -128,7 +129,10 @@ def _weights(sr: int) -> dict[str, Any]:
     for i, (a, b) in enumerate(bands):
         if b > a:
             logmean[a:b, 1 + i] = 1.0 / (b - a)
-    return {"mag": mag, "pow": pw, "logmean": logmean, "bands": bands}
+    if any(b[1] != nxt[0] for b, nxt in itertools.pairwise(bands)):
+        raise AssertionError(f"contrast bands must be adjacent; got {bands}")
+    starts = np.array([a - bands[0][0] for a, _ in bands], dtype=np.intp)
+    return {"mag": mag, "pow": pw, "logmean": logmean, "bands": bands, "band_starts": starts}
 
 
 @lru_cache(maxsize=4)
@@ -145,20 +149,6 @@ def _mel_centres(sr: int) -> np.ndarray:
 @lru_cache(maxsize=4)
 def _freqs(sr: int, n_fft: int) -> np.ndarray:
     return librosa.fft_frequencies(sr=sr, n_fft=n_fft)
-
-
-def _stat(x: np.ndarray, fn: str) -> float:
-    if x.size == 0:
-        return float("nan")
-    return float(np.mean(x) if fn == "mean" else np.std(x))
-
-
-def _longest_run(mask: np.ndarray) -> int:
-    if mask.size == 0 or not mask.any():
-        return 0
-    z = np.concatenate([[0], mask.astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(z))
-    return int((edges[1::2] - edges[::2]).max())
 
 
 _YIN_FRAME = 256
@@ -194,18 +184,6 @@ def pitch_track(y: np.ndarray, frames: np.ndarray, *, sr: int = SR) -> np.ndarra
     return np.asarray(f0[: frames.size], dtype=np.float64)
 
 
-def voiced_pitch_frames(mask: np.ndarray, n_samples: int) -> np.ndarray:
-    """The pitch frames analysed: those centred in speech, the first 5 s of them.
-
-    Pitch statistics settle within seconds; taking the *first* seconds of speech bounds
-    the cost of long calls and never depends on what comes later in the call.
-    """
-    j = np.arange(yin_frames(n_samples))
-    centre = (j * _YIN_HOP + _YIN_FRAME // 2) // HOP
-    voiced = j[mask[np.minimum(centre, mask.size - 1)]]
-    return voiced[: int(_PITCH_MAX_S * SR / _YIN_HOP)]
-
-
 def _pitch(f0: np.ndarray) -> dict[str, float]:
     """Pitch statistics of the voiced frames' yin track: children and laughter sit high."""
     out = {
@@ -232,55 +210,6 @@ def _pitch(f0: np.ndarray) -> dict[str, float]:
         pitch_high_share=float(np.mean(good > 250.0)),
     )
     return out
-
-
-def _laughter(energy_db: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Rhythmic voiced bursts at 3-6 Hz: modulation of the energy envelope."""
-    fps = SR / HOP
-    out = {"laughter_mod_ratio": 0.0, "laughter_regularity": 0.0, "laughter_burst_share": 0.0}
-    env = energy_db - np.median(energy_db)
-    win = int(2.0 * fps)
-    if env.size < win:
-        return out
-    n = env.size // win
-    blocks = env[: n * win].reshape(n, win)
-    active = mask[: n * win].reshape(n, win).mean(axis=1) > 0.3
-    blocks = blocks - blocks.mean(axis=1, keepdims=True)
-    spec = np.abs(np.fft.rfft(blocks * np.hanning(win), axis=1)) ** 2
-    f = np.fft.rfftfreq(win, 1 / fps)
-    band = (f >= 3.0) & (f <= 6.0)
-    wide = (f >= 0.5) & (f <= 12.0)
-    ratio = spec[:, band].sum(axis=1) / (spec[:, wide].sum(axis=1) + _EPS)
-    peak = spec[:, band].max(axis=1) / (spec[:, band].mean(axis=1) + _EPS)
-    if active.any():
-        out["laughter_mod_ratio"] = float(np.mean(ratio[active]))
-        out["laughter_regularity"] = float(np.mean(peak[active]))
-        out["laughter_burst_share"] = float(np.mean((ratio > 0.55) & (peak > 2.5) & active))
-    return out
-
-
-def _activity(mask: np.ndarray) -> tuple[dict[str, float], list[tuple[float, float]]]:
-    n = mask.size
-    segs = speech_segments(mask, hop_length=HOP, sr=SR)
-    dur = n * HOP / SR
-    lengths = np.array([e - s for s, e in segs]) if segs else np.zeros(0)
-    silence = _longest_run(~mask) * HOP / SR
-    first = segs[0][0] if segs else dur
-    last_gap = dur - segs[-1][1] if segs else dur
-    return (
-        {
-            "speech_ratio": float(mask.mean()) if n else 0.0,
-            "speech_segments": float(len(segs)),
-            "speech_segment_mean_s": float(lengths.mean()) if lengths.size else 0.0,
-            "speech_segment_max_s": float(lengths.max()) if lengths.size else 0.0,
-            "speech_per_minute": float(len(segs) / max(dur, 1e-3) * 60.0),
-            "longest_silence_s": float(silence),
-            "longest_silence_ratio": float(silence / max(dur, 1e-3)),
-            "first_speech_s": float(first),
-            "last_speech_gap_s": float(max(0.0, last_gap)),
-        },
-        segs,
-    )
 
 
 #: Per-frame values every call-level statistic is taken from, column by column.
@@ -338,53 +267,15 @@ def frame_values(P: np.ndarray, S: np.ndarray, *, sr: int = SR) -> np.ndarray:
     out[:, _COL["flatness"]] = np.exp(lm[:, 0]) / (sp[:, 3] / n_band + 1e-10)
     out[:, _COL["ratio_db"]] = 10 * np.log10((sp[:, 1] + _EPS) / (sp[:, 2] + _EPS))
     to_db = np.float32(10 / np.log(10))
-    for i, (a, b_) in enumerate(W["bands"]):
-        # Peak against the band's mean level: harmonics stand out, noise is flat.
+    # Peak against the band's mean level: harmonics stand out, noise is flat. The bands
+    # are adjacent: one reduceat gives every band's peak.
+    bands = W["bands"]
+    peaks = np.maximum.reduceat(logp[:, bands[0][0] : bands[-1][1]], W["band_starts"], axis=1)
+    for i, (a, b_) in enumerate(bands):
         col = _COL[f"contrast_{i}"]
-        out[:, col] = (logp[:, a:b_].max(axis=1) - lm[:, 1 + i]) * to_db if b_ - a >= 2 else 0.0
+        out[:, col] = (peaks[:, i] - lm[:, 1 + i]) * to_db if b_ - a >= 2 else 0.0
     mel_db = 10 * np.log10(mel + np.float32(1e-10))
     out[:, _COL["mfcc_0"] : _COL["mfcc_0"] + N_MFCC] = mel_db @ _dct_matrix().T
-    return out
-
-
-def _spectral(V: np.ndarray, mask: np.ndarray, *, sr: int) -> dict[str, float]:
-    """Call-level spectral shape statistics from :func:`frame_values` rows."""
-    # Only the telephone band counts: what lies above 3.5 kHz depends on the recorder's
-    # resampler and codec, not on the caller, and would make 8 and 16 kHz files differ.
-    energy_db = 10 * np.log10(V[:, _COL["band_power"]] + _EPS)
-    loud = energy_db > np.percentile(energy_db, 20)  # skip dead air for spectral shape
-    nyq = sr / 2
-    out: dict[str, float] = {}
-    # Statistics of every column over the loud frames at once, then of the speech frames.
-    loud_v = V[loud]
-    n_loud = loud_v.shape[0]
-    mean = loud_v.mean(axis=0, dtype=np.float64) if n_loud else np.full(V.shape[1], np.nan)
-    std = loud_v.std(axis=0, dtype=np.float64) if n_loud else np.full(V.shape[1], np.nan)
-    speech_v = V[mask][:, [_COL["centroid"], _COL["flatness"]]].astype(np.float64)
-    speech_mean = speech_v.mean(axis=0) if speech_v.shape[0] else np.full(2, np.nan)
-    for name in ("centroid", "bandwidth", "rolloff"):
-        out[f"{name}_mean"] = float(mean[_COL[name]]) / nyq
-        out[f"{name}_std"] = float(std[_COL[name]]) / nyq
-    out["centroid_speech_mean"] = float(speech_mean[0]) / nyq
-    out["flatness_mean"] = float(mean[_COL["flatness"]])
-    out["flatness_std"] = float(std[_COL["flatness"]])
-    out["flatness_speech_mean"] = float(speech_mean[1])
-    for i, (a, b_) in enumerate(_weights(sr)["bands"]):
-        if b_ - a < 2 or not n_loud:
-            out[f"contrast_{i}_mean"] = out[f"contrast_{i}_std"] = float("nan")
-            continue
-        out[f"contrast_{i}_mean"] = float(mean[_COL[f"contrast_{i}"]])
-        out[f"contrast_{i}_std"] = float(std[_COL[f"contrast_{i}"]])
-    m0 = _COL["mfcc_0"]
-    out["mfcc_0_std"] = float(std[m0])
-    for i in range(1, N_MFCC):
-        out[f"mfcc_{i}_mean"] = float(mean[m0 + i])
-        out[f"mfcc_{i}_std"] = float(std[m0 + i])
-    # Muffledness: a phone in a pocket passes little above 2 kHz.
-    ratio_db = V[:, _COL["ratio_db"]]
-    out["muffled_db"] = float(np.median(ratio_db))
-    above = energy_db > np.percentile(energy_db, 10) + 6.0
-    out["muffled_active_db"] = float(np.median(ratio_db[above])) if above.any() else 0.0
     return out
 
 
@@ -400,30 +291,6 @@ def _contrast_bands(sr: int) -> list[tuple[float, float]]:
     # Octave-ish bands inside the telephone band only.
     edges = [_LOW_HZ, 500.0, 900.0, 1600.0, 2600.0, _TOP_HZ + 1]
     return list(itertools.pairwise(edges))
-
-
-def _energy(band_power: np.ndarray, mask: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-    energy_db = 10 * np.log10(band_power + _EPS)
-    p = np.percentile(energy_db, [5, 10, 50, 95])
-    ref = p[3]
-    floor = p[1]
-    speech_db = energy_db[mask]
-    other_db = energy_db[~mask]
-    if speech_db.size and other_db.size:
-        snr = float(np.median(speech_db) - np.median(other_db))
-    else:
-        snr = 0.0
-    return (
-        {
-            "energy_db_std": float(np.std(energy_db)),
-            "energy_db_p10_rel": float(p[1] - ref),
-            "energy_db_p50_rel": float(p[2] - ref),
-            "dynamic_range_db": float(p[3] - p[0]),
-            "noise_floor_rel_db": float(floor - ref),
-            "snr_db": snr,
-        },
-        energy_db,
-    )
 
 
 _DITHER_REL = np.float32(10 ** (-80 / 20))
@@ -486,6 +353,10 @@ def _window() -> np.ndarray:
     return np.hanning(N_FFT + 1)[:-1].astype(np.float32)
 
 
+#: STFT bins up to 3.5 kHz, the telephone band every feature is computed from.
+N_BAND = int(np.count_nonzero(np.arange(N_FFT // 2 + 1) * (SR / N_FFT) <= _TOP_HZ))
+
+
 def n_frames(n_samples: int) -> int:
     """STFT frames of a call of ``n_samples`` (frame ``t`` centred on sample ``t * 80``)."""
     return 1 + n_samples // HOP
@@ -515,12 +386,363 @@ def stft_frames(y: np.ndarray, *, first: int, last: int) -> tuple[np.ndarray, np
     lo, hi = first * HOP - pad, (last - 1) * HOP + pad
     seg = y[max(lo, 0) : max(min(hi, y.size), 0)]
     if lo < 0 or hi > y.size:
-        seg = np.pad(seg, (max(-lo, 0), max(hi - max(y.size, lo), 0)))
-    frames = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::HOP][: last - first]
-    nb = int(np.count_nonzero(_freqs(SR, N_FFT) <= _TOP_HZ))
+        padded = np.zeros(hi - lo, np.float32)
+        at = max(-lo, 0)
+        padded[at : at + seg.size] = seg
+        seg = padded
+    else:
+        seg = np.ascontiguousarray(seg, dtype=np.float32)
+    # Overlapping windows as a strided view: no copy (sliding_window_view's checks cost
+    # more than the view for a second of frames).
+    stride = seg.strides[0]
+    frames = np.lib.stride_tricks.as_strided(
+        seg, shape=(last - first, N_FFT), strides=(HOP * stride, stride), writeable=False
+    )
     # scipy.fft keeps float32 (complex64), about twice as fast as numpy.fft here.
-    S = np.abs(sp_fft.rfft(frames * _window(), axis=1))[:, :nb]
+    S = np.abs(sp_fft.rfft(frames * _window(), axis=1)[:, :N_BAND])
     return np.square(S), S
+
+
+#: Percentiles of the frames' energy the statistics use.
+_ENERGY_PCTS = np.array([5.0, 10.0, 20.0, 50.0, 95.0])
+#: Energy-envelope blocks of the laughter statistics: 2 s of frames.
+_LAUGH_BLOCK = int(2.0 * SR / HOP)
+_MAX_PITCH_FRAMES = int(_PITCH_MAX_S * SR / _YIN_HOP)
+
+
+def _db(band_power: np.ndarray) -> np.ndarray:
+    """Frame energy in dB (float64), the same for a frame whenever it is computed."""
+    return 10 * np.log10(band_power.astype(np.float64) + _EPS)
+
+
+@lru_cache(maxsize=1)
+def _laughter_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window and modulation bands (3-6 Hz, 0.5-12 Hz) of a laughter block."""
+    f = np.fft.rfftfreq(_LAUGH_BLOCK, HOP / SR)
+    return np.hanning(_LAUGH_BLOCK), (f >= 3.0) & (f <= 6.0), (f >= 0.5) & (f <= 12.0)
+
+
+def _laughter_blocks(e: np.ndarray) -> np.ndarray:
+    """Rhythm of whole 2 s blocks of the energy envelope: laughter bursts at 3-6 Hz.
+
+    Parameters
+    ----------
+    e : numpy.ndarray, float64, shape (n_blocks, _LAUGH_BLOCK)
+        Frame energies in dB.
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n_blocks, 2)
+        Per block: the 3-6 Hz share of the 0.5-12 Hz modulation power, and the 3-6 Hz
+        band's peak against its mean.
+    """
+    window, band, wide = _laughter_weights()
+    x = e - e.mean(axis=1, keepdims=True)  # each block's own level: gain drops out
+    spec = np.square(np.abs(np.fft.rfft(x * window, axis=1)))
+    in_band = spec[:, band]
+    ratio = in_band.sum(axis=1) / (spec[:, wide].sum(axis=1) + _EPS)
+    peak = in_band.max(axis=1) / (in_band.mean(axis=1) + _EPS)
+    return np.stack([ratio, peak], axis=1)
+
+
+class ChannelStats:
+    """Call-level statistics of one channel, kept up to date as frames settle.
+
+    Every frame's values and speech decision are taken once, when they can no longer
+    change; the frames after that (the last seconds of a live call) are looked at in
+    each :meth:`update` without being kept. A whole recording is one update in which
+    every frame is settled. See :mod:`classifier.callstats`.
+    """
+
+    def __init__(self) -> None:
+        # A frame's values are final about 0.1 s after it is heard, its speech decision
+        # 3 s after: statistics of the values alone take frames sooner.
+        self.nv = 0  # frames whose values are taken
+        self.n = 0  # frames whose values and speech decisions are taken
+        self._energy = SortedValues()  # dB, frame index
+        self._energy_m = Moments(1)
+        self._speech_db = SortedValues()
+        self._other_db = SortedValues()
+        self._ratio = SortedValues()
+        self._loud = Moments(len(FRAME_COLUMNS))  # frames louder than _loud_at
+        self._loud_at: float | None = None
+        self._active = SortedValues()  # ratio_db of the frames louder than _active_at
+        self._active_at: float | None = None
+        self._speech_shape = Moments(2)  # centroid, flatness of speech frames
+        self._speech = 0
+        self._whisper_only = 0
+        self._runs = SpeechRuns(hop_s=HOP / SR)
+        self._laugh = np.zeros(4)  # sums over settled blocks
+        self._laugh_blocks = 0
+        self._laugh_rp = np.zeros((0, 2))  # rhythm of blocks whose energies are final
+        self._pitch_frames = np.zeros(0, np.int64)  # voiced, centred in settled frames
+        self._pitch_next = 0
+        self._pitch_final: dict[str, float] | None = None
+        self._samples = 0
+        self._peak = 0.0
+        self._clipped = 0
+
+    @property
+    def nbytes(self) -> int:
+        sorted_ = (self._energy, self._speech_db, self._other_db, self._ratio, self._active)
+        return sum(v.nbytes for v in sorted_) + int(self._pitch_frames.nbytes)
+
+    def _take_values(self, V: np.ndarray, end: int) -> None:
+        """Keep what the values of frames ``self.nv`` to ``end`` contribute (final)."""
+        v = V[self.nv : end]
+        e = _db(v[:, _COL["band_power"]])
+        self._energy.add(e, np.arange(self.nv, end, dtype=np.int32))
+        self._energy_m.add(e[:, None])
+        self._ratio.add(v[:, _COL["ratio_db"]])
+        if self._loud_at is not None:
+            self._loud.add(v[e > self._loud_at])
+        if self._active_at is not None:
+            self._active.add(v[e > self._active_at, _COL["ratio_db"]])
+        self.nv = end
+
+    def _take_decisions(
+        self, V: np.ndarray, mask: np.ndarray, with_whisper: np.ndarray, end: int
+    ) -> None:
+        """Keep what frames ``self.n`` to ``end`` contribute with their speech decisions."""
+        new = slice(self.n, end)
+        v = V[new]
+        e = _db(v[:, _COL["band_power"]])
+        speech = mask[new]
+        self._speech_db.add(e[speech])
+        self._other_db.add(e[~speech])
+        self._speech_shape.add(v[speech][:, [_COL["centroid"], _COL["flatness"]]])
+        self._speech += int(np.count_nonzero(speech))
+        self._whisper_only += int(np.count_nonzero(with_whisper[new] & ~speech))
+        self.n = end
+
+    def _crossing(self, old: float | None, new: float) -> tuple[np.ndarray, float]:
+        """Settled frames whose energy lies between thresholds ``old`` and ``new``.
+
+        Returns the frames and +1 when they join the frames above the threshold as it
+        moves from ``old`` to ``new``, -1 when they leave them. With ``old`` None, every
+        frame above ``new`` joins.
+        """
+        at = self._energy.above
+        frames = self._energy.payload
+        if old is None:
+            return frames[at(new) :], 1.0
+        if new > old:
+            return frames[at(old) : at(new)], -1.0
+        return frames[at(new) : at(old)], 1.0
+
+    def _laughter(
+        self, V: np.ndarray, mask: np.ndarray, settled: int, final: int
+    ) -> dict[str, float]:
+        """Laughter statistics over whole 2 s blocks (rhythmic voiced bursts)."""
+        out = {"laughter_mod_ratio": 0.0, "laughter_regularity": 0.0, "laughter_burst_share": 0.0}
+        w = _LAUGH_BLOCK
+        n_blocks = mask.size // w
+        if n_blocks == 0:
+            return out
+        # A block's rhythm is computed once its energies are final; whether it is
+        # active waits for its speech decisions to settle.
+        known = self._laugh_rp.shape[0]
+        ready = min(final // w, n_blocks)
+        if ready > known:
+            e = _db(V[known * w : ready * w, _COL["band_power"]]).reshape(-1, w)
+            self._laugh_rp = np.concatenate([self._laugh_rp, _laughter_blocks(e)])
+        first = self._laugh_blocks
+        active = mask[first * w : n_blocks * w].reshape(-1, w).mean(axis=1) > 0.3
+        rp = self._laugh_rp
+        if n_blocks > rp.shape[0]:
+            # The last block's energies may still change: its rhythm is computed for
+            # this update only, and only when it counts (an active block).
+            fresh = np.zeros((n_blocks - rp.shape[0], 2))
+            if active[rp.shape[0] - first :].any():
+                e = _db(V[rp.shape[0] * w : n_blocks * w, _COL["band_power"]]).reshape(-1, w)
+                fresh = _laughter_blocks(e)
+            rp = np.concatenate([rp, fresh])
+        ratio, peak = rp[first:n_blocks, 0], rp[first:n_blocks, 1]
+        burst = (ratio > 0.55) & (peak > 2.5) & active
+        parts = np.stack([np.where(active, ratio, 0.0), np.where(active, peak, 0.0), active, burst])
+        sums = self._laugh + parts.sum(axis=1)
+        done = max(0, min(settled // w, n_blocks) - first)  # blocks whose frames all settled
+        if done:
+            self._laugh = self._laugh + parts[:, :done].sum(axis=1)
+            self._laugh_blocks += done
+        if sums[2]:
+            out["laughter_mod_ratio"] = float(sums[0] / sums[2])
+            out["laughter_regularity"] = float(sums[1] / sums[2])
+            out["laughter_burst_share"] = float(sums[3] / n_blocks)
+        return out
+
+    def _pitch_stats(
+        self,
+        y: np.ndarray,
+        mask: np.ndarray,
+        settled: int,
+        pitch: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> dict[str, float]:
+        """Pitch of the first 5 s of voiced pitch frames (those centred in speech).
+
+        Pitch statistics settle within seconds; taking the *first* seconds of speech
+        bounds the cost of long calls and never depends on what comes later.
+        """
+        if self._pitch_final is not None:
+            return self._pitch_final
+        j = np.arange(self._pitch_next, yin_frames(y.size))
+        centre = (j * _YIN_HOP + _YIN_FRAME // 2) // HOP
+        voiced = mask[np.minimum(centre, mask.size - 1)]
+        k = int(np.searchsorted(centre, settled))  # frames centred in settled frames
+        settled_voiced = j[:k][voiced[:k]]
+        frames = np.concatenate([self._pitch_frames, settled_voiced, j[k:][voiced[k:]]])
+        stats = _pitch(pitch(y, frames[:_MAX_PITCH_FRAMES]))
+        self._pitch_frames = np.concatenate([self._pitch_frames, settled_voiced])[
+            :_MAX_PITCH_FRAMES
+        ]
+        self._pitch_next += k
+        if self._pitch_frames.size >= _MAX_PITCH_FRAMES:
+            self._pitch_final = stats
+        return stats
+
+    def _clipping(self, y: np.ndarray) -> float:
+        new = y[self._samples :]
+        if new.size:
+            peak = max(self._peak, float(np.abs(new).max()))
+            if peak >= 0.9:
+                # A higher peak moves the clipping level: count every sample again
+                # (rare: the loudest sample of a call comes early or not at all).
+                seen = y if peak > self._peak else new
+                counted = int(np.count_nonzero(np.abs(seen) >= 0.98 * peak))
+                self._clipped = counted if peak > self._peak else self._clipped + counted
+            self._peak, self._samples = peak, y.size
+        return self._clipped / y.size if self._peak >= 0.9 else 0.0
+
+    def update(
+        self,
+        y: np.ndarray,
+        V: np.ndarray,
+        mask: np.ndarray,
+        with_whisper: np.ndarray,
+        *,
+        settled: int,
+        final: int,
+        pitch: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        sr: int = SR,
+    ) -> dict[str, float]:
+        """Call-level features of everything heard.
+
+        Parameters
+        ----------
+        y : numpy.ndarray, float32, shape (n,)
+            Dithered samples heard.
+        V : numpy.ndarray, float32, shape (n_frames(n), len(FRAME_COLUMNS))
+            :func:`frame_values` of every frame.
+        mask, with_whisper : numpy.ndarray, bool, shape (n_frames(n),)
+            Voiced speech, and voiced speech or whisper, of every frame.
+        settled : int, keyword-only
+            Leading frames whose values and decisions are final; they are kept.
+        final : int, keyword-only
+            Leading frames whose values (``V``) are final, at least ``settled``.
+        pitch : callable, keyword-only
+            ``pitch(y, frames)``: f0 of pitch frames (:meth:`StreamMemo.pitch`).
+
+        Returns
+        -------
+        dict of str to float
+            The acoustic features of one channel (mono: no stereo features).
+        """
+        n = mask.size
+        if final > self.nv:
+            self._take_values(V, final)
+        if settled > self.n:
+            self._take_decisions(V, mask, with_whisper, settled)
+        # The frames not taken yet: v_t, e_t after the values; d_* after the decisions.
+        v_t = V[self.nv : n]
+        e_t = _db(v_t[:, _COL["band_power"]])
+        tail = slice(self.n, n)
+        d_v = V[tail]
+        d_e = _db(d_v[:, _COL["band_power"]])
+        speech_t = mask[tail]
+        p5, p10, p20, p50, p95 = self._energy.quantiles(_ENERGY_PCTS, e_t).tolist()
+        feats: dict[str, float] = {"audio_duration_s": y.size / sr}
+
+        speech = self._speech + int(np.count_nonzero(speech_t))
+        whisper = self._whisper_only + int(np.count_nonzero(with_whisper[tail] & ~speech_t))
+        feats["speech_ratio"] = speech / n
+        feats["whisper_ratio"] = whisper / n
+        dur = n * HOP / sr
+        runs = self._runs.update(mask, settled)
+        count = runs["count"]
+        silence = runs["longest_silence"] * HOP / sr
+        feats.update(
+            speech_segments=count,
+            speech_segment_mean_s=runs["sum_s"] / count if count else 0.0,
+            speech_segment_max_s=runs["max_s"] if count else 0.0,
+            speech_per_minute=count / max(dur, 1e-3) * 60.0,
+            longest_silence_s=silence,
+            longest_silence_ratio=silence / max(dur, 1e-3),
+            first_speech_s=runs["first_s"] if count else dur,
+            last_speech_gap_s=max(0.0, dur - runs["last_end_s"]) if count else dur,
+        )
+
+        # Levels relative to the call's own loud frames and floor: gain invariant.
+        speech_med = self._speech_db.quantiles(_MEDIAN, d_e[speech_t])[0]
+        other_med = self._other_db.quantiles(_MEDIAN, d_e[~speech_t])[0]
+        has_both = 0 < speech < n
+        feats.update(
+            energy_db_std=float(self._energy_m.stats(e_t[:, None])[2][0]),
+            energy_db_p10_rel=p10 - p95,
+            energy_db_p50_rel=p50 - p95,
+            dynamic_range_db=p95 - p5,
+            noise_floor_rel_db=p10 - p95,
+            snr_db=float(speech_med - other_med) if has_both else 0.0,
+        )
+
+        # Spectral shape over the frames louder than the quietest fifth (dead air
+        # would dominate otherwise) and over the speech frames.
+        frames, sign = self._crossing(self._loud_at, p20)
+        self._loud.add(V[frames], sign=sign)
+        self._loud_at = p20
+        n_loud, mean, std = self._loud.stats(v_t[e_t > p20])
+        shape = d_v[speech_t][:, [_COL["centroid"], _COL["flatness"]]]
+        speech_mean = self._speech_shape.stats(shape)[1]
+        nyq, nan = sr / 2, float("nan")
+        for name in ("centroid", "bandwidth", "rolloff"):
+            feats[f"{name}_mean"] = float(mean[_COL[name]]) / nyq
+            feats[f"{name}_std"] = float(std[_COL[name]]) / nyq
+        feats["centroid_speech_mean"] = float(speech_mean[0]) / nyq
+        feats["flatness_mean"] = float(mean[_COL["flatness"]])
+        feats["flatness_std"] = float(std[_COL["flatness"]])
+        feats["flatness_speech_mean"] = float(speech_mean[1])
+        for i, (a, b_) in enumerate(_weights(sr)["bands"]):
+            narrow = b_ - a < 2 or not n_loud
+            feats[f"contrast_{i}_mean"] = nan if narrow else float(mean[_COL[f"contrast_{i}"]])
+            feats[f"contrast_{i}_std"] = nan if narrow else float(std[_COL[f"contrast_{i}"]])
+        m0 = _COL["mfcc_0"]
+        feats["mfcc_0_std"] = float(std[m0])
+        for i in range(1, N_MFCC):
+            feats[f"mfcc_{i}_mean"] = float(mean[m0 + i])
+            feats[f"mfcc_{i}_std"] = float(std[m0 + i])
+        # Muffledness: a phone in a pocket passes little above 2 kHz.
+        ratio_t = v_t[:, _COL["ratio_db"]]
+        feats["muffled_db"] = float(self._ratio.quantiles(_MEDIAN, ratio_t)[0])
+        above = p10 + 6.0
+        frames, sign = self._crossing(self._active_at, above)
+        if sign > 0:
+            self._active.add(V[frames, _COL["ratio_db"]])
+        else:
+            self._active.remove(V[frames, _COL["ratio_db"]])
+        self._active_at = above
+        active_t = ratio_t[e_t > above]
+        feats["muffled_active_db"] = (
+            float(self._active.quantiles(_MEDIAN, active_t)[0])
+            if len(self._active) + active_t.size
+            else 0.0
+        )
+
+        feats.update(self._pitch_stats(y, mask, settled, pitch))
+        feats.update(self._laughter(V, mask, settled, final))
+        feats["clipping_ratio"] = self._clipping(y)
+        return feats
+
+
+_MEDIAN = np.array([50.0])
 
 
 def summarise(
@@ -543,7 +765,7 @@ def summarise(
     V : numpy.ndarray, float32, shape (n_frames(n), len(FRAME_COLUMNS))
         :func:`frame_values` of the same frames.
     memo : StreamMemo or None, keyword-only
-        A live stream's settled per-frame results (speech detection, pitch) from its
+        A live stream's settled per-frame results and running statistics from its
         earlier updates; None computes everything.
     final : int or None, keyword-only
         With ``memo``: how many leading STFT frames are settled (None: all).
@@ -559,18 +781,15 @@ def summarise(
     mask, with_whisper = speech_and_whisper_from_stft(
         P.T, sr=sr, hop_length=HOP, power=P.T, n_fft=N_FFT, memo=memo.vad, final=final
     )
-    whisper_ratio = float((with_whisper & ~mask).mean())
-    feats: dict[str, float] = {"audio_duration_s": y.size / sr, "whisper_ratio": whisper_ratio}
-    activity, _ = _activity(mask)
-    feats.update(activity)
-    energy, energy_db = _energy(V[:, _COL["band_power"]], mask)
-    feats.update(energy)
-    feats.update(_spectral(V, mask, sr=sr))
-    feats.update(_pitch(memo.pitch(y, voiced_pitch_frames(mask, y.size), sr=sr)))
-    feats.update(_laughter(energy_db, mask))
-    peak = float(max(y.max(), -y.min()))
-    feats["clipping_ratio"] = (
-        float(np.count_nonzero(np.abs(y) >= 0.98 * peak)) / y.size if peak >= 0.9 else 0.0
+    feats = memo.stats.update(
+        y,
+        V,
+        mask,
+        with_whisper,
+        settled=memo.vad.settled,
+        final=mask.size if final is None else final,
+        pitch=memo.pitch,
+        sr=sr,
     )
     return feats, mask
 
@@ -580,9 +799,10 @@ class StreamMemo:
 
     def __init__(self) -> None:
         self.vad = VadMemo()
+        self.stats = ChannelStats()
         self._f0 = np.zeros(0)
 
-    def pitch(self, y: np.ndarray, frames: np.ndarray, *, sr: int = SR) -> np.ndarray:
+    def pitch(self, y: np.ndarray, frames: np.ndarray) -> np.ndarray:
         """:func:`pitch_track` of ``frames``, computing only frames not seen before."""
         if frames.size == 0:
             return np.zeros(0)
@@ -590,12 +810,12 @@ class StreamMemo:
         todo = frames[np.isnan(self._f0[frames])]
         if todo.size:
             # Pitch frames are only ever whole windows already heard: final at once.
-            self._f0[todo] = pitch_track(y, todo, sr=sr)
+            self._f0[todo] = pitch_track(y, todo)
         return self._f0[frames]
 
     @property
     def nbytes(self) -> int:
-        return int(self._f0.nbytes) + self.vad.nbytes
+        return int(self._f0.nbytes) + self.vad.nbytes + self.stats.nbytes
 
 
 def single_threaded_blas() -> None:
