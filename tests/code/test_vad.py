@@ -12,8 +12,10 @@ from scipy.signal import lfilter
 
 from classifier.errors import InvalidParameterError
 from classifier.vad import (
+    VadMemo,
     speech_activity,
     speech_activity_from_stft,
+    speech_and_whisper_from_stft,
     speech_segments,
     stft_magnitude,
 )
@@ -229,6 +231,36 @@ def test_gain_invariance_synthetic(db: float) -> None:
     a = speech_activity(f32(y))
     b = speech_activity(f32(y * 10 ** (db / 20)))
     assert np.mean(a != b) < 0.05
+
+
+# ------------------------------------------------------------------ live streams
+@pytest.mark.parametrize("seed", [0, 1])
+def test_live_memo_gives_the_masks_of_the_recording_so_far(seed: int) -> None:
+    # Vowels, whisper-like bursts, handling noise and silence; updates about every
+    # second from 20-100 ms chunks, each checked against the batch of the same prefix.
+    rng = np.random.default_rng(30 + seed)
+    n = 25 * SR
+    y, _ = vowels(n, rng)
+    env, _ = envelope(n, rng)
+    whisper = resonators(rng.standard_normal(n), VOWEL) * env
+    y = 0.5 * y + 0.1 * whisper / np.max(np.abs(whisper)) + noise_bursts(n, rng, "pink") * 0.05
+    y[10 * SR : 13 * SR] = 0.0
+    y = f32(y + comfort(n, rng, -60))
+    memo = VadMemo()
+    pos, next_update, checked = 0, SR, 0
+    while pos < n:
+        pos = min(n, pos + int(rng.integers(160, 801)))
+        if pos < next_update and pos < n:
+            continue
+        next_update += int(rng.integers(SR // 2, 2 * SR))
+        S = stft_magnitude(y[:pos])
+        final = (pos - 128) // HOP + 1  # frames whose window has been heard in full
+        live = speech_and_whisper_from_stft(S, memo=memo, final=final)
+        batch = speech_and_whisper_from_stft(S)
+        for a, b in zip(live, batch, strict=True):
+            np.testing.assert_array_equal(a, b)
+        checked += 1
+    assert checked >= 15 and batch[0].mean() > 0.2 and (batch[1] & ~batch[0]).any()
 
 
 # ------------------------------------------------------------------ speech_segments
