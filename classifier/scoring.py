@@ -8,8 +8,9 @@ caller history only, which scores a call the moment it arrives, before any audio
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -129,9 +130,34 @@ class CallScore:
         }
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.minimum(np.maximum(p, 1e-6), 1 - 1e-6)  # np.clip, without its Python wrapper
-    return np.asarray(np.log(q / (1 - q)))
+_LOW, _HIGH = 1e-6, 1 - 1e-6  # probabilities are clipped to these before a logit
+
+
+def _argmax2(a: float, b: float) -> int:
+    """``np.argmax([a, b])``: the first largest, a NaN counting as the largest."""
+    if a != a:
+        return 0
+    return 1 if b > a or b != b else 0
+
+
+class _RowValues(Mapping[str, float]):
+    """One call's features by name, read from its row when asked: the texts of a reason
+    read a few of the hundred, and a dict of them all cost more than the texts."""
+
+    __slots__ = ("_position", "_row")
+
+    def __init__(self, position: dict[str, int], row: list[float]) -> None:
+        self._position = position
+        self._row = row
+
+    def __getitem__(self, name: str) -> float:
+        return self._row[self._position[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._position)
+
+    def __len__(self) -> int:
+        return len(self._position)
 
 
 class ScoringModel:
@@ -201,38 +227,25 @@ class ScoringModel:
         batch = M
         groups = calls = np.zeros(0, dtype=np.intp)
         if plan is not None:
-            # Each call with one group set to a typical genuine call, scored in the same
-            # batch as the calls. A group already at its typical values cannot move the
-            # score: not computed (for a new number, every history group).
-            typical = (M == plan.ref) | (np.isnan(M) & plan.ref_nan)
-            same = np.logical_and.reduceat(typical[:, plan.order], plan.starts, axis=1)
-            groups, calls = np.nonzero(~same.T)
-            if groups.size:
-                moved = np.where(plan.masks[groups], plan.ref, M[calls])
-                batch = np.concatenate([M, moved])
+            batch, groups, calls = plan.moved_copies(M)
         all_raw = clf.predict_proba_matrix(batch, calibrated=False)
         raw = all_raw[:n]
         # How much was heard picks the calibration and thresholds and the early rule.
         heard = clf.heard_seconds(M)
-        proba = clf.calibrate(raw, heard)
-        flags = clf.flag_proba(proba, heard)
+        calibrated, flag_array = clf.calibrate_and_flag(raw, heard)
+        # Python floats and strs from here: for a call's few values, cheaper than arrays.
+        proba: list[list[float]] = calibrated.tolist()
+        flags: list[str] = [str(f) for f in flag_array.tolist()]
         reasons: list[list[Reason]] = [[] for _ in range(n)]
         if plan is not None:
-            # moved_raw[j, i]: call i with group j at its typical values; a group that
-            # did not move repeats the call's own probabilities.
-            moved_raw = np.repeat(raw[None, :, :], len(plan.groups), axis=0)
-            moved_raw[groups, calls] = all_raw[n:]
             reasons = self._explain(
-                plan, M, raw, moved_raw, proba, flags, heard, max_reasons=max_reasons
+                plan, M, all_raw, groups, calls, proba, flags, heard, max_reasons=max_reasons
             )
         return [
             CallScore(
-                probabilities={c: float(proba[i, k]) for k, c in enumerate(LABELS)},
-                flag=str(flags[i]),
-                reasons=reasons[i],
-                stage=stage,
+                probabilities=dict(zip(LABELS, p, strict=True)), flag=f, reasons=r, stage=stage
             )
-            for i in range(n)
+            for p, f, r in zip(proba, flags, reasons, strict=True)
         ]
 
     def score(self, features: Mapping[str, float], *, stage: str = "call") -> CallScore:
@@ -254,7 +267,7 @@ class ScoringModel:
             row = np.array([[float(features[f]) for f in clf.features_]], dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"feature values must be numbers: {exc}") from exc
-        if np.isinf(row).any():
+        if np.count_nonzero(np.isinf(row)):
             raise InvalidParameterError("feature values must not be infinite")
         return self.score_matrix(row, stage=stage)[0]
 
@@ -276,38 +289,57 @@ class ScoringModel:
         self,
         plan: _ExplainPlan,
         M: np.ndarray,
-        base_raw: np.ndarray,
-        raw: np.ndarray,
-        proba: np.ndarray,
-        flags: np.ndarray,
+        all_raw: np.ndarray,
+        groups: np.ndarray,
+        calls: np.ndarray,
+        proba: list[list[float]],
+        flags: list[str],
         heard: np.ndarray | None,
         *,
         max_reasons: int,
     ) -> list[list[Reason]]:
+        """Reasons of each call: rows ``n + j`` of ``all_raw`` are call ``calls[j]`` with
+        group ``groups[j]`` at its typical values (a group that did not move has no row)."""
         n = M.shape[0]
-        flagged = [LABELS.index(c) for c in FLAGGED_CLASSES]
+        prank, ghost = (LABELS.index(c) for c in FLAGGED_CLASSES)
+        targets = [
+            flag.split("_", 1)[1]
+            if flag != "none"
+            else FLAGGED_CLASSES[_argmax2(p[prank], p[ghost])]
+            for flag, p in zip(flags, proba, strict=True)
+        ]
+        t = [LABELS.index(target) for target in targets]
+        # In Python floats and one logit over every call's and moved copy's target score:
+        # for one call, indexing arrays cost more than the arithmetic.
+        rows = all_raw.tolist()
+        moves = list(zip(calls.tolist(), groups.tolist(), strict=True))
+        scores = [rows[i][t[i]] for i in range(n)]
+        scores += [rows[n + j][t[i]] for j, (i, _) in enumerate(moves)]
+        # Each score clipped and made odds in Python (np.clip and the divide give the same
+        # floats), then one np.log over them all.
+        odds = [
+            q / (1 - q) for q in (_LOW if p < _LOW else _HIGH if p > _HIGH else p for p in scores)
+        ]
+        logits = np.log(np.asarray(odds)).tolist()
+        # deltas[i][g]: how much group g moved call i's logit (0 where the group was typical).
+        deltas = [[0.0] * len(plan.groups) for _ in range(n)]
+        for j, (i, g) in enumerate(moves):
+            deltas[i][g] = logits[i] - logits[n + j]
         out: list[list[Reason]] = []
         for i in range(n):
-            flag = str(flags[i])
-            if flag != "none":
-                target = flag.split("_", 1)[1]
-            else:
-                target = FLAGGED_CLASSES[int(np.argmax(proba[i, flagged]))]
-            t = LABELS.index(target)
-            base = _logit(base_raw[i, t : t + 1])[0]
-            deltas = (base - _logit(raw[:, i, t])).tolist()
+            flag, target, row = flags[i], targets[i], deltas[i]
             # A flag (or a high score short of one) is explained by what raised it; a low
             # score by what kept it low.
-            sign = 1.0 if flag != "none" or proba[i, t] >= 0.5 else -1.0
-            order = np.argsort([-sign * d for d in deltas])
-            values: dict[str, float] | None = None
+            sign = 1.0 if flag != "none" or proba[i][t[i]] >= 0.5 else -1.0
+            order = np.asarray([-sign * d for d in row]).argsort()
+            values: _RowValues | None = None
             picked: list[Reason] = []
             for j in order.tolist():
-                d = deltas[j]
+                d = row[j]
                 if sign * d < _MIN_CONTRIBUTION or not math.isfinite(d):
                     break
                 if values is None:
-                    values = dict(zip(plan.names, M[i].tolist(), strict=True))
+                    values = _RowValues(plan.position, M[i].tolist())
                 group = plan.groups[j]
                 en, id_ = describe(group, values, reference=plan.reference)
                 picked.append(
@@ -326,9 +358,9 @@ class ScoringModel:
                 early = not float(heard[i]) >= float(plan.clf.min_likely_ghost_s)  # NaN: early
                 if early:
                     if values is None:
-                        values = dict(zip(plan.names, M[i].tolist(), strict=True))
+                        values = _RowValues(plan.position, M[i].tolist())
                     picked = self._early_ghost_first(
-                        picked, plan.groups, deltas, values, float(heard[i]), max_reasons
+                        picked, plan.groups, row, values, float(heard[i]), max_reasons
                     )
             out.append(picked)
         return out
@@ -338,7 +370,7 @@ class ScoringModel:
         picked: list[Reason],
         groups: list[str],
         deltas: list[float],
-        values: dict[str, float],
+        values: Mapping[str, float],
         heard_s: float,
         max_reasons: int,
     ) -> list[Reason]:
@@ -365,13 +397,15 @@ class _ExplainPlan:
     clf : CallClassifier
     names : list of str
         ``clf.features_``.
+    position : dict of str to int
+        Column of each name.
     groups : list of str
         The reason groups with features in the model.
     ref, ref_nan : ndarray, shape (n_features,)
         Typical values of a genuine call, and where they are NaN.
     order, starts : ndarray of int
         The groups' columns one group after the other, and where each group starts
-        (for ``np.logical_and.reduceat``).
+        (for ``np.logical_and.reduceat``); ``bounds`` is ``starts`` and the end.
     masks : ndarray of bool, shape (n_groups, n_features)
         The columns of each group.
     reference : dict of str to float
@@ -381,7 +415,7 @@ class _ExplainPlan:
     def __init__(self, clf: CallClassifier) -> None:
         self.clf = clf
         self.names = list(clf.features_)
-        pos = {f: i for i, f in enumerate(self.names)}
+        pos = self.position = {f: i for i, f in enumerate(self.names)}
         self.ref = np.asarray(clf.reference_, dtype=np.float64)
         self.ref_nan = np.isnan(self.ref)
         self.groups: list[str] = []
@@ -393,10 +427,75 @@ class _ExplainPlan:
                 columns.append(cols)
         self.order = np.array([c for cols in columns for c in cols], dtype=np.intp)
         self.starts = np.cumsum([0] + [len(cols) for cols in columns[:-1]]).astype(np.intp)
+        self.bounds = np.append(self.starts, self.order.size).astype(np.intp)
         self.masks = np.zeros((len(columns), len(self.names)), dtype=bool)
         for j, cols in enumerate(columns):
             self.masks[j, cols] = True
         self.reference = {f: float(v) for f, v in zip(self.names, self.ref.tolist(), strict=True)}
+
+    def moved_copies(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The calls, then each call with one group set to a typical genuine call, to be
+        scored in one batch; and the group and the call of each copy.
+
+        A group already at its typical values cannot move the score: it gets no copy (for
+        a new number, no history group does). Copies come group by group, call by call.
+        """
+        try:
+            kernel = _moved_kernel()
+        except Exception:  # no numba on this platform: the numpy version gives the same
+            return self._moved_copies_numpy(M)
+        batch, groups, calls = kernel(
+            np.ascontiguousarray(M, dtype=np.float64), self.ref, self.bounds, self.order
+        )
+        return batch, groups, calls
+
+    def _moved_copies_numpy(self, M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        typical = (M == self.ref) | (np.isnan(M) & self.ref_nan)
+        same = np.logical_and.reduceat(typical[:, self.order], self.starts, axis=1)
+        groups, calls = (~same.T).nonzero()
+        moved = np.where(self.masks[groups], self.ref, M[calls])
+        return np.concatenate([M, moved]), groups, calls
+
+
+@lru_cache(maxsize=1)
+def _moved_kernel() -> Any:
+    """:meth:`_ExplainPlan.moved_copies` compiled with numba: for one call, its dozen
+    numpy operations cost five times the copying."""
+    import numba
+
+    @numba.njit(nogil=True, cache=False)
+    def moved_copies(
+        M: np.ndarray, ref: np.ndarray, bounds: np.ndarray, columns: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, n_features = M.shape
+        n_groups = bounds.size - 1
+        moved = np.zeros((n_groups, n), dtype=np.bool_)
+        count = 0
+        for g in range(n_groups):
+            for i in range(n):
+                for q in range(bounds[g], bounds[g + 1]):
+                    x, r = M[i, columns[q]], ref[columns[q]]
+                    if not (x == r or (x != x and r != r)):  # NaN is typical where ref is
+                        moved[g, i] = True
+                        count += 1
+                        break
+        batch = np.empty((n + count, n_features))
+        batch[:n] = M
+        groups = np.empty(count, dtype=np.intp)
+        calls = np.empty(count, dtype=np.intp)
+        j = 0
+        for g in range(n_groups):
+            for i in range(n):
+                if moved[g, i]:
+                    batch[n + j] = M[i]
+                    for q in range(bounds[g], bounds[g + 1]):
+                        batch[n + j, columns[q]] = ref[columns[q]]
+                    groups[j] = g
+                    calls[j] = i
+                    j += 1
+        return batch, groups, calls
+
+    return moved_copies
 
 
 def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,13 @@ from classifier.errors import InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.history import metadata_features
-from classifier.model import FLAGS, CallClassifier, choose_thresholds, flags_from_proba
+from classifier.model import (
+    FLAGS,
+    CallClassifier,
+    cap_early_ghost,
+    choose_thresholds,
+    flags_from_proba,
+)
 from classifier.reasons import ADVISORY
 from classifier.scoring import PRE_ANSWER_FEATURES, CallScore, ScoringModel
 
@@ -486,6 +492,16 @@ def test_same_random_state_gives_identical_probabilities(table: pd.DataFrame) ->
     assert a.thresholds_ == b.thresholds_
 
 
+def test_refitting_after_predicting_predicts_with_the_new_fit(table: pd.DataFrame) -> None:
+    # The compiled forest is a cache of the booster: a refit must not keep the old one.
+    clf = CallClassifier(max_iter=5, n_folds=3).fit(table, table["label"])
+    first = clf.predict_proba(table)
+    clf.set_params(max_iter=12).fit(table, table["label"])
+    fresh = CallClassifier(max_iter=12, n_folds=3).fit(table, table["label"])
+    np.testing.assert_array_equal(clf.predict_proba(table), fresh.predict_proba(table))
+    assert not np.array_equal(clf.predict_proba(table), first)
+
+
 @pytest.mark.parametrize("calibration", ["sigmoid", "none"])
 def test_other_calibrations_give_distributions(table: pd.DataFrame, calibration: str) -> None:
     clf = CallClassifier(max_iter=10, n_folds=3, calibration=calibration).fit(
@@ -494,6 +510,150 @@ def test_other_calibrations_give_distributions(table: pd.DataFrame, calibration:
     proba = clf.predict_proba(table)
     assert proba.shape == (len(table), 4)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+
+
+# --- the compiled tree walk against scikit-learn -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> ScoringModel:
+    from classifier.artifact import load_model
+
+    return load_model()
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool((a.view(np.uint64) == b.view(np.uint64)).all())
+
+
+def _probing_rows(clf: CallClassifier, n: int, seed: int) -> np.ndarray:
+    """Rows that probe every way a walk can go wrong: typical values scaled and shifted,
+    features exactly at one of the booster's split thresholds or one float either side,
+    NaNs (more where the typical value is NaN), zeros of both signs."""
+    rng = np.random.default_rng(seed)
+    ref = np.nan_to_num(np.asarray(clf.reference_, dtype=np.float64), nan=0.0)
+    M = ref * rng.lognormal(0.0, 0.5, (n, ref.size))
+    M += rng.normal(0.0, 1.0, M.shape) * (rng.random(M.shape) < 0.3)
+    nodes = np.concatenate([t.nodes for it in clf.estimator_._predictors for t in it])
+    splits = nodes[nodes["is_leaf"] == 0]
+    pick = rng.integers(0, splits.size, (n, 25))
+    thr = splits["num_threshold"][pick]
+    step = rng.choice([-1.0, 0.0, 0.0, 1.0], pick.shape) * np.spacing(np.abs(thr))
+    np.put_along_axis(M, splits["feature_idx"][pick].astype(np.intp), thr + step, axis=1)
+    M[rng.random(M.shape) < 0.02] = -0.0
+    M[rng.random(M.shape) < 0.02] = 0.0
+    M[rng.random(M.shape) < 0.12] = np.nan
+    M[np.isnan(clf.reference_) & (rng.random(M.shape) < 0.5)] = np.nan
+    return M
+
+
+@pytest.mark.parametrize("stage", ["call", "pre_answer"])
+def test_flat_forest_gives_scikit_learns_raw_scores_bit_for_bit(
+    shipped: ScoringModel, stage: str
+) -> None:
+    # The shipped model's 1,200 trees, walked by numba and by numpy, against scikit-learn's
+    # own prediction: every bit of every raw score and probability, for batches of one row,
+    # around the walk's block of rows, and many.
+    clf = shipped.classifier(stage)
+    booster = clf.estimator_
+    forest = model_module._FlatForest(booster)
+    M = _probing_rows(clf, 1500, seed=3)
+    assert np.isnan(M).any() and (M == 0).any()
+    expected = booster.decision_function(M)
+    assert _same_bits(forest.raw(M), expected)
+    assert _same_bits(forest.predict_proba(M), booster.predict_proba(M))
+    assert _same_bits(forest._raw_numpy(M[:400]), expected[:400])
+    for n in (1, 2, 9, 63, 64, 65, 129):
+        assert _same_bits(forest.raw(M[-n:]), expected[-n:]), n
+    uncalibrated = clf.predict_proba_matrix(M, calibrated=False)
+    assert _same_bits(uncalibrated, clf._expand(booster, booster.predict_proba(M)))
+
+
+def test_flat_forest_without_numba_walks_with_numpy(
+    shipped: ScoringModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_numba() -> None:
+        raise ImportError("numba")
+
+    clf = shipped.pre_answer
+    forest = model_module._FlatForest(clf.estimator_)
+    M = _probing_rows(clf, 50, seed=4)
+    monkeypatch.setattr(model_module, "_walk_kernel", no_numba)
+    assert _same_bits(forest.raw(M), clf.estimator_.decision_function(M))
+
+
+def _silent_line_rows(clf: CallClassifier) -> np.ndarray:
+    """A live call of line noise alone from a number with earlier ghost calls, as the
+    stream scores it after 4 to 20 s, and as a whole call: the model's ghost flags."""
+    from classifier.features import SR, call_features
+    from classifier.history import PastCall, history_features
+    from classifier.streaming import StreamingFeatures
+
+    at = datetime(2025, 6, 3, 2, tzinfo=UTC)
+    past = [
+        PastCall(started_at=at - timedelta(days=d), duration_s=15.0, label="ghost")
+        for d in (1, 2, 4)
+    ]
+    history = history_features(past, at=at)
+    rng = np.random.default_rng(7)
+    live = StreamingFeatures()
+    rows = []
+    for second in range(1, 21):
+        live.push(rng.normal(0.0, 1e-3, SR).astype(np.float32))
+        if second in (4, 6, 8, 9, 12, 20):
+            for complete in (False, True):
+                features = call_features(
+                    None,
+                    caller_id="+6281234567",
+                    started_at=at,
+                    duration_s=float(second),
+                    history=history,
+                    acoustic=live.features(),
+                    complete=complete,
+                )
+                rows.append([features[f] for f in clf.features_])
+    return np.asarray(rows, dtype=np.float64)
+
+
+@pytest.mark.parametrize("min_likely_ghost_s", [None, 25.0])
+def test_shipped_scores_are_scikit_learns_probabilities_calibrated_and_flagged(
+    shipped: ScoringModel, min_likely_ghost_s: float | None
+) -> None:
+    # ScoringModel.score_matrix, in one batch and call by call, against the plain chain:
+    # scikit-learn's predict_proba, the row's time-bucket calibrators, flags_from_proba,
+    # cap_early_ghost. Times heard in every bucket (and unknown), whole calls among them;
+    # with the early-ghost rule held to 25 s, the silent line's likely ghost flags capped.
+    import copy
+
+    clf = copy.copy(shipped.call)
+    if min_likely_ghost_s is not None:
+        clf.min_likely_ghost_s = min_likely_ghost_s
+    model = ScoringModel(call=clf, pre_answer=shipped.pre_answer, card=shipped.card)
+    rng = np.random.default_rng(6)
+    probing = _probing_rows(clf, 160, seed=5)
+    heard_col = clf.features_.index("audio_duration_s")
+    probing[:, heard_col] = rng.choice([0.5, 2.0, 4.0, 7.5, 10.0, 15.0, 40.0, np.nan], 160)
+    probing[:, clf.features_.index("call_complete")] = rng.random(160) < 0.2
+    M = np.concatenate([probing, _silent_line_rows(clf)])
+    batch = model.score_matrix(M)
+    raw = clf._expand(clf.estimator_, clf.estimator_.predict_proba(M))
+    heard = clf.heard_seconds(M)
+    assert heard is not None
+    buckets = clf._bucket_of(heard)
+    assert len(set(buckets.tolist())) == len(clf.bucket_names())
+    capped = 0
+    for i, s in enumerate(batch):
+        assert model.score_matrix(M[i : i + 1])[0] == s, i
+        b = int(buckets[i])
+        p = clf._apply_calibrators(clf.bucket_calibrators_[b] or clf.calibrators_, raw[i : i + 1])
+        assert _same_bits(np.asarray([s.probabilities[c] for c in LABELS]), p[0]), i
+        flag = flags_from_proba(p, classes=LABELS, thresholds=clf.bucket_thresholds_[b])
+        early = cap_early_ghost(flag, heard[i : i + 1], min_likely_s=clf.min_likely_ghost_s)
+        assert s.flag == early[0], i
+        capped += int(flag[0] != early[0])
+    assert {s.flag for s in batch} >= {"none", "likely_prank", "possible_ghost"}
+    assert capped if min_likely_ghost_s else "likely_ghost" in {s.flag for s in batch}
 
 
 # --- ScoringModel ------------------------------------------------------------------------
@@ -623,6 +783,30 @@ def test_reasons_match_one_prediction_per_group(
         assert s == scoring.score_matrix(M[i : i + 1], stage=stage)[0]
         plain = _plain_reasons(scoring, M[i], stage)
         assert [(r.group, r.effect) for r in s.reasons] == plain
+
+
+def test_moved_copies_compiled_equal_numpys(table: pd.DataFrame, fitted: CallClassifier) -> None:
+    # The numba kernel and the numpy fallback: the same copies, groups and calls, with
+    # rows at their typical values, NaNs, and typical values that are NaN.
+    import copy
+
+    from classifier.scoring import _ExplainPlan
+
+    clf = copy.copy(fitted)
+    clf.reference_ = np.asarray(fitted.reference_, dtype=np.float64).copy()
+    clf.reference_[[0, 5, 40]] = np.nan
+    plan = _ExplainPlan(clf)
+    M = table.loc[:, list(plan.names)].to_numpy(dtype=np.float64)[:30]
+    M[3] = plan.ref
+    M[4, :50] = plan.ref[:50]
+    M[5, ::3] = np.nan
+    M[6, [0, 5, 40]] = np.nan
+    compiled, plain = plan.moved_copies(M), plan._moved_copies_numpy(M)
+    assert compiled[1].size > 30 and not (compiled[2] == 3).any()
+    for a, b in zip(compiled, plain, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert _same_bits(compiled[0][~np.isnan(compiled[0])], plain[0][~np.isnan(plain[0])])
 
 
 def test_explanation_plan_follows_a_replaced_classifier(
