@@ -29,10 +29,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 	$(SUDO) apt-get update
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
-# librosa caches its numba kernels on disk at first use; compile them once here so the
-# parallel test workers load a finished cache instead of racing to write it.
+# The numba kernels are compiled and cached once before the test workers start
+# (tests/conftest.py), so the parallel workers load a finished cache.
 test: lint /usr/bin/chromium
-	$(BIN)/python -c "from training.features import warm_numba_cache; warm_numba_cache()"
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 clean:

@@ -157,8 +157,13 @@ def warm_up(model: ScoringModel) -> None:
     """Score one synthetic call end to end so the first real call is not the slow one.
 
     The first call pays for lazy imports, filter banks and the model's flat forest
-    (about 1.5 s measured); a reload warms the new model before it is swapped in.
+    (about 1.5 s measured), the first live stream for the compiled loops of the
+    features (:func:`classifier.streaming.warm_up`, a few seconds); a reload warms the
+    new model before it is swapped in.
     """
+    from classifier.streaming import warm_up as warm_features
+
+    warm_features()
     import io
 
     import numpy as np

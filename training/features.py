@@ -20,7 +20,7 @@ import typer
 from joblib import Memory
 
 import classifier
-from classifier.audio import CallAudio, load_audio
+from classifier.audio import load_audio
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.features import (
     FEATURE_NAMES,
@@ -32,6 +32,7 @@ from classifier.features import (
 from classifier.history import replay_history, resolve_timezone
 from classifier.manifest import load_manifest, parse_timestamp
 from classifier.model import check_prefixes
+from classifier.streaming import warm_up
 from training.parallel import map_batches
 
 _BATCH = 16
@@ -137,23 +138,6 @@ def parse_prefixes(text: str | Sequence[float] | None) -> tuple[float, ...]:
     return check_prefixes(values)
 
 
-def warm_numba_cache() -> None:
-    """Compute the features of a synthetic call in this process, before any worker.
-
-    librosa compiles its numba kernels on first use and caches them on disk; two fresh
-    worker processes compiling and caching the same kernel at once crashed with a
-    segmentation fault in a fresh checkout (seen in CI-like runs). Compiling once here
-    leaves the workers a finished cache to load.
-    """
-    # Faint noise with voiced bursts (a 150 Hz harmonic tone), so pitch tracking runs too.
-    t = np.arange(3 * SR) / SR
-    voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 8))
-    bursts = ((t % 1.0) > 0.4) & ((t % 1.0) < 0.8)
-    noise = np.random.default_rng(0).standard_normal(t.size)
-    y = (0.2 * voiced * bursts + 0.002 * noise).astype(np.float32)
-    audio_features(CallAudio.from_samples(y, sr=SR))
-
-
 def extract_features(
     manifest: str | Path,
     *,
@@ -214,7 +198,9 @@ def extract_features(
     ]
     batches = [jobs[i : i + _BATCH] for i in range(0, len(jobs), _BATCH)]
     if n_jobs > 1:
-        warm_numba_cache()
+        # Compiled and cached on disk once here: workers writing the same numba cache at
+        # once crashed with a segmentation fault in a fresh checkout (seen in CI-like runs).
+        warm_up()
     code = _code_fingerprint()
     cache = str(cache_dir) if cache_dir else None
     results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]] = {}
