@@ -48,6 +48,9 @@ TRAIN_CORPORA: tuple[CorpusSpec, ...] = (
 )
 #: Acceptance corpus: a preset and a seed the model never trained on.
 ACCEPTANCE_CORPUS = CorpusSpec("pur1200", "purworejo", 1200, 99)
+#: Emergency-budget corpus: many emergency calls (500) of a seed the model never saw, each
+#: also scored after its first seconds, for the share of them flagged at every time heard.
+BUDGET_CORPUS = CorpusSpec("bal2000u", "balanced", 2000, 778)
 #: The issue's goals on the acceptance corpus.
 GOALS = {"ghost_roc_auc": 0.99, "prank_roc_auc": 0.95, "emergency_flagged_max": 0.01}
 #: Seconds heard at which every call is also cut, for the early (streamed) scores.
@@ -140,8 +143,29 @@ def build_default(
         prefixes=PREFIXES,
     )
     figures = acceptance(metrics)
-    _write_readme(out, result.card, figures, metrics)
+    budget_metrics, _ = evaluate_manifest(
+        ensure_corpus(work, BUDGET_CORPUS, n_jobs=n_jobs),
+        work / "budget",
+        model_dir=out,
+        n_jobs=n_jobs,
+        cache_dir=work / "feature-cache",
+        prefixes=PREFIXES,
+    )
+    figures.update(emergency_budget(budget_metrics))
+    _write_readme(out, result.card, figures, metrics, budget_metrics)
     return figures
+
+
+def emergency_budget(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Share of emergency calls flagged at each time heard and whether each is in budget."""
+    flagged = {
+        k: v.get("emergency_flagged_possible") for k, v in (metrics.get("prefixes") or {}).items()
+    }
+    limit = GOALS["emergency_flagged_max"]
+    return {
+        "budget_flagged": flagged,
+        "budget_ok": bool(flagged) and all(v is not None and v <= limit for v in flagged.values()),
+    }
 
 
 def _pct(x: Any) -> str:
@@ -152,7 +176,17 @@ def _num(x: Any) -> str:
     return "n/a" if x is None else f"{float(x):.4f}"
 
 
-def _write_readme(out: Path, card: dict[str, Any], fig: dict[str, Any], m: dict[str, Any]) -> None:
+def _early_rows(m: dict[str, Any]) -> str:
+    return "\n".join(
+        f"| {'whole call' if k == 'whole' else k + ' s'} | {_pct(v.get('ghost_recall_possible'))} "
+        f"| {_pct(v.get('prank_recall_possible'))} | {_pct(v.get('emergency_flagged_possible'))} |"
+        for k, v in (m.get("prefixes") or {}).items()
+    )
+
+
+def _write_readme(
+    out: Path, card: dict[str, Any], fig: dict[str, Any], m: dict[str, Any], b: dict[str, Any]
+) -> None:
     held = card.get("metrics", {}).get("per_class", {})
     spec_lines = "\n".join(
         f"| {s.name} | {s.preset} | {s.calls} | {s.seed} |" for s in TRAIN_CORPORA
@@ -182,11 +216,10 @@ def _write_readme(out: Path, card: dict[str, Any], fig: dict[str, Any], m: dict[
             ),
         )
     )
-    early_rows = "\n".join(
-        f"| {'whole call' if k == 'whole' else k + ' s'} | {_pct(v.get('ghost_recall_possible'))} "
-        f"| {_pct(v.get('prank_recall_possible'))} | {_pct(v.get('emergency_flagged_possible'))} |"
-        for k, v in (m.get("prefixes") or {}).items()
-    )
+    early_rows = _early_rows(m)
+    budget_rows = _early_rows(b)
+    bud = BUDGET_CORPUS
+    n_emergency = (b.get("class_counts") or {}).get("emergency", "n/a")
     prank_recall = _pct((rec.get("prank") or {}).get("recall"))
     ghost_recall = _pct((rec.get("ghost") or {}).get("recall"))
     text = f"""# The default callsift model
@@ -230,6 +263,16 @@ silent caller may be a person in danger who cannot speak yet.
 |---|---|---|---|
 {early_rows}
 
+## Emergency budget at every time heard
+
+{bud.preset}, {bud.calls} calls, seed {bud.seed} (never trained on; {n_emergency}
+emergency calls): at most {_pct(GOALS["emergency_flagged_max"])} of them flagged at
+every time heard: {"met" if fig["budget_ok"] else "NOT met"}.
+
+| heard | ghost recall | prank recall | emergency calls flagged |
+|---|---|---|---|
+{budget_rows}
+
 ## Limits
 
 Trained on simulated calls (espeak-ng voices, synthetic noises and telephone channels).
@@ -249,6 +292,13 @@ def build_default_command(
     """Rebuild the default model from the simulator and check it on an unseen corpus."""
     fig = build_default(out=out, work=work, n_jobs=jobs)
     typer.echo(json.dumps(fig, indent=2))
+    if not fig["budget_ok"]:
+        # Reported, not a gate: the acceptance goals are those of the unseen preset.
+        typer.echo(
+            "warning: more than 1% of the budget corpus's emergency calls are flagged at "
+            "some time heard (see the model's README)",
+            err=True,
+        )
     if not (fig["ghost_ok"] and fig["prank_ok"] and fig["emergency_ok"]):
         typer.echo("the default model misses at least one goal", err=True)
         raise typer.Exit(1)

@@ -50,6 +50,41 @@ def caller_keys(table: pd.DataFrame) -> np.ndarray:
     )
 
 
+FOLD_BY: tuple[str, ...] = ("caller", "manifest")
+
+
+def fold_keys(table: pd.DataFrame, *, by: str, n_folds: int) -> np.ndarray:
+    """Group key of each row for the calibration folds of the model.
+
+    ``caller``: folds never split a caller (:func:`caller_keys`). ``manifest``: folds
+    never split a manifest, so each out-of-fold score comes from a model that never saw
+    that corpus: with simulated corpora of distinct seeds (the default model's recipe),
+    the flag thresholds are then chosen on scores as far from the training data as a new
+    centre's calls are, not on callers of corpora the model already knows.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``by`` unknown, or ``manifest`` with fewer manifests than folds.
+    """
+    source = table["source"].astype(str).to_numpy() if "source" in table else np.zeros(len(table))
+    check_fold_by(by, manifests=len(set(source.tolist())), n_folds=n_folds)
+    if by == "caller":
+        return caller_keys(table)
+    return np.asarray([f"manifest|{k}" for k in source], dtype=object)
+
+
+def check_fold_by(by: str, *, manifests: int, n_folds: int) -> None:
+    """Raise unless calibration folds by ``by`` can be made from ``manifests`` manifests."""
+    if by not in FOLD_BY:
+        raise InvalidParameterError(f"fold_by is {by!r}; expected one of {', '.join(FOLD_BY)}")
+    if by == "manifest" and manifests < n_folds:
+        raise InvalidParameterError(
+            f"folds by manifest need at least {n_folds} manifests (one per calibration "
+            f"fold); got {manifests}: give more manifests or fold by caller"
+        )
+
+
 def honest_split(
     table: pd.DataFrame,
     *,

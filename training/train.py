@@ -46,7 +46,7 @@ from training.features import (
     parse_prefixes,
     whole_calls,
 )
-from training.split import Split, caller_keys, honest_split
+from training.split import Split, check_fold_by, fold_keys, honest_split
 
 _MIN_TRAIN_SHARE_OK = 0.5  # more failed audio than this and the training set is not trustworthy
 #: Boosting weight of a prefix row against 1 for its whole call (docs/benchmarks.md).
@@ -172,15 +172,18 @@ def fit_models(
     params: dict[str, Any],
     seed: int,
     prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
+    fold_by: str = "caller",
 ) -> tuple[CallClassifier, CallClassifier, Baselines]:
     """Fit the call model, the pre-answer model and the baselines on training calls.
 
     The call model learns from every row, prefix rows included (``params["prefixes"]``
     sets its time buckets); the pre-answer model, which hears nothing, and the
-    baselines learn from whole calls only.
+    baselines learn from whole calls only. ``fold_by`` groups the calibration folds
+    (:func:`training.split.fold_keys`).
     """
     y = train["label"].astype(str).to_numpy()
-    groups = caller_keys(train)
+    n_folds = int(params.get("n_folds", CallClassifier().n_folds))
+    groups = fold_keys(train, by=fold_by, n_folds=n_folds)
     call = CallClassifier(**params, random_state=seed).fit(
         train, y, groups=groups, sample_weight=prefix_weights(train, prefix_weight=prefix_weight)
     )
@@ -231,6 +234,7 @@ def train(
     progress: bool = True,
     prefixes: Sequence[float] = DEFAULT_PREFIXES,
     prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
+    fold_by: str = "caller",
 ) -> TrainResult:
     """Train, evaluate on the honest test split and save the model folder atomically.
 
@@ -255,6 +259,10 @@ def train(
         measured in the report; empty for whole calls only.
     prefix_weight : float, keyword-only
         Boosting weight of a prefix row (a whole call weighs 1).
+    fold_by : {"caller", "manifest"}, keyword-only
+        What the calibration folds, on which the flag thresholds are chosen, keep
+        together (:func:`training.split.fold_keys`): ``manifest`` when the manifests are
+        corpora as different as a new centre's calls would be.
 
     Returns
     -------
@@ -262,6 +270,8 @@ def train(
     """
     out = Path(out)
     _check_out(out)
+    n_folds = int((params or {}).get("n_folds", CallClassifier().n_folds))
+    check_fold_by(fold_by, manifests=len(manifests), n_folds=n_folds)  # before the features
     cuts = check_prefixes(prefixes)
     params = {**(params or {}), "prefixes": cuts or None}
     table, failures = load_training_table(
@@ -284,7 +294,7 @@ def train(
             "calls, or raise --test-callers / lower --test-after"
         )
     call, pre, baselines = fit_models(
-        train_rows, params=params, seed=seed, prefix_weight=prefix_weight
+        train_rows, params=params, seed=seed, prefix_weight=prefix_weight, fold_by=fold_by
     )
 
     fingerprint = data_fingerprint(train_rows)
@@ -308,6 +318,7 @@ def train(
         "split": split.description,
         "params": {**call.get_params(), "features": None},
         "prefix_weight": prefix_weight if cuts else None,
+        "folds_by": fold_by,
         "advisory": (
             "Flags are advice for the call-taker: every call is answered and handled; a "
             "silent caller may be a victim who cannot speak."
@@ -400,6 +411,14 @@ def train_command(
     prefix_weight: Annotated[
         float, typer.Option("--prefix-weight", help="boosting weight of a prefix row (0, 1]")
     ] = DEFAULT_PREFIX_WEIGHT,
+    fold_by: Annotated[
+        str,
+        typer.Option(
+            "--fold-by",
+            help="calibration folds keep callers (caller) or whole manifests (manifest) "
+            "together; manifest when each manifest is a corpus of its own",
+        ),
+    ] = "caller",
 ) -> None:
     """Train the prank and ghost model on labelled manifests; report and register it."""
     params = {
@@ -420,6 +439,7 @@ def train_command(
         params=params,
         prefixes=parse_prefixes(prefixes),
         prefix_weight=prefix_weight,
+        fold_by=fold_by,
     )
     card = result.card
     typer.echo(f"model {card['version']} written to {out}")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from classifier.errors import InvalidParameterError
-from training.split import caller_keys, honest_split
+from training.split import caller_keys, fold_keys, honest_split
 
 _TZ = timezone(timedelta(hours=7))
 
@@ -170,3 +170,24 @@ def test_prefix_rows_follow_their_call_to_its_side() -> None:
     assert len(train) + len(test) == table["call_id"].isin(side.keys()).sum()
     keys = caller_keys(table)
     assert not set(keys[train]) & set(keys[test])
+
+
+def test_folds_by_manifest_keep_each_corpus_together() -> None:
+    table = pd.concat(
+        [_calls(100, seed=k).assign(source=str(k)) for k in range(5)], ignore_index=True
+    )
+    keys = fold_keys(table, by="manifest", n_folds=4)
+    assert len(set(keys)) == 5
+    for k in range(5):
+        assert len(set(keys[(table["source"] == str(k)).to_numpy()])) == 1
+    np.testing.assert_array_equal(fold_keys(table, by="caller", n_folds=4), caller_keys(table))
+
+
+def test_folds_by_manifest_need_a_manifest_per_fold() -> None:
+    table = pd.concat(
+        [_calls(50, seed=k).assign(source=str(k)) for k in range(3)], ignore_index=True
+    )
+    with pytest.raises(InvalidParameterError, match=r"at least 4 manifests.*got 3"):
+        fold_keys(table, by="manifest", n_folds=4)
+    with pytest.raises(InvalidParameterError, match="fold_by is 'corpus'"):
+        fold_keys(table, by="corpus", n_folds=4)

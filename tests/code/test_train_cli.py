@@ -19,7 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from classifier.artifact import load_model, read_card
-from classifier.errors import CallsiftError, InvalidManifestError, ModelMismatchError
+from classifier.errors import (
+    CallsiftError,
+    InvalidManifestError,
+    InvalidParameterError,
+    ModelMismatchError,
+)
 from training.cli import app
 from training.evaluate import SCORE_COLUMNS
 from training.simulate import simulate_corpus
@@ -349,3 +354,13 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_train_folds_by_manifest_refuse_too_few_manifests(corpus: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["train", str(corpus), "--out", str(tmp_path / "x"), "--fold-by", "manifest", *SMALL],
+    )
+    assert isinstance(result.exception, InvalidParameterError)
+    assert "at least 4 manifests" in str(result.exception)
+    assert not (tmp_path / "x").exists()
