@@ -7,6 +7,8 @@ The database is the one named by ``DATABASE_URL`` (default ``sqlite:///runs/call
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +147,10 @@ def serve_command(
                 f"{value!r}; expected one of {', '.join(choices)}", param_hint=name
             )
     settings = Settings()  # fail here, with a clear message, on a bad setting
+    if settings.instance is None:
+        # The workers share this name, and with it one limit of live streams; the port
+        # tells apart two servers on one host.
+        os.environ["CALLSIFT_INSTANCE"] = f"{socket.gethostname()[:190]}:{port}"
     from api.store import StoreUnavailableError
 
     token: str | None = None
@@ -166,6 +172,12 @@ def serve_command(
             "    callsift keys create --role call_taker|supervisor|data_scientist|admin",
             err=True,
         )
+    if workers > 1:
+        # Compiled and cached on disk here, once: worker processes writing numba's cache
+        # at once can crash; they then load it.
+        from classifier.streaming import warm_up
+
+        warm_up()
     uvicorn.run(
         "api.main:create_app",
         factory=True,

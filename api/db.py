@@ -36,6 +36,9 @@ DEFAULT_DATABASE_URL = "sqlite:///runs/callsift.db"
 #: Longest call_id accepted.
 CALL_ID_MAX = 128
 CALLER_ID_MAX = 128
+#: Longest server instance name and worker id of a stream lease.
+INSTANCE_MAX = 200
+WORKER_MAX = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -149,6 +152,26 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class StreamLease(Base):
+    """One open live stream, held by one worker process of one server.
+
+    The cross-process guard of the live streams (:mod:`api.leases`): the primary key
+    gives a call one stream across every worker and replica, and the rows of a server
+    count its streams against its ``stream_max``. A lease whose ``heartbeat_at`` is
+    older than the lease timeout belongs to a dead process and counts as free.
+    """
+
+    __tablename__ = "stream_leases"
+    # The claim counts a server's leases.
+    __table_args__ = (Index("ix_stream_leases_instance", "instance"),)
+
+    call_id: Mapped[str] = mapped_column(String(CALL_ID_MAX), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(INSTANCE_MAX), nullable=False)
+    worker: Mapped[str] = mapped_column(String(WORKER_MAX), nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class AuditEntry(Base):

@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.leases import StreamLeases
 from api.observability import CallerHasher, Metrics
 from api.security import ROLES, looks_like_token
 from api.service import KeyCache, LoadedModel, ModelHolder, Principal, RecentCalls
@@ -46,6 +47,7 @@ class Runtime:
     hasher: CallerHasher
     timezone: tzinfo | None
     streams: LiveCalls
+    leases: StreamLeases
 
 
 async def get_runtime(request: Request) -> Runtime:

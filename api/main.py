@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.db import INSTANCE_MAX
 from api.deps import Runtime
+from api.leases import StreamLeases
 from api.observability import (
     CallerHasher,
     Metrics,
@@ -128,7 +131,8 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Migrate the database and load the model; dispose of the pool at shutdown."""
+    """Migrate the database, load the model and start the stream leases' heartbeat;
+    stop it, drop this worker's leases and dispose of the pool at shutdown."""
     runtime: Runtime = app.state.runtime
     # Scoring multiplies tall, thin matrices: extra BLAS threads only spin against the
     # requests served beside them.
@@ -153,9 +157,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "model_error": runtime.models.error,
         },
     )
+    runtime.leases.start(lambda: runtime.store, runtime.streams)
     try:
         yield
     finally:
+        await runtime.leases.stop(runtime.store)
         runtime.streams.shutdown()
         runtime.store.dispose()
 
@@ -211,6 +217,11 @@ def create_app(
         ),
         timezone=resolve_timezone(settings.timezone),
         streams=LiveCalls(limit=settings.stream_max, threads=settings.stream_threads),
+        leases=StreamLeases(
+            instance=settings.instance or socket.gethostname()[:INSTANCE_MAX],
+            limit=settings.stream_max,
+            lease_s=settings.stream_lease_s,
+        ),
     )
     for result, attr in (("hit", "hits"), ("miss", "misses")):
         metrics.pre_answer_cache.labels(result=result).set_function(

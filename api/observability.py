@@ -107,7 +107,8 @@ class Metrics:
 
         self.live_streams = Gauge(
             "callsift_live_streams",
-            "Live audio streams open on this server.",
+            "Live audio streams open in this worker process (the server's total is in the "
+            "database's stream leases).",
             registry=self.registry,
         )
         self.stream_update_seconds = Histogram(

@@ -61,11 +61,17 @@ class Settings(BaseSettings):
         Salt of the phone-number hashes in logs; None draws a random salt per process
         (hashes then only correlate within one process).
     log_level : str
+    instance : str or None
+        Name of this server among those sharing the database, in its stream leases:
+        the worker processes of one server share it, and with it ``stream_max``. None:
+        ``callsift serve`` names itself ``HOSTNAME:PORT``; an app started otherwise
+        (``uvicorn --factory api.main:create_app``) takes the host name.
     stream_max : int
-        Live audio streams served at once; one more is refused (close code 1013).
+        Live audio streams one server (all its worker processes together) serves at
+        once; one more is refused (close code 1013).
     stream_max_seconds : float
         Audio a live stream scores; later frames are accepted but not scored (each
-        second kept holds about 87 kB, so memory stays below ``stream_max`` times this).
+        second kept holds about 92 kB, so memory stays below ``stream_max`` times this).
     stream_idle_s : float
         A stream without a frame for this long gets its final score and is closed.
     stream_update_s : float
@@ -76,6 +82,9 @@ class Settings(BaseSettings):
     stream_threads : int
         Threads that compute live streams' scores; 0 (the default) computes them on the
         event loop, which measured faster than a thread sharing the GIL with it.
+    stream_lease_s : float
+        A stream lease whose heartbeat is older than this belongs to a dead process and
+        counts as free; each worker refreshes its leases every sixth of it.
     """
 
     model_config = SettingsConfigDict(
@@ -106,12 +115,15 @@ class Settings(BaseSettings):
     key_offline_grace_s: float = Field(default=3600.0, ge=0)
     log_salt: SecretStr | None = None
     log_level: LogLevel = "INFO"
+    # At most api.db.INSTANCE_MAX characters (not imported: settings stay light).
+    instance: str | None = Field(default=None, min_length=1, max_length=200)
     stream_max: int = Field(default=256, gt=0)
     stream_max_seconds: float = Field(default=300.0, ge=1.0)
     stream_idle_s: float = Field(default=10.0, gt=0)
     stream_update_s: float = Field(default=1.0, gt=0, le=1.0)
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
     stream_threads: int = Field(default=0, ge=0, le=64)
+    stream_lease_s: float = Field(default=30.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

@@ -12,16 +12,20 @@ import contextlib
 import hashlib
 import math
 import os
+import random
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from sqlalchemy import bindparam, case, func, insert, select, text, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -33,11 +37,14 @@ if TYPE_CHECKING:
 from api import security
 from api.db import (
     CALL_ID_MAX,
+    INSTANCE_MAX,
     SQLITE_WRITE_OPTIONS,
+    WORKER_MAX,
     ApiKey,
     AuditEntry,
     Call,
     Review,
+    StreamLease,
     make_engine,
 )
 from classifier.errors import CallsiftError, InvalidParameterError
@@ -73,6 +80,8 @@ _TREND_DAYS = 7
 _EXT = re.compile(r"^[a-z0-9]{1,8}$")
 _KEY_ACTOR = re.compile(r"^key:(\d+)(?:\s|$)")
 _PG_MIGRATION_LOCK = 0x63_73_69_66_74  # any constant shared by every replica
+#: Tries of a stream claim that withdrew from a race for a server's last places.
+_CLAIM_ATTEMPTS = 3
 _MAX_LIMIT = 1000
 
 
@@ -90,6 +99,10 @@ class ConflictError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The database cannot be reached (refused, timed out, or went away)."""
+
+
+#: What claiming a stream lease found (:meth:`Store.claim_stream`).
+StreamClaim = Literal["claimed", "busy", "full"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +206,12 @@ def _check_caller_id(caller_id: str) -> str:
         # The message quotes the value; it is refused, so it is not a stored number.
         raise InvalidParameterError(f"caller_id {problem}")
     return caller_id
+
+
+def _check_lease_owner(instance: str, worker: str) -> None:
+    for name, value, most in (("instance", instance, INSTANCE_MAX), ("worker", worker, WORKER_MAX)):
+        if not isinstance(value, str) or not value or len(value) > most:
+            raise InvalidParameterError(f"{name} must be 1 to {most} characters")
 
 
 def _check_limit(limit: int, offset: int = 0) -> None:
@@ -1127,6 +1146,152 @@ class Store:
                 row.setdefault(key, value)
             out.append(row)
         return out
+
+    # -- live stream leases -----------------------------------------------------------
+
+    def _lease_clock(self, lease_s: float) -> tuple[Any, Any]:
+        """Now, and the oldest heartbeat of a live lease, as SQL values.
+
+        PostgreSQL takes its own clock: replicas on several hosts then compare heartbeats
+        on one clock, whatever their own drift. A SQLite file has one host.
+        """
+        if self._sqlite:
+            now = _now()
+            return now, now - timedelta(seconds=lease_s)
+        return func.now(), func.now() - timedelta(seconds=lease_s)
+
+    def claim_stream(
+        self, call_id: str, *, instance: str, worker: str, limit: int, lease_s: float
+    ) -> StreamClaim:
+        """Take the lease of a live stream of ``call_id`` for ``worker`` of ``instance``.
+
+        No lock, so that streams opening together never queue for one: the lease is
+        inserted, or a stale lease of the call (its heartbeat older than ``lease_s``: its
+        process is gone) taken over, in one statement; the primary key settles two
+        claims of one call. Then the server's live leases are counted and, over
+        ``limit``, the claim withdraws. Each claim counts after its own commit, so of
+        claims racing for the last places the one counting last sees them all: the
+        limit is never exceeded. Claims that all withdrew from a race try again after a
+        short random pause, so the places left are taken.
+
+        Returns
+        -------
+        {"claimed", "busy", "full"}
+            ``claimed``: the lease is ``worker``'s; ``busy``: the call has a live lease;
+            ``full``: the server already holds ``limit`` live leases.
+
+        Raises
+        ------
+        StoreUnavailableError
+        """
+        _check_call_id(call_id)
+        _check_lease_owner(instance, worker)
+        if limit < 1 or lease_s <= 0:
+            raise InvalidParameterError(
+                f"limit must be >= 1 and lease_s > 0; got {limit}, {lease_s}"
+            )
+        for attempt in range(_CLAIM_ATTEMPTS):
+            if not self._insert_lease(call_id, instance=instance, worker=worker, lease_s=lease_s):
+                return "busy"
+            held = self._live_leases(instance, lease_s=lease_s)
+            if held <= limit:
+                return "claimed"
+            self.release_stream(call_id, worker=worker)
+            if attempt == _CLAIM_ATTEMPTS - 1:
+                break
+            time.sleep(random.uniform(0.0, 0.01 * (attempt + 1)))
+            if self._live_leases(instance, lease_s=lease_s) >= limit:
+                break  # full without this claim: not a race
+        return "full"
+
+    def _insert_lease(self, call_id: str, *, instance: str, worker: str, lease_s: float) -> bool:
+        """Insert ``worker``'s lease of ``call_id``, over a stale one; False if it is live."""
+        insert_ = sqlite_insert if self._sqlite else pg_insert
+        with self._tx(write=True) as conn:
+            now, cutoff = self._lease_clock(lease_s)
+            claim = insert_(StreamLease).values(
+                call_id=call_id, instance=instance, worker=worker, opened_at=now, heartbeat_at=now
+            )
+            claim = claim.on_conflict_do_update(
+                index_elements=["call_id"],
+                set_={
+                    "instance": claim.excluded.instance,
+                    "worker": claim.excluded.worker,
+                    "opened_at": claim.excluded.opened_at,
+                    "heartbeat_at": claim.excluded.heartbeat_at,
+                },
+                where=StreamLease.heartbeat_at < cutoff,
+            )
+            # RETURNING, not rowcount: through SQLAlchemy, psycopg reports -1 for it.
+            return conn.execute(claim.returning(StreamLease.call_id)).first() is not None
+
+    def _live_leases(self, instance: str, *, lease_s: float) -> int:
+        """Leases of ``instance`` with a heartbeat younger than ``lease_s``."""
+        with self._tx() as conn:
+            _, cutoff = self._lease_clock(lease_s)
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(StreamLease)
+                    .where(StreamLease.instance == instance, StreamLease.heartbeat_at >= cutoff)
+                ).scalar_one()
+            )
+
+    def heartbeat_streams(self, worker: str, call_ids: Sequence[str]) -> set[str]:
+        """Refresh ``worker``'s leases of ``call_ids`` (one UPDATE); returns the call ids
+        it still holds (the others were taken over after going stale)."""
+        if not call_ids:
+            return set()
+        now, _ = self._lease_clock(1.0)
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                update(StreamLease)
+                .where(StreamLease.worker == worker, StreamLease.call_id.in_(list(call_ids)))
+                .values(heartbeat_at=now)
+                .returning(StreamLease.call_id)
+            )
+            return set(rows.scalars())
+
+    def release_stream(self, call_id: str, *, worker: str) -> bool:
+        """Drop ``worker``'s lease of ``call_id``; False when it held none (never
+        another worker's, which may have taken a stale lease over)."""
+        with self._tx(write=True) as conn:
+            done = conn.execute(
+                delete(StreamLease).where(
+                    StreamLease.call_id == call_id, StreamLease.worker == worker
+                )
+            )
+            return bool(done.rowcount)
+
+    def release_worker_streams(self, worker: str) -> int:
+        """Drop every lease of ``worker`` (at its shutdown); returns how many."""
+        with self._tx(write=True) as conn:
+            return int(
+                conn.execute(delete(StreamLease).where(StreamLease.worker == worker)).rowcount
+            )
+
+    def sweep_streams(self, *, lease_s: float) -> int:
+        """Drop the leases of every server whose heartbeat is older than ``lease_s``."""
+        _, cutoff = self._lease_clock(lease_s)
+        with self._tx(write=True) as conn:
+            return int(
+                conn.execute(delete(StreamLease).where(StreamLease.heartbeat_at < cutoff)).rowcount
+            )
+
+    def stream_leases(self) -> list[dict[str, Any]]:
+        """Every lease row (live or stale), oldest first: call_id, instance, worker,
+        opened_at, heartbeat_at."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(
+                    StreamLease.call_id,
+                    StreamLease.instance,
+                    StreamLease.worker,
+                    StreamLease.opened_at,
+                    StreamLease.heartbeat_at,
+                ).order_by(StreamLease.opened_at, StreamLease.call_id)
+            )
+            return [dict(r._mapping) for r in rows]
 
     # -- keys -------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Live calls: decoding audio frames, scoring what has been heard, the final score.
 
 Nothing here knows about WebSockets; :mod:`api.routers.stream` speaks the protocol and
-turns the errors raised here into close codes.
+turns the errors raised here into close codes. :class:`LiveCalls` holds the streams of
+one process; their guard across worker processes and replicas (one stream per call,
+``stream_max`` per server) is the database's stream leases (:mod:`api.leases`).
 """
 
 from __future__ import annotations
@@ -52,15 +54,22 @@ class BadFrameError(StreamError):
 class TooManyStreamsError(StreamError):
     """The server already serves as many live streams as it may."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code=1013)
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server already scores {limit} live streams; retry later or post the "
+            "recording to /v1/calls/{call_id}/audio after the call",
+            code=1013,
+        )
 
 
 class StreamBusyError(StreamError):
     """The call already has a live stream."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code=4409)
+    def __init__(self, call_id: str) -> None:
+        super().__init__(
+            f"call {call_id} already has a live stream; close it before opening another",
+            code=4409,
+        )
 
 
 @lru_cache(maxsize=1)
@@ -127,6 +136,12 @@ class LiveCall:
     features : StreamingFeatures
     raw : list of bytes
         The frames as received (the kept part), to store the recording at the end.
+    leased : bool
+        The stream holds its lease in the database; False when it opened while the
+        database was down (then nothing of it is stored).
+    lease_lost : bool
+        The lease went stale and another process took the call over: the stream goes
+        on, but its result is not stored (the new stream's is).
     """
 
     call_id: str
@@ -143,6 +158,9 @@ class LiveCall:
     last_update_s: float = 0.0
     raw: list[bytes] = field(default_factory=list)
     received: int = 0  # samples received, kept or not
+    leased: bool = True
+    lease_lost: bool = False
+    released: bool = False  # its place in LiveCalls and its lease given back
     _pending: int = 0  # frames at the end of ``raw`` not yet given to ``features``
 
     def push(self, data: bytes) -> None:
@@ -206,7 +224,11 @@ class LiveCall:
 
 
 class LiveCalls:
-    """The live streams of this server process, with their limit."""
+    """The live streams of this process, with a limit of its own.
+
+    The server's limit across its processes is the leases' (:mod:`api.leases`); this one
+    also holds when the database is down.
+    """
 
     def __init__(self, *, limit: int, threads: int = 0) -> None:
         self.limit = limit
@@ -239,16 +261,18 @@ class LiveCalls:
         """Register a stream (raises TooManyStreamsError, StreamBusyError)."""
         with self._lock:
             if call.call_id in self._calls:
-                raise StreamBusyError(
-                    f"call {call.call_id} already has a live stream; close it before opening "
-                    "another"
-                )
+                raise StreamBusyError(call.call_id)
             if len(self._calls) >= self.limit:
-                raise TooManyStreamsError(
-                    f"this server already scores {self.limit} live streams; retry later or "
-                    "post the recording to /v1/calls/{call_id}/audio after the call"
-                )
+                raise TooManyStreamsError(self.limit)
             self._calls[call.call_id] = call
+
+    def get(self, call_id: str) -> LiveCall | None:
+        return self._calls.get(call_id)
+
+    def leased(self) -> list[LiveCall]:
+        """The open streams holding their lease (the ones a heartbeat refreshes)."""
+        with self._lock:
+            return [c for c in self._calls.values() if c.leased and not c.lease_lost]
 
     def close(self, call_id: str) -> None:
         with self._lock:

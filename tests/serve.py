@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,19 +25,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def callsift_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
+def callsift_serve(root: Path, env: dict[str, str], args: Sequence[str] = ()) -> Iterator[str]:
     """Run the service in ``root`` with ``env`` (CALLSIFT_* settings) until it is ready.
 
-    Yields its base URL; the server's output goes to ``root/server.log``, shown when it
-    fails to start.
+    ``args`` go to ``callsift serve`` (e.g. ``["--workers", "2"]``). Yields its base URL;
+    the server's output goes to ``root/server.log``, shown when it fails to start.
     """
     full = {**os.environ, "CALLSIFT_LOG_LEVEL": "WARNING", **env}
     full.pop("DATABASE_URL", None)  # the test's CALLSIFT_DATABASE_URL, not the caller's
+    if "CALLSIFT_INSTANCE" not in env:
+        full.pop("CALLSIFT_INSTANCE", None)  # the server names itself HOSTNAME:PORT
     port = free_port()
     log = root / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("callsift")), "serve", "--port", str(port)],
+            [
+                str(Path(sys.executable).with_name("callsift")),
+                "serve",
+                "--port",
+                str(port),
+                *args,
+            ],
             env=full,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -65,3 +73,17 @@ def callsift_serve(root: Path, env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def register_call(url: str, key: str, call_id: str, caller_id: str = "+6281299900011") -> None:
+    """``POST /v1/calls`` on a running server; fails the test unless it is accepted."""
+    r = httpx.post(
+        f"{url}/v1/calls",
+        json={
+            "call_id": call_id,
+            "caller_id": caller_id,
+            "started_at": "2025-06-03T10:00:00+07:00",
+        },
+        headers={"X-API-Key": key},
+    )
+    assert r.status_code == 200, r.text

@@ -16,8 +16,12 @@ Protocol (also in docs/api.md):
 Errors come as ``{"type": "error", "code": ..., "detail": ...}`` and a close with that
 code: 4400 bad frame, message or parameter; 4401 missing or invalid key; 4403 role not
 allowed; 4404 unknown call; 4408 no audio for ``stream_idle_s`` (after a final score of
-what was heard); 4409 call already streaming; 4503 model or database unavailable;
-1013 too many live streams; 1011 internal error.
+what was heard); 4409 call already streaming (on any worker or replica); 4503 model or
+database unavailable; 1013 too many live streams (on all this server's workers together);
+1011 internal error.
+
+A stream claims its lease (:mod:`api.leases`) at open, together with the call lookup in
+the thread pool, and releases it however it ends.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from api.schemas import CALL_ID_PATTERN
 from api.service import (
     UNKNOWN_WHILE_DOWN,
     ModelUnavailableError,
+    RecentCall,
     registered_call,
     score_payload,
 )
@@ -92,6 +97,29 @@ async def _fail(ws: WebSocket, code: int, detail: str) -> None:
         pass
 
 
+async def _free(runtime: Runtime, live: LiveCall) -> None:
+    """Give an open stream's place back, in this process and its lease, once.
+
+    Before the close frame is sent: a client that reopens the call, or another call,
+    as soon as it sees the close finds the place free.
+    """
+    if live.released:
+        return
+    live.released = True
+    runtime.streams.close(live.call_id)
+    if live.leased:
+        # Shielded: a handler cancelled (at server shutdown; the test client too) frees
+        # the call now rather than after the lease timeout.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(runtime.leases.release, runtime.store, live.call_id)
+
+
+async def _stop(ws: WebSocket, runtime: Runtime, live: LiveCall, code: int, detail: str) -> None:
+    """End an open stream on an error: free its place, then fail."""
+    await _free(runtime, live)
+    await _fail(ws, code, detail)
+
+
 def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
     runtime.store.save_audio(
         live.call_id,
@@ -113,6 +141,14 @@ def _scored(
     elapsed = time.perf_counter() - start
     runtime.metrics.stream_update_seconds.observe(elapsed)
     return score_payload(score, model_version=loaded.version), elapsed
+
+
+def _opened(runtime: Runtime, call_id: str) -> tuple[RecentCall, dict[str, float], bool, bool]:
+    """The registered call, its history, whether that is unavailable, and whether the
+    stream's lease was claimed (runs in a worker thread, once per stream)."""
+    call, history, history_unavailable = registered_call(runtime.store, runtime.recent, call_id)
+    leased = runtime.leases.claim(runtime.store, call_id, degraded=history_unavailable)
+    return call, history, history_unavailable, leased
 
 
 @router.websocket("/v1/calls/{call_id}/stream")
@@ -156,9 +192,12 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         await _fail(websocket, 4503, str(exc))
         return
     try:
-        call, history, history_unavailable = await run_in_threadpool(
-            registered_call, runtime.store, runtime.recent, call_id
+        call, history, history_unavailable, leased = await run_in_threadpool(
+            _opened, runtime, call_id
         )
+    except StreamError as exc:
+        await _fail(websocket, exc.code, str(exc))
+        return
     except NotFoundError:
         await _fail(
             websocket,
@@ -181,10 +220,15 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         history=history,
         history_unavailable=history_unavailable,
         features=StreamingFeatures(max_seconds=runtime.settings.stream_max_seconds),
+        leased=leased,
     )
     try:
         runtime.streams.open(live)
     except StreamError as exc:
+        # Only a stream whose lease was lost can still be open here, or one without a
+        # lease while the database is down.
+        if leased:
+            await run_in_threadpool(runtime.leases.release, runtime.store, call_id)
         await _fail(websocket, exc.code, str(exc))
         return
     how = "error"
@@ -196,12 +240,14 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         how = "disconnect"
         await _finish(websocket, runtime, live, how=how)
     except StreamError as exc:
-        await _fail(websocket, exc.code, str(exc))
+        await _stop(websocket, runtime, live, exc.code, str(exc))
     except Exception:
         logger.exception("live stream failed", extra={"call_id": call_id})
-        await _fail(websocket, 1011, "internal error; the stream was closed (see server log)")
+        await _stop(
+            websocket, runtime, live, 1011, "internal error; the stream was closed (see server log)"
+        )
     finally:
-        runtime.streams.close(call_id)
+        await _free(runtime, live)
         runtime.metrics.streams_closed.labels(how=how).inc()
 
 
@@ -259,7 +305,7 @@ async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
             try:
                 live.push(data)
             except BadFrameError as exc:
-                await _fail(ws, 4400, str(exc))
+                await _stop(ws, runtime, live, 4400, str(exc))
                 return "bad_frame"
             ahead = live.ahead_s() - settings.stream_max_ahead_s
             if ahead > 0:
@@ -301,8 +347,10 @@ async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
             if kind == "end":
                 await _finish(ws, runtime, live, how="end")
                 return "end"
-            await _fail(
+            await _stop(
                 ws,
+                runtime,
+                live,
                 4400,
                 'unknown message; expected binary audio frames or the text {"type": "end"}',
             )
@@ -330,10 +378,18 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
         try:
             payload, elapsed = await runtime.streams.run(_scored, runtime, live, True)
         except ModelUnavailableError as exc:
-            await _fail(ws, 4503, str(exc))
+            await _stop(ws, runtime, live, 4503, str(exc))
             return
         message.update(payload, compute_ms=round(elapsed * 1000, 3))
-        if not live.history_unavailable:
+        if live.lease_lost:
+            # Another process took the call over: its stream stores the call's result.
+            message["detail"] = (
+                f"this stream's lease lapsed (no heartbeat reached the database for "
+                f"{runtime.settings.stream_lease_s:g} s) and another stream took the call "
+                "over; this result was not stored"
+            )
+            logger.warning("live score not stored: lease lost", extra={"call_id": live.call_id})
+        elif not live.history_unavailable:
             try:
                 await run_in_threadpool(_store_result, runtime, live, payload)
                 message["stored"] = True
@@ -351,6 +407,7 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
                 "model_version": payload["model_version"],
             },
         )
+    await _free(runtime, live)
     if how == "disconnect" or ws.application_state != WebSocketState.CONNECTED:
         return
     try:

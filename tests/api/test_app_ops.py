@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -324,13 +326,28 @@ def test_serve_command_runs_uvicorn_on_the_factory(monkeypatch: pytest.MonkeyPat
     from api.cli import serve_command
 
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append((a, k)))
+    instances: list[str | None] = []  # what the workers would read
+
+    def run(*a: Any, **k: Any) -> None:
+        calls.append((a, k))
+        instances.append(os.environ.get("CALLSIFT_INSTANCE"))
+
+    monkeypatch.setattr(uvicorn, "run", run)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://user:secret@db:5432/x")
+    monkeypatch.delenv("CALLSIFT_INSTANCE", raising=False)
     cli = typer.Typer()
     cli.command()(serve_command)
     cli.command("other")(lambda: None)  # keep "serve" a named sub-command
-    result = CliRunner().invoke(cli, ["serve-command", "--port", "8123", "--workers", "2"])
+    try:
+        result = CliRunner().invoke(cli, ["serve-command", "--port", "8123", "--workers", "2"])
+    finally:
+        os.environ.pop("CALLSIFT_INSTANCE", None)  # set for the workers, not for later tests
     assert result.exit_code == 0, result.output
+    # The workers share one server name, and with it one limit of live streams.
+    assert instances == [f"{socket.gethostname()}:8123"]
+    monkeypatch.setenv("CALLSIFT_INSTANCE", "centre-1")
+    assert CliRunner().invoke(cli, ["serve-command", "--port", "8124"]).exit_code == 0
+    assert instances[-1] == "centre-1"  # a name given is kept
     (args, kwargs) = calls[0]
     assert args == ("api.main:create_app",)
     assert kwargs["factory"] is True and kwargs["port"] == 8123 and kwargs["workers"] == 2

@@ -10,14 +10,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 import soundfile as sf
 from websockets.sync.client import connect
 
 from api.store import Store
 from tests.code.test_features import _speech_call
-from tests.serve import callsift_serve
+from tests.serve import callsift_serve, register_call
 
 SR = 8000
 
@@ -44,19 +43,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         store.dispose()
 
 
-def _register(live: Live, call_id: str) -> None:
-    r = httpx.post(
-        f"{live.url}/v1/calls",
-        json={
-            "call_id": call_id,
-            "caller_id": "+6281299900011",
-            "started_at": "2025-06-03T10:00:00+07:00",
-        },
-        headers={"X-API-Key": live.key},
-    )
-    assert r.status_code == 200, r.text
-
-
 def _mulaw(seconds: float, seed: int) -> bytes:
     out = io.BytesIO()
     sf.write(out, 0.8 * _speech_call(seed=seed, seconds=seconds), SR, format="RAW", subtype="ULAW")
@@ -69,7 +55,7 @@ def _ws(live: Live, call_id: str):  # type: ignore[no-untyped-def]
 
 
 def test_updates_come_at_real_time_pace_and_the_final_closes_1000(live: Live) -> None:
-    _register(live, "real-1")
+    register_call(live.url, live.key, "real-1")
     audio = _mulaw(3.0, seed=7)
     updates: list[tuple[float, dict]] = []
     with _ws(live, "real-1") as ws:
@@ -96,7 +82,7 @@ def test_updates_come_at_real_time_pace_and_the_final_closes_1000(live: Live) ->
 
 
 def test_a_client_gone_without_end_still_gets_its_audio_stored(live: Live) -> None:
-    _register(live, "gone-1")
+    register_call(live.url, live.key, "gone-1")
     audio = _mulaw(2.0, seed=8)
     ws = _ws(live, "gone-1")
     ws.recv()  # ready
