@@ -20,6 +20,10 @@ baseline of the same run. The generator's own event-loop lag is measured beside 
 (a ticker every 10 ms), to tell a slow server from a slow load generator.
 
     .venv/bin/python bench/bench_stream.py [--levels 20,200] [--seconds 60] [--frame-ms 20]
+        [--plot docs/img/stream_latency.png]
+
+``--plot`` draws each level's update latencies as a distribution (share of updates
+later than x ms, log scale), with the 100 ms goal marked.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def simulated_calls(tmp: Path, *, n: int, seed: int, max_s: float) -> list[bytes
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # when each latency was seen
     finals: list[float] = field(default_factory=list)
     compute_ms: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)  # audio seconds between updates
@@ -135,6 +140,7 @@ async def one_stream(
                         if msg["type"] == "update":
                             if now >= measure_from:
                                 tally.latencies.append(now - sent[msg["frame"] - 1])
+                                tally.received_at.append(now)
                                 tally.compute_ms.append(msg["compute_ms"])
                                 tally.gaps.append(msg["heard_s"] - last_heard)
                             last_heard = msg["heard_s"]
@@ -312,6 +318,7 @@ def main() -> None:
     ap.add_argument(
         "--server-args", default="", help="extra `callsift serve` options, e.g. '--loop asyncio'"
     )
+    ap.add_argument("--plot", type=Path, default=None, help="PNG of the latency distributions")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="callsift-stream-"))
     calls = simulated_calls(tmp, n=args.calls, seed=21, max_s=args.max_call_s)
@@ -331,8 +338,12 @@ def main() -> None:
 
             with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
                 c.execute(f"DROP SCHEMA {schema} CASCADE")
-    print(f"\nserver: callsift serve {args.server_args}".rstrip() + f" on {url.split('?')[0]}")
+    title = f"callsift serve {args.server_args}".rstrip() + f" on {url.split(':')[0]}"
+    print(f"\nserver: {title}")
     table(args, calls, rows)
+    if args.plot:
+        plot(rows, args.plot, title=f"{title}, frames of {args.frame_ms} ms")
+        print(f"plot: {args.plot}")
 
 
 def measure(
@@ -345,7 +356,9 @@ def measure(
         "CALLSIFT_STREAM_MAX": "1000",
     }
     rows = []
-    with serve(port=args.port, env=env, server_args=args.server_args) as server:
+    log = tmp / "server.log"
+    print(f"server log: {log}", flush=True)
+    with serve(port=args.port, env=env, server_args=args.server_args, log=log) as server:
         base, key = server.base, server.key
         for level in args.levels.split(","):
             n = int(level.split("+")[0])
@@ -368,6 +381,7 @@ def measure(
             wall = time.monotonic() - wall0
             own1 = resource.getrusage(resource.RUSAGE_SELF)
             lat = np.array(tally.latencies) * 1000
+            late_at = np.array(tally.received_at)[lat > 100]
             rows.append(
                 {
                     "streams": level,
@@ -392,9 +406,15 @@ def measure(
                     "server_rss_mb": rss_mb(server.process.pid),
                     "streams_done": tally.streams,
                     "closes": tally.closes,
+                    "latencies_ms": lat.tolist(),
+                    # Late updates bunched in a few seconds point at a stall of the
+                    # server (or the machine), spread ones at a server short of time.
+                    "late_seconds": int(np.unique(np.floor(late_at)).size),
                 }
             )
-            print(json.dumps(rows[-1]), flush=True)
+            print(
+                json.dumps({k: v for k, v in rows[-1].items() if k != "latencies_ms"}), flush=True
+            )
     return rows
 
 
@@ -406,17 +426,52 @@ def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any
         f"{args.seconds:g} s per level"
     )
     print(
-        "| streams | updates | p50 ms | p99 ms | max ms | within 100 ms | final p50 ms "
-        "| compute p50 ms | server cores | generator cores | server RSS MB |"
+        "| streams | updates | p50 ms | p99 ms | max ms | within 100 ms | seconds with a late "
+        "update | final p50 ms | compute p50 ms | server cores | generator cores | server RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['streams']} | {r['updates']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-            f"| {r['max_ms']:.1f} | {r['within_100ms']:.1%} | {r['final_p50_ms']:.1f} "
+            f"| {r['max_ms']:.1f} | {r['within_100ms']:.1%} | {r['late_seconds']} "
+            f"| {r['final_p50_ms']:.1f} "
             f"| {r['compute_p50_ms']:.2f} | {r['server_cores']:.2f} | {r['generator_cores']:.2f} "
             f"| {r['server_rss_mb']:.0f} |"
         )
+
+
+def plot(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Share of updates later than x ms, one line per level, the 100 ms goal marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for r in rows:
+        lat = np.sort(np.asarray(r["latencies_ms"]))
+        if lat.size == 0:
+            continue
+        later = 1.0 - np.arange(1, lat.size + 1) / lat.size
+        within = np.mean(lat <= 100)
+        ax.step(
+            lat,
+            np.maximum(later, 0.5 / lat.size),
+            where="post",
+            label=f"{r['streams']} streams: {within:.2%} within 100 ms",
+        )
+    ax.axvline(100, color="crimson", linestyle="--", linewidth=1)
+    ax.text(102, 0.5, "goal: 100 ms", color="crimson", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("update latency after its frame (ms)")
+    ax.set_ylabel("share of updates later than this")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 CALLSIFT = Path(sys.executable).with_name("callsift")
 
@@ -34,9 +36,22 @@ def wait_ready(base: str, timeout: float = 90.0) -> None:
     raise SystemExit("server did not become ready")
 
 
+def _drain(stream: IO[str], log: Path | None) -> None:
+    with open(log or os.devnull, "w") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
+
+
 @contextmanager
-def serve(*, port: int, env: dict[str, str], server_args: str = "") -> Iterator[Server]:
-    """Run `callsift serve` on a fresh database (``env``), with the admin key it prints."""
+def serve(
+    *, port: int, env: dict[str, str], server_args: str = "", log: Path | None = None
+) -> Iterator[Server]:
+    """Run `callsift serve` on a fresh database (``env``), with the admin key it prints.
+
+    The server's output after the key goes on being read (to ``log`` when given): a
+    pipe nobody reads fills up and then blocks the server on its next log line.
+    """
     process = subprocess.Popen(
         [str(CALLSIFT), "serve", "--port", str(port), *server_args.split()],
         env={**os.environ, "CALLSIFT_LOG_LEVEL": "WARNING", **env},
@@ -50,6 +65,7 @@ def serve(*, port: int, env: dict[str, str], server_args: str = "") -> Iterator[
             if line.strip().startswith("cs_"):
                 key = line.strip()
                 break
+        threading.Thread(target=_drain, args=(process.stderr, log), daemon=True).start()
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
         yield Server(process=process, base=base, key=key)
