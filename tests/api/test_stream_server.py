@@ -92,7 +92,8 @@ def test_a_client_gone_without_end_still_gets_its_audio_stored(live: Live) -> No
     ws.socket.close()  # no "end", no closing handshake: the client is simply gone
     deadline = time.monotonic() + 10
     stored = live.store.get_call("gone-1")
-    while stored.audio_file is None and time.monotonic() < deadline:
+    # The recording and then its score are written once the server sees the close.
+    while (stored.audio_file is None or stored.flag is None) and time.monotonic() < deadline:
         time.sleep(0.1)
         stored = live.store.get_call("gone-1")
     assert stored.audio_file is not None
