@@ -152,7 +152,7 @@ class StreamLeases:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
-                await run_in_threadpool(self.beat, store(), streams)
+                await streams.blocking(self.beat, store(), streams)
             except StoreError as exc:
                 if not self._failing:  # once per outage, not every few seconds
                     logger.warning(

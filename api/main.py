@@ -7,10 +7,12 @@ without history is better in a call centre than one that does not answer at all.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from fastapi.responses import JSONResponse
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
 from api.leases import StreamLeases
+from api.loopwatch import LoopWatch
 from api.observability import (
     CallerHasher,
     Metrics,
@@ -129,6 +132,29 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
+#: Threads of the request pool started with the app and kept (:func:`_keep_request_threads`).
+REQUEST_THREADS = 16
+
+
+async def _keep_request_threads(n: int) -> None:
+    """Start ``n`` threads of the request pool now, and keep idle ones from retiring.
+
+    The pool (anyio's) starts a thread when a blocking call finds none idle, on the
+    event loop, and starting one waits until it runs: on a worker busy with live streams
+    that took 250-660 ms (measured with :mod:`api.loopwatch`), a pause of every stream.
+    anyio retires threads idle for 10 s, so load that comes and goes kept starting new
+    ones; its asyncio backend names that timeout ``WorkerThread.MAX_IDLE_TIME``.
+    """
+    try:
+        from anyio._backends._asyncio import WorkerThread
+
+        WorkerThread.MAX_IDLE_TIME = float("inf")  # type: ignore[assignment]
+    except (ImportError, AttributeError):  # another anyio: threads may retire
+        logger.info("request threads may retire when idle (anyio without MAX_IDLE_TIME)")
+    started = threading.Barrier(n)
+    await asyncio.gather(*(run_in_threadpool(started.wait, 10.0) for _ in range(n)))
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Migrate the database, load the model and start the stream leases' heartbeat;
@@ -157,10 +183,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "model_error": runtime.models.error,
         },
     )
+    runtime.streams.start_io()
+    await _keep_request_threads(REQUEST_THREADS)
     runtime.leases.start(lambda: runtime.store, runtime.streams)
+    watch = None
+    if runtime.settings.loop_stall_ms > 0:
+        watch = LoopWatch(
+            runtime.metrics.loop_lag_seconds,
+            runtime.metrics.gc_pause_seconds,
+            stall_s=runtime.settings.loop_stall_ms / 1000,
+        )
+        watch.start()
     try:
         yield
     finally:
+        if watch is not None:
+            await watch.stop()
         await runtime.leases.stop(runtime.store)
         runtime.streams.shutdown()
         runtime.store.dispose()

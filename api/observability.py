@@ -117,6 +117,20 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.loop_lag_seconds = Histogram(
+            "callsift_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a 50 ms tick (live streams are "
+            "scored on the loop: its lag delays their updates).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.gc_pause_seconds = Histogram(
+            "callsift_gc_pause_seconds",
+            "Garbage collections of this worker by generation, and how long each held the GIL.",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
         self.streams_closed = Counter(
             "callsift_streams_closed",
             "Live streams ended, by how (end, idle, disconnect, error).",

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     stream_lease_s : float
         A stream lease whose heartbeat is older than this belongs to a dead process and
         counts as free; each worker refreshes its leases every sixth of it.
+    loop_stall_ms : float
+        An event loop pause this long is logged with the stack that held the loop (live
+        streams are scored there: a pause delays every stream of the worker); 0 turns
+        the watch off.
     """
 
     model_config = SettingsConfigDict(
@@ -124,6 +128,7 @@ class Settings(BaseSettings):
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
     stream_threads: int = Field(default=0, ge=0, le=64)
     stream_lease_s: float = Field(default=30.0, gt=0)
+    loop_stall_ms: float = Field(default=100.0, ge=0)
 
     @field_validator("timezone")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 import soundfile as sf
+from fastapi.concurrency import run_in_threadpool
 
 from classifier.errors import CallsiftError
 from classifier.features import SR, call_features
@@ -223,6 +224,11 @@ class LiveCall:
         return encode_wav(y[: min(self.received, self.features.max_samples)], self.encoding)
 
 
+#: Threads of the streams' database and file work (:meth:`LiveCalls.start_io`); the
+#: database pool holds 15 connections, shared with the requests.
+IO_THREADS = 8
+
+
 class LiveCalls:
     """The live streams of this process, with a limit of its own.
 
@@ -243,6 +249,34 @@ class LiveCalls:
             if threads
             else None
         )
+        self._io: ThreadPoolExecutor | None = None
+
+    def start_io(self) -> None:
+        """Start the streams' I/O threads, all of them, now (at startup).
+
+        They do the streams' database and file work: lookup and lease claim at open,
+        recording and score at the end, releases and heartbeats. Starting a thread waits
+        until it runs, and on a worker busy with 100 streams that wait for the GIL took
+        400-660 ms (measured with :mod:`api.loopwatch`), on the event loop, so every
+        stream of the worker was late. The request pool starts threads on demand and
+        retires idle ones after 10 s; these start once and never retire.
+        """
+        if self._io is not None:
+            return
+        pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
+        # A task that blocks until all are running makes the pool start every thread.
+        started = threading.Barrier(IO_THREADS + 1)
+        for _ in range(IO_THREADS):
+            pool.submit(started.wait, 10.0)
+        started.wait(10.0)
+        self._io = pool
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the streams' I/O threads (the request pool before
+        :meth:`start_io`)."""
+        if self._io is None:
+            return await run_in_threadpool(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the streams' threads (on the event loop itself with 0 threads)."""
@@ -251,8 +285,10 @@ class LiveCalls:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def shutdown(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+        for pool in (self.executor, self._io):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._io = None
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -30,16 +30,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +76,9 @@ def simulated_calls(tmp: Path, *, n: int, seed: int, max_s: float) -> list[bytes
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
-    received_at: list[float] = field(default_factory=list)  # when each latency was seen
+    received_at: list[float] = field(default_factory=list)
+    final_compute_ms: list[float] = field(default_factory=list)
+    lag_at: list[float] = field(default_factory=list)  # when each latency was seen
     finals: list[float] = field(default_factory=list)
     compute_ms: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)  # audio seconds between updates
@@ -106,6 +112,7 @@ async def one_stream(
     start_at: float,
     stop_at: float,
     measure_from: float,
+    hang_up_at: float,
     tally: Tally,
 ) -> None:
     import httpx
@@ -138,15 +145,16 @@ async def one_stream(
                         now = time.monotonic()
                         msg = json.loads(raw)
                         if msg["type"] == "update":
-                            if now >= measure_from:
+                            if measure_from <= now <= stop_at:
                                 tally.latencies.append(now - sent[msg["frame"] - 1])
                                 tally.received_at.append(now)
                                 tally.compute_ms.append(msg["compute_ms"])
                                 tally.gaps.append(msg["heard_s"] - last_heard)
                             last_heard = msg["heard_s"]
                         elif msg["type"] == "final":
-                            if now >= measure_from:
+                            if measure_from <= now <= stop_at:
                                 tally.finals.append(now - sent[-1])
+                                tally.final_compute_ms.append(msg.get("compute_ms", 0.0))
                         elif msg["type"] == "error":
                             tally.closes[str(msg["code"])] = (
                                 tally.closes.get(str(msg["code"]), 0) + 1
@@ -160,7 +168,7 @@ async def one_stream(
                         await asyncio.sleep(delay)
                     sent.append(time.monotonic())
                     await ws.send(frame)
-                    if time.monotonic() > stop_at + 5:
+                    if time.monotonic() > hang_up_at:
                         break
                 sent.append(time.monotonic())
                 await ws.send('{"type": "end"}')
@@ -206,11 +214,45 @@ async def abuser(kind: str, *, base: str, key: str, start_at: float, stop_at: fl
                 await asyncio.sleep(0.2)
 
 
+# A process of its own that only sleeps 10 ms at a time and reports when it woke more
+# than 20 ms late: when it is late too, the whole machine stalled (a shared host taking
+# its cores away), not the server.
+PROBE = """
+import sys, time
+while True:
+    t = time.monotonic()
+    time.sleep(0.01)
+    now = time.monotonic()
+    if now - t - 0.01 > 0.02:
+        print(now, now - t - 0.01, flush=True)
+"""
+
+
+def machine_stalls(path: Path, *, since: float, until: float) -> list[tuple[float, float]]:
+    """(end, length) of the probe's stalls in a window, monotonic seconds."""
+    out = []
+    for line in path.read_text().splitlines():
+        end, length = map(float, line.split())
+        if since <= end <= until:
+            out.append((end, length))
+    return out
+
+
+def steal_s() -> float:
+    """CPU time the hypervisor gave to other guests, in seconds (Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 async def ticker(stop_at: float, tally: Tally) -> None:
     while time.monotonic() < stop_at:
         t = time.monotonic()
         await asyncio.sleep(0.01)
         tally.lag.append(time.monotonic() - t - 0.01)
+        tally.lag_at.append(time.monotonic())
 
 
 async def run_level(
@@ -239,6 +281,10 @@ async def run_level(
             start_at=now + rng.uniform(0, spread),
             stop_at=stop_at,
             measure_from=measure_from,
+            # Calls still going at the end hang up over the next 10 s, not all at once
+            # (200 finals in one instant are no call centre's load); the level is
+            # measured up to stop_at only.
+            hang_up_at=stop_at + rng.uniform(0, 10.0),
             tally=tally,
         )
         for i in range(n)
@@ -358,64 +404,133 @@ def measure(
     rows = []
     log = tmp / "server.log"
     print(f"server log: {log}", flush=True)
-    with serve(port=args.port, env=env, server_args=args.server_args, log=log) as server:
-        base, key = server.base, server.key
-        for level in args.levels.split(","):
-            n = int(level.split("+")[0])
-            abusers = args.abusers if level.endswith("+abuse") else 0
-            cpu0, wall0 = cpu_seconds(server.process.pid), time.monotonic()
-            own0 = resource.getrusage(resource.RUSAGE_SELF)
-            # The load generator is the same program whatever the server runs: uvloop
-            # when installed (it leaves more of the machine to the server).
-            tally = _runner()(
-                run_level(
-                    calls,
-                    n=n,
-                    seconds=args.seconds,
-                    base=base,
-                    key=key,
-                    frame_ms=args.frame_ms,
-                    abusers=abusers,
-                )
-            )
-            wall = time.monotonic() - wall0
-            own1 = resource.getrusage(resource.RUSAGE_SELF)
-            lat = np.array(tally.latencies) * 1000
-            late_at = np.array(tally.received_at)[lat > 100]
-            rows.append(
-                {
-                    "streams": level,
-                    "updates": lat.size,
-                    "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-                    "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-                    "max_ms": float(lat.max()) if lat.size else float("nan"),
-                    "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
-                    "final_p50_ms": float(np.median(tally.finals) * 1000)
-                    if tally.finals
-                    else float("nan"),
-                    "compute_p50_ms": float(np.median(tally.compute_ms))
-                    if tally.compute_ms
-                    else float("nan"),
-                    "max_gap_s": float(max(tally.gaps)) if tally.gaps else float("nan"),
-                    "server_cores": (cpu_seconds(server.process.pid) - cpu0) / wall,
-                    "generator_cores": (
-                        own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+    probe_out = tmp / "probe.txt"
+    with (
+        probe_out.open("w") as sink,
+        subprocess.Popen([sys.executable, "-c", PROBE], stdout=sink) as probe,
+        serve(port=args.port, env=env, server_args=args.server_args, log=log) as server,
+    ):
+        try:
+            base, key = server.base, server.key
+            for level in args.levels.split(","):
+                n = int(level.split("+")[0])
+                abusers = args.abusers if level.endswith("+abuse") else 0
+                cpu0, wall0 = cpu_seconds(server.process.pid), time.monotonic()
+                clock0, steal0 = time.time(), steal_s()
+                own0 = resource.getrusage(resource.RUSAGE_SELF)
+                # The load generator is the same program whatever the server runs: uvloop
+                # when installed (it leaves more of the machine to the server).
+                tally = _runner()(
+                    run_level(
+                        calls,
+                        n=n,
+                        seconds=args.seconds,
+                        base=base,
+                        key=key,
+                        frame_ms=args.frame_ms,
+                        abusers=abusers,
                     )
-                    / wall,
-                    "generator_lag_p99_ms": float(np.percentile(tally.lag, 99) * 1000),
-                    "server_rss_mb": rss_mb(server.process.pid),
-                    "streams_done": tally.streams,
-                    "closes": tally.closes,
-                    "latencies_ms": lat.tolist(),
-                    # Late updates bunched in a few seconds point at a stall of the
-                    # server (or the machine), spread ones at a server short of time.
-                    "late_seconds": int(np.unique(np.floor(late_at)).size),
-                }
-            )
-            print(
-                json.dumps({k: v for k, v in rows[-1].items() if k != "latencies_ms"}), flush=True
-            )
+                )
+                wall = time.monotonic() - wall0
+                own1 = resource.getrusage(resource.RUSAGE_SELF)
+                lat = np.array(tally.latencies) * 1000
+                received = np.array(tally.received_at)
+                late_at = received[lat > 100]
+                stalls = machine_stalls(probe_out, since=wall0, until=time.monotonic())
+                # The generator's own stalls: an update can only be received once it runs.
+                stalls += [(at, lag) for at, lag in zip(tally.lag_at, tally.lag, strict=True)]
+                # An update is in a client stall when one overlapped its wait: the client
+                # could not take it in (or send its frame) on time, whatever the server did.
+                sent = received - lat / 1000
+                in_stall = np.zeros(lat.size, dtype=bool)
+                for end, length in stalls:
+                    if length >= 0.05:
+                        in_stall |= (sent <= end) & (received >= end - length)
+                rows.append(
+                    {
+                        "streams": level,
+                        "updates": lat.size,
+                        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+                        "max_ms": float(lat.max()) if lat.size else float("nan"),
+                        "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
+                        "final_p50_ms": float(np.median(tally.finals) * 1000)
+                        if tally.finals
+                        else float("nan"),
+                        "compute_p50_ms": float(np.median(tally.compute_ms))
+                        if tally.compute_ms
+                        else float("nan"),
+                        "max_gap_s": float(max(tally.gaps)) if tally.gaps else float("nan"),
+                        "server_cores": (cpu_seconds(server.process.pid) - cpu0) / wall,
+                        "generator_cores": (
+                            own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
+                        )
+                        / wall,
+                        "generator_lag_p99_ms": float(np.percentile(tally.lag, 99) * 1000),
+                        "server_rss_mb": rss_mb(server.process.pid),
+                        "streams_done": tally.streams,
+                        "closes": tally.closes,
+                        "latencies_ms": lat.tolist(),
+                        # Late updates bunched in a few seconds point at a stall of the
+                        # server (or the machine), spread ones at a server short of time.
+                        "late_seconds": int(np.unique(np.floor(late_at)).size),
+                        "generator_lag_max_ms": float(np.max(tally.lag) * 1000),
+                        "compute_max_ms": max(tally.compute_ms, default=float("nan")),
+                        "final_compute_max_ms": max(tally.final_compute_ms, default=float("nan")),
+                        "client_stalls": sum(1 for _, s in stalls if s >= 0.1),
+                        "client_stall_max_ms": max((s for _, s in stalls), default=0.0) * 1000,
+                        "steal_s": steal_s() - steal0,
+                        "within_100ms_outside_client_stalls": float(np.mean(lat[~in_stall] <= 100))
+                        if (~in_stall).any()
+                        else float("nan"),
+                        **loop_stalls(log, since=clock0, until=time.time()),
+                    }
+                )
+                row = rows[-1]
+                row["loop_stalls_with_client"] = sum(
+                    any(
+                        c_len >= 0.05 and c_end >= end - length and c_end - c_len <= end
+                        for c_end, c_len in stalls
+                    )
+                    for end, length in row.pop("loop_stall_windows")
+                )
+                print(
+                    json.dumps({k: v for k, v in rows[-1].items() if k != "latencies_ms"}),
+                    flush=True,
+                )
+        finally:
+            probe.kill()
     return rows
+
+
+def loop_stalls(log: Path, *, since: float, until: float) -> dict[str, Any]:
+    """The server's event loop stalls (its ``event loop stalled`` warnings) in a window:
+    how many, the longest, and the stacks sampled in the three longest."""
+    stalls = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"event loop stalled"' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            record = json.loads(line)
+            at = datetime.fromisoformat(record["at"]).timestamp()
+            if since <= at <= until:
+                stalls.append(record)
+    stalls.sort(key=lambda r: -r["stall_ms"])
+    return {
+        "loop_stalls": len(stalls),
+        "loop_stall_max_ms": stalls[0]["stall_ms"] if stalls else 0.0,
+        # (end, length) in this process's monotonic clock
+        "loop_stall_windows": [
+            (
+                datetime.fromisoformat(r["at"]).timestamp() - time.time() + time.monotonic(),
+                r["stall_ms"] / 1000,
+            )
+            for r in stalls
+        ],
+        "loop_stall_stacks": [
+            [r["stall_ms"], r.get("stack", []), r.get("threads", [])] for r in stalls[:3]
+        ],
+    }
 
 
 def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any]]) -> None:
@@ -427,17 +542,31 @@ def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any
     )
     print(
         "| streams | updates | p50 ms | p99 ms | max ms | within 100 ms | seconds with a late "
-        "update | final p50 ms | compute p50 ms | server cores | generator cores | server RSS MB |"
+        "update | within 100 ms outside client stalls | server loop stalls >100 ms (longest) "
+        "| client stalls >100 ms (longest) | steal s | final p50 ms "
+        "| compute p50 ms | server cores | generator cores | server RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['streams']} | {r['updates']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['max_ms']:.1f} | {r['within_100ms']:.1%} | {r['late_seconds']} "
+            f"| {r['within_100ms_outside_client_stalls']:.1%} "
+            f"| {r['loop_stalls']} ({r['loop_stall_max_ms']:.0f}; {r['loop_stalls_with_client']} "
+            "with the client) "
+            f"| {r['client_stalls']} ({r['client_stall_max_ms']:.0f}) | {r['steal_s']:.1f} "
             f"| {r['final_p50_ms']:.1f} "
             f"| {r['compute_p50_ms']:.2f} | {r['server_cores']:.2f} | {r['generator_cores']:.2f} "
             f"| {r['server_rss_mb']:.0f} |"
         )
+    for r in rows:
+        for stall_ms, stack, threads in r["loop_stall_stacks"]:
+            print(
+                f"{r['streams']} streams: loop stalled {stall_ms:.0f} ms in",
+                " < ".join(stack[::-1]),
+            )
+            for thread in threads:
+                print("    running beside it:", thread)
 
 
 def plot(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:

@@ -35,7 +35,6 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, HTTPException, WebSocket
-from fastapi.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
@@ -111,7 +110,7 @@ async def _free(runtime: Runtime, live: LiveCall) -> None:
         # Shielded: a handler cancelled (at server shutdown; the test client too) frees
         # the call now rather than after the lease timeout.
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(runtime.leases.release, runtime.store, live.call_id)
+            await runtime.streams.blocking(runtime.leases.release, runtime.store, live.call_id)
 
 
 async def _stop(ws: WebSocket, runtime: Runtime, live: LiveCall, code: int, detail: str) -> None:
@@ -192,7 +191,7 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         await _fail(websocket, 4503, str(exc))
         return
     try:
-        call, history, history_unavailable, leased = await run_in_threadpool(
+        call, history, history_unavailable, leased = await runtime.streams.blocking(
             _opened, runtime, call_id
         )
     except StreamError as exc:
@@ -228,7 +227,7 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         # Only a stream whose lease was lost can still be open here, or one without a
         # lease while the database is down.
         if leased:
-            await run_in_threadpool(runtime.leases.release, runtime.store, call_id)
+            await runtime.streams.blocking(runtime.leases.release, runtime.store, call_id)
         await _fail(websocket, exc.code, str(exc))
         return
     how = "error"
@@ -391,7 +390,7 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
             logger.warning("live score not stored: lease lost", extra={"call_id": live.call_id})
         elif not live.history_unavailable:
             try:
-                await run_in_threadpool(_store_result, runtime, live, payload)
+                await runtime.streams.blocking(_store_result, runtime, live, payload)
                 message["stored"] = True
             except StoreError as exc:
                 logger.warning("live score not stored: %s", exc, extra={"call_id": live.call_id})

@@ -92,6 +92,9 @@ def test_metrics_count_requests_flags_and_model(env: Env) -> None:
     flag = scored.json()["flag"]
     env.client.get(f"/v1/numbers/{number}", headers=env.auth("supervisor"))
     text = env.client.get("/metrics").text
+    # The event loop's watch runs from startup (its tick is 50 ms).
+    assert "callsift_event_loop_lag_seconds_count" in text
+    assert "callsift_gc_pause_seconds" in text
     assert (
         'callsift_http_request_duration_seconds_bucket{le="0.005",method="POST",'
         'route="/v1/calls",status="200"}'

@@ -1,0 +1,93 @@
+"""The event-loop watch: lag, stalls with the code that held the loop, GC pauses."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+
+import pytest
+
+from api.loopwatch import LoopWatch
+from api.main import _keep_request_threads
+from api.observability import Metrics
+from api.streams import IO_THREADS, LiveCalls
+
+
+def _hold_the_loop(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _count(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+def test_a_stall_is_logged_with_the_code_that_held_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    watch = LoopWatch(metrics.loop_lag_seconds, metrics.gc_pause_seconds, stall_s=0.1)
+
+    async def main() -> None:
+        watch.start()
+        await asyncio.sleep(0.2)  # ticks on time
+        _hold_the_loop(0.4)
+        await asyncio.sleep(0.2)
+        await watch.stop()
+
+    with caplog.at_level(logging.WARNING, logger="callsift.api.loop"):
+        asyncio.run(main())
+    stalls = [r for r in caplog.records if r.getMessage() == "event loop stalled"]
+    assert len(stalls) == 1 and watch.stalls == 1
+    assert 300 <= stalls[0].stall_ms <= 1000  # type: ignore[attr-defined]
+    assert any("_hold_the_loop" in line for line in stalls[0].stack)  # type: ignore[attr-defined]
+    ticks = _count(metrics, "callsift_event_loop_lag_seconds_count")
+    late = ticks - _count(metrics, "callsift_event_loop_lag_seconds_bucket", le="0.25")
+    assert ticks >= 4 and late == 1
+
+
+def test_garbage_collections_are_timed_by_generation() -> None:
+    metrics = Metrics()
+    watch = LoopWatch(metrics.loop_lag_seconds, metrics.gc_pause_seconds, stall_s=1.0)
+
+    async def main() -> None:
+        watch.start()
+        gc.collect()
+        await watch.stop()
+        gc.collect()  # after stop: not counted
+
+    asyncio.run(main())
+    assert _count(metrics, "callsift_gc_pause_seconds_count", generation="2") == 1
+
+
+def test_stream_and_request_threads_are_started_once_and_kept() -> None:
+    streams = LiveCalls(limit=4)
+    streams.start_io()
+    names = {t.name for t in threading.enumerate()}
+    assert sum(n.startswith("stream-io") for n in names) == IO_THREADS
+
+    async def main() -> set[int]:
+        await _keep_request_threads(4)
+        before = {t.ident for t in threading.enumerate() if t.ident is not None}
+        # Four blocking calls at once find four idle threads: none is started.
+        started = threading.Barrier(4)
+        from fastapi.concurrency import run_in_threadpool
+
+        await asyncio.gather(*(run_in_threadpool(started.wait, 5.0) for _ in range(4)))
+        return {t.ident for t in threading.enumerate() if t.ident is not None} - before
+
+    try:
+        assert asyncio.run(main()) == set()
+        assert asyncio.run(_run(streams)) == 42
+    finally:
+        streams.shutdown()
+
+
+async def _run(streams: LiveCalls) -> int:
+    def where() -> int:
+        return 42 if threading.current_thread().name.startswith("stream-io") else 0
+
+    return await streams.blocking(where)
