@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -132,12 +133,9 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
-#: Threads of the request pool started with the app and kept (:func:`_keep_request_threads`).
-REQUEST_THREADS = 16
-
-
-async def _keep_request_threads(n: int) -> None:
-    """Start ``n`` threads of the request pool now, and keep idle ones from retiring.
+async def _keep_request_threads(n: int | None = None) -> None:
+    """Start ``n`` threads of the request pool now (all it may have: anyio's default
+    limiter, 40), and keep idle ones from retiring.
 
     The pool (anyio's) starts a thread when a blocking call finds none idle, on the
     event loop, and starting one waits until it runs: on a worker busy with live streams
@@ -151,6 +149,8 @@ async def _keep_request_threads(n: int) -> None:
         WorkerThread.MAX_IDLE_TIME = float("inf")  # type: ignore[assignment]
     except (ImportError, AttributeError):  # another anyio: threads may retire
         logger.info("request threads may retire when idle (anyio without MAX_IDLE_TIME)")
+    if n is None:
+        n = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
     started = threading.Barrier(n)
     await asyncio.gather(*(run_in_threadpool(started.wait, 10.0) for _ in range(n)))
 
@@ -184,7 +184,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         },
     )
     runtime.streams.start_io()
-    await _keep_request_threads(REQUEST_THREADS)
+    await _keep_request_threads()
     runtime.leases.start(lambda: runtime.store, runtime.streams)
     watch = None
     if runtime.settings.loop_stall_ms > 0:

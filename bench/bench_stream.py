@@ -16,8 +16,16 @@ idle, bad frames, unknown calls; ``--abusers`` of each) beside the normal stream
 latency must not move.
 
 Each level runs in the same server, one after the other, so the lower levels are the
-baseline of the same run. The generator's own event-loop lag is measured beside it
-(a ticker every 10 ms), to tell a slow server from a slow load generator.
+baseline of the same run. A level is measured up to its end; the calls still going on
+then hang up over the next 10 s (200 hang-ups in one instant would be no centre's load).
+
+Telling the server's delays from the rest: the generator's own event-loop lag (a ticker
+every 10 ms) and a probe process that only sleeps 10 ms at a time record the client's
+and the machine's stalls; "within 100 ms outside client stalls" leaves out updates
+whose wait overlapped one of 50 ms or more. The server's side is its own watch
+(:mod:`api.loopwatch`): its ``event loop stalled`` warnings in the level, the longest,
+how many overlapped a client stall, and the stacks of the three longest, printed after
+the table. "steal s" is CPU time the hypervisor gave to other guests meanwhile.
 
     .venv/bin/python bench/bench_stream.py [--levels 20,200] [--seconds 60] [--frame-ms 20]
         [--plot docs/img/stream_latency.png]
