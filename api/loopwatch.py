@@ -58,6 +58,8 @@ class LoopWatch:
     ----------
     lag : prometheus_client.Histogram
         Observes how much later than asked each tick of the loop ran, in seconds.
+    gc_pause : prometheus_client.Histogram
+        Observes each garbage collection of the process, by generation, in seconds.
     stall_s : float
         A tick this much late is logged as a stall, with the stack sampled while it
         lasted.
