@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import glob
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 from classifier.audio import CallAudio, load_audio
 from classifier.errors import InvalidAudioError, InvalidParameterError
 from classifier.features import AUDIO_FEATURES, audio_features
-from classifier.streaming import BYTES_PER_SECOND, StreamingFeatures
+from classifier.streaming import BYTES_PER_SECOND, StreamingFeatures, warm_up
 from tests.code.test_features import _rustle, _speech_call
 
 SR = 8000
@@ -119,3 +122,41 @@ def test_real_recordings_stream_like_batch() -> None:
             if i % SR == 0 and live.heard_s >= 0.5:
                 live.features()
         _assert_same(live.features(), audio_features(_mono(y)), where=path)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the warm-up lock is an flock")
+def test_processes_warming_up_at_once_take_turns() -> None:
+    # Two processes writing numba's cache at once left a cache that crashed every
+    # process loading it: a warm-up waits while another process warms up.
+    warm_up()  # compiled here already: the timed call below only waits or loads
+    code = (
+        "import time\nfrom classifier.streaming import warm_up_lock\n"
+        "with warm_up_lock():\n"
+        "    print('held', flush=True)\n    time.sleep(2)\n    print(time.monotonic(), flush=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"
+    warm_up()
+    done = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
+    released = float(proc.stdout.readline())
+    assert proc.wait(timeout=60) == 0
+    assert done > released, "warm_up ran while another process held the lock"
+
+
+def test_warm_up_compiles_every_cached_kernel_of_the_statistics() -> None:
+    # A kernel first compiled during a live stream holds the event loop ~400 ms.
+    import numba.core.registry
+
+    from classifier import callstats
+
+    warm_up()
+    kernels = {
+        name: obj
+        for name, obj in vars(callstats).items()
+        if isinstance(obj, numba.core.registry.CPUDispatcher)
+    }
+    assert len(kernels) >= 4
+    assert [name for name, k in kernels.items() if not k.signatures] == []
