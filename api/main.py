@@ -27,6 +27,7 @@ from api.db import INSTANCE_MAX
 from api.deps import Runtime
 from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
+from api.memory import reserve_memory
 from api.observability import (
     CallerHasher,
     Metrics,
@@ -160,6 +161,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Migrate the database, load the model and start the stream leases' heartbeat;
     stop it, drop this worker's leases and dispose of the pool at shutdown."""
     runtime: Runtime = app.state.runtime
+    # First, before the model and the threads allocate: what is kept is reused by all.
+    reserve = reserve_memory(runtime.settings.memory_reserve_mb)
+    if reserve is not None and reserve.mb:
+        logger.info(
+            "memory reserved",
+            extra={"reserve_mb": reserve.mb, "seconds": round(reserve.seconds, 2)},
+        )
     # Scoring multiplies tall, thin matrices: extra BLAS threads only spin against the
     # requests served beside them.
     single_threaded_blas()

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.memory import MAX_RESERVE_MB
 from classifier.history import resolve_timezone
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -89,6 +90,12 @@ class Settings(BaseSettings):
         An event loop pause this long is logged with the stack that held the loop (live
         streams are scored there: a pause delays every stream of the worker); 0 turns
         the watch off.
+    memory_reserve_mb : int
+        Megabytes each worker process writes once at start and keeps for its arrays
+        (glibc only; ``api/memory.py``): on a virtual machine whose host reclaims free
+        pages, the first write to a new page costs 1-8 ms per MB, paid by the live
+        streams of a worker as their buffers grow. About 1024 per worker for 100 live
+        streams; 0 (the default) reserves nothing, and freed memory is still kept.
     """
 
     model_config = SettingsConfigDict(
@@ -128,6 +135,7 @@ class Settings(BaseSettings):
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
     stream_threads: int = Field(default=0, ge=0, le=64)
     stream_lease_s: float = Field(default=30.0, gt=0)
+    memory_reserve_mb: int = Field(default=0, ge=0, le=MAX_RESERVE_MB)
     loop_stall_ms: float = Field(default=100.0, ge=0)
 
     @field_validator("timezone")
