@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from types import FrameType
 
 from prometheus_client import Histogram
@@ -44,11 +45,36 @@ def _busy_threads(frames: dict[int, FrameType], *, skip: set[int]) -> list[str]:
     return out
 
 
+def _is_library(filename: str) -> bool:
+    return "site-packages" in filename or "/lib/python3" in filename
+
+
 def _stack(frame: FrameType | None) -> list[str]:
+    """The innermost frames, outermost first; when they are all a library's, the
+    innermost frame of callsift's own code leads, then "...": a stall deep in numba's
+    compiler says which of our calls compiled."""
     if frame is None:
         return []
-    summary = traceback.extract_stack(frame)[-STACK_DEPTH:]
-    return [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in summary]
+    full = traceback.extract_stack(frame)
+    summary = full[-STACK_DEPTH:]
+    lines = [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in summary]
+    if len(full) > STACK_DEPTH and all(_is_library(f.filename) for f in summary):
+        own = [f for f in full[:-STACK_DEPTH] if not _is_library(f.filename)]
+        if own:
+            f = own[-1]
+            lines = [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}", "...", *lines]
+    return lines
+
+
+def _read_schedstat(path: Path | None) -> tuple[int, int] | None:
+    """Nanoseconds a thread has run and waited runnable (Linux ``schedstat``)."""
+    if path is None:
+        return None
+    try:
+        on_cpu, waiting, _ = path.read_text().split()
+        return int(on_cpu), int(waiting)
+    except (OSError, ValueError):
+        return None
 
 
 class LoopWatch:
@@ -80,6 +106,7 @@ class LoopWatch:
         self._sampled: list[str] = []
         self._others: list[str] = []
         self._loop_thread = 0
+        self._schedstat: Path | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -87,6 +114,8 @@ class LoopWatch:
     def start(self) -> None:
         """Start ticking on the running loop, and the watchdog thread."""
         self._loop_thread = threading.get_ident()
+        path = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+        self._schedstat = path if _read_schedstat(path) is not None else None
         self._beat = time.monotonic()
         self._stop.clear()
         self._task = asyncio.get_running_loop().create_task(self._tick())
@@ -106,6 +135,7 @@ class LoopWatch:
             self._thread.join(timeout=1.0)
 
     async def _tick(self) -> None:
+        before = _read_schedstat(self._schedstat)
         while True:
             asked = time.monotonic()
             await asyncio.sleep(self.tick_s)
@@ -113,14 +143,23 @@ class LoopWatch:
             self._beat = now
             late = max(0.0, now - asked - self.tick_s)
             self.lag.observe(late)
+            after = _read_schedstat(self._schedstat)
             if late >= self.stall_s:
                 self.stalls += 1
                 stack, self._sampled = self._sampled, []
                 others, self._others = self._others, []
-                logger.warning(
-                    "event loop stalled",
-                    extra={"stall_ms": round(late * 1000, 1), "stack": stack, "threads": others},
-                )
+                extra: dict[str, object] = {
+                    "stall_ms": round(late * 1000, 1),
+                    "stack": stack,
+                    "threads": others,
+                }
+                if before is not None and after is not None:
+                    # Where the loop thread's time went since the last tick: running,
+                    # runnable but not given a CPU, or neither (waiting: the GIL, I/O).
+                    extra["on_cpu_ms"] = round((after[0] - before[0]) / 1e6, 1)
+                    extra["waiting_for_cpu_ms"] = round((after[1] - before[1]) / 1e6, 1)
+                logger.warning("event loop stalled", extra=extra)
+            before = after
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         # A collection holds the GIL throughout: every thread of the process waits.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import threading
 import time
 
@@ -91,3 +92,55 @@ async def _run(streams: LiveCalls) -> int:
         return 42 if threading.current_thread().name.startswith("stream-io") else 0
 
     return await streams.blocking(where)
+
+
+def test_a_stall_deep_in_a_library_names_our_call_that_led_there() -> None:
+    from api.loopwatch import STACK_DEPTH, _stack
+
+    seen: list[str] = []
+
+    def deep(n: int) -> None:
+        # The stdlib's frames stand for a library's: copy.deepcopy recursing n levels.
+        import copy
+
+        class Leaf:
+            def __deepcopy__(self, memo: dict[int, object]) -> object:
+                seen.extend(_stack(sys._getframe(1)))  # from copy.py inwards
+                return self
+
+        nested: object = Leaf()
+        for _ in range(n):
+            nested = [nested]
+        copy.deepcopy(nested)
+
+    deep(STACK_DEPTH)
+    stack = seen
+    assert len(stack) > STACK_DEPTH
+    assert stack[1] == "..." and "deep" in stack[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat is Linux's")
+def test_a_stall_says_whether_the_loop_ran_or_waited(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    watch = LoopWatch(metrics.loop_lag_seconds, metrics.gc_pause_seconds, stall_s=0.1)
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    async def main() -> None:
+        watch.start()
+        await asyncio.sleep(0.1)
+        _hold_the_loop(0.3)  # asleep: neither running nor runnable
+        await asyncio.sleep(0.1)
+        spin(0.3)  # running
+        await asyncio.sleep(0.1)
+        await watch.stop()
+
+    with caplog.at_level(logging.WARNING, logger="callsift.api.loop"):
+        asyncio.run(main())
+    slept, spun = [r for r in caplog.records if r.getMessage() == "event loop stalled"]
+    assert slept.on_cpu_ms < 100  # type: ignore[attr-defined]
+    assert spun.on_cpu_ms + spun.waiting_for_cpu_ms >= 250  # type: ignore[attr-defined]
+    assert spun.on_cpu_ms > slept.on_cpu_ms + 100  # type: ignore[attr-defined]
