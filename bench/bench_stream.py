@@ -413,11 +413,14 @@ def measure(
     log = tmp / "server.log"
     print(f"server log: {log}", flush=True)
     probe_out = tmp / "probe.txt"
-    with (
-        probe_out.open("w") as sink,
-        subprocess.Popen([sys.executable, "-c", PROBE], stdout=sink) as probe,
-        serve(port=args.port, env=env, server_args=args.server_args, log=log) as server,
-    ):
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(probe_out.open("w"))
+        probe = stack.enter_context(subprocess.Popen([sys.executable, "-c", PROBE], stdout=sink))
+        # Killed before Popen's exit waits for it, also when the server fails to start.
+        stack.callback(probe.kill)
+        server = stack.enter_context(
+            serve(port=args.port, env=env, server_args=args.server_args, log=log)
+        )
         try:
             base, key = server.base, server.key
             for level in args.levels.split(","):
@@ -536,9 +539,22 @@ def loop_stalls(log: Path, *, since: float, until: float) -> dict[str, Any]:
             for r in stalls
         ],
         "loop_stall_stacks": [
-            [r["stall_ms"], r.get("stack", []), r.get("threads", [])] for r in stalls[:3]
+            [r["stall_ms"], r.get("stack", []), r.get("threads", []), _split(r)] for r in stalls[:3]
         ],
+        # Where the stalled loop thread's time went, summed over the stalls (Linux).
+        "loop_stall_ms_total": sum(r["stall_ms"] for r in stalls),
+        "loop_stall_on_cpu_ms": sum(r.get("on_cpu_ms", 0.0) for r in stalls),
+        "loop_stall_waiting_for_cpu_ms": sum(r.get("waiting_for_cpu_ms", 0.0) for r in stalls),
     }
+
+
+def _split(record: dict[str, Any]) -> str:
+    if "on_cpu_ms" not in record:
+        return ""
+    return (
+        f" (loop thread on a CPU {record['on_cpu_ms']:.0f} ms, "
+        f"runnable without one {record['waiting_for_cpu_ms']:.0f} ms)"
+    )
 
 
 def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any]]) -> None:
@@ -568,9 +584,16 @@ def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any
             f"| {r['server_rss_mb']:.0f} |"
         )
     for r in rows:
-        for stall_ms, stack, threads in r["loop_stall_stacks"]:
+        if r["loop_stalls"]:
             print(
-                f"{r['streams']} streams: loop stalled {stall_ms:.0f} ms in",
+                f"{r['streams']} streams: {r['loop_stalls']} loop stalls, "
+                f"{r['loop_stall_ms_total']:.0f} ms in all: loop thread on a CPU "
+                f"{r['loop_stall_on_cpu_ms']:.0f} ms, runnable without a CPU "
+                f"{r['loop_stall_waiting_for_cpu_ms']:.0f} ms (from the tick before each)"
+            )
+        for stall_ms, stack, threads, split in r["loop_stall_stacks"]:
+            print(
+                f"{r['streams']} streams: loop stalled {stall_ms:.0f} ms{split} in",
                 " < ".join(stack[::-1]),
             )
             for thread in threads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +53,10 @@ def serve(
     The server's output after the key goes on being read (to ``log`` when given): a
     pipe nobody reads fills up and then blocks the server on its next log line.
     """
+    with socket.socket() as probe:
+        # A server left over on the port would answer instead, with other keys.
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is taken: stop what listens there or pass --port")
     process = subprocess.Popen(
         [str(CALLSIFT), "serve", "--port", str(port), *server_args.split()],
         env={**os.environ, "CALLSIFT_LOG_LEVEL": "WARNING", **env},
