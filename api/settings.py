@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     memory_reserve_mb : int
         Megabytes each worker process writes once at start and keeps for its arrays
         (glibc only; ``api/memory.py``): on a virtual machine whose host reclaims free
-        pages, the first write to a new page costs 1-8 ms per MB, paid by the live
+        pages, the first write to a new page costs 0.2-2 ms per MB, paid by the live
         streams of a worker as their buffers grow. About 1024 per worker for 100 live
         streams; 0 (the default) reserves nothing, and freed memory is still kept.
     """
