@@ -140,7 +140,14 @@ def test_a_stall_says_whether_the_loop_ran_or_waited(caplog: pytest.LogCaptureFi
 
     with caplog.at_level(logging.WARNING, logger="callsift.api.loop"):
         asyncio.run(main())
-    slept, spun = [r for r in caplog.records if r.getMessage() == "event loop stalled"]
-    assert slept.on_cpu_ms < 100  # type: ignore[attr-defined]
+    # The two holds, whatever short stalls a busy machine adds around them.
+    held = [
+        r
+        for r in caplog.records
+        if r.getMessage() == "event loop stalled" and r.stall_ms >= 250  # type: ignore[attr-defined]
+    ]
+    slept, spun = held
+    # Asleep, the thread neither runs nor waits for a core; spinning it does one or the
+    # other all along (which, depends on what else the machine runs).
+    assert slept.on_cpu_ms + slept.waiting_for_cpu_ms < 100  # type: ignore[attr-defined]
     assert spun.on_cpu_ms + spun.waiting_for_cpu_ms >= 250  # type: ignore[attr-defined]
-    assert spun.on_cpu_ms > slept.on_cpu_ms + 100  # type: ignore[attr-defined]
