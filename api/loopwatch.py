@@ -49,6 +49,10 @@ def _is_library(filename: str) -> bool:
     return "site-packages" in filename or "/lib/python3" in filename
 
 
+def _line(f: traceback.FrameSummary) -> str:
+    return f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}"
+
+
 def _stack(frame: FrameType | None) -> list[str]:
     """The innermost frames, outermost first; when they are all a library's, the
     innermost frame of callsift's own code leads, then "...": a stall deep in numba's
@@ -57,12 +61,11 @@ def _stack(frame: FrameType | None) -> list[str]:
         return []
     full = traceback.extract_stack(frame)
     summary = full[-STACK_DEPTH:]
-    lines = [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}" for f in summary]
+    lines = [_line(f) for f in summary]
     if len(full) > STACK_DEPTH and all(_is_library(f.filename) for f in summary):
         own = [f for f in full[:-STACK_DEPTH] if not _is_library(f.filename)]
         if own:
-            f = own[-1]
-            lines = [f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno} {f.name}", "...", *lines]
+            lines = [_line(own[-1]), "...", *lines]
     return lines
 
 

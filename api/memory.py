@@ -56,7 +56,8 @@ def reserve_memory(mb: int) -> Reserve | None:
     if not 0 <= mb <= MAX_RESERVE_MB:
         raise ValueError(f"memory reserve is {mb} MB; expected 0 to {MAX_RESERVE_MB}")
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        logger.warning("memory reserve needs Linux with glibc; this is %s", platform.platform())
+        if mb:  # asked for: say it is not there; the default asks for nothing
+            logger.warning("memory reserve needs Linux with glibc; this is %s", platform.platform())
         return None
     libc = ctypes.CDLL(None)
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)

@@ -421,96 +421,93 @@ def measure(
         server = stack.enter_context(
             serve(port=args.port, env=env, server_args=args.server_args, log=log)
         )
-        try:
-            base, key = server.base, server.key
-            for level in args.levels.split(","):
-                n = int(level.split("+")[0])
-                abusers = args.abusers if level.endswith("+abuse") else 0
-                cpu0, wall0 = cpu_seconds(server.process.pid), time.monotonic()
-                clock0, steal0 = time.time(), steal_s()
-                own0 = resource.getrusage(resource.RUSAGE_SELF)
-                # The load generator is the same program whatever the server runs: uvloop
-                # when installed (it leaves more of the machine to the server).
-                tally = _runner()(
-                    run_level(
-                        calls,
-                        n=n,
-                        seconds=args.seconds,
-                        base=base,
-                        key=key,
-                        frame_ms=args.frame_ms,
-                        abusers=abusers,
+        base, key = server.base, server.key
+        for level in args.levels.split(","):
+            n = int(level.split("+")[0])
+            abusers = args.abusers if level.endswith("+abuse") else 0
+            cpu0, wall0 = cpu_seconds(server.process.pid), time.monotonic()
+            clock0, steal0 = time.time(), steal_s()
+            own0 = resource.getrusage(resource.RUSAGE_SELF)
+            # The load generator is the same program whatever the server runs: uvloop
+            # when installed (it leaves more of the machine to the server).
+            tally = _runner()(
+                run_level(
+                    calls,
+                    n=n,
+                    seconds=args.seconds,
+                    base=base,
+                    key=key,
+                    frame_ms=args.frame_ms,
+                    abusers=abusers,
+                )
+            )
+            wall = time.monotonic() - wall0
+            own1 = resource.getrusage(resource.RUSAGE_SELF)
+            lat = np.array(tally.latencies) * 1000
+            received = np.array(tally.received_at)
+            late_at = received[lat > 100]
+            stalls = machine_stalls(probe_out, since=wall0, until=time.monotonic())
+            # The generator's own stalls: an update can only be received once it runs.
+            stalls += [(at, lag) for at, lag in zip(tally.lag_at, tally.lag, strict=True)]
+            # An update is in a client stall when one overlapped its wait: the client
+            # could not take it in (or send its frame) on time, whatever the server did.
+            sent = received - lat / 1000
+            in_stall = np.zeros(lat.size, dtype=bool)
+            for end, length in stalls:
+                if length >= 0.05:
+                    in_stall |= (sent <= end) & (received >= end - length)
+            rows.append(
+                {
+                    "streams": level,
+                    "updates": lat.size,
+                    "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                    "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+                    "max_ms": float(lat.max()) if lat.size else float("nan"),
+                    "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
+                    "final_p50_ms": float(np.median(tally.finals) * 1000)
+                    if tally.finals
+                    else float("nan"),
+                    "compute_p50_ms": float(np.median(tally.compute_ms))
+                    if tally.compute_ms
+                    else float("nan"),
+                    "max_gap_s": float(max(tally.gaps)) if tally.gaps else float("nan"),
+                    "server_cores": (cpu_seconds(server.process.pid) - cpu0) / wall,
+                    "generator_cores": (
+                        own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
                     )
+                    / wall,
+                    "generator_lag_p99_ms": float(np.percentile(tally.lag, 99) * 1000),
+                    "server_rss_mb": rss_mb(server.process.pid),
+                    "streams_done": tally.streams,
+                    "closes": tally.closes,
+                    "latencies_ms": lat.tolist(),
+                    # Late updates bunched in a few seconds point at a stall of the
+                    # server (or the machine), spread ones at a server short of time.
+                    "late_seconds": int(np.unique(np.floor(late_at)).size),
+                    "generator_lag_max_ms": float(np.max(tally.lag) * 1000),
+                    "compute_max_ms": max(tally.compute_ms, default=float("nan")),
+                    "final_compute_max_ms": max(tally.final_compute_ms, default=float("nan")),
+                    "client_stalls": sum(1 for _, s in stalls if s >= 0.1),
+                    "client_stall_max_ms": max((s for _, s in stalls), default=0.0) * 1000,
+                    "steal_s": steal_s() - steal0,
+                    "within_100ms_outside_client_stalls": float(np.mean(lat[~in_stall] <= 100))
+                    if (~in_stall).any()
+                    else float("nan"),
+                    **loop_stalls(log, since=clock0, until=time.time()),
+                }
+            )
+            row = rows[-1]
+            row["loop_stalls_with_client"] = sum(
+                any(
+                    c_len >= 0.05 and c_end >= end - length and c_end - c_len <= end
+                    for c_end, c_len in stalls
                 )
-                wall = time.monotonic() - wall0
-                own1 = resource.getrusage(resource.RUSAGE_SELF)
-                lat = np.array(tally.latencies) * 1000
-                received = np.array(tally.received_at)
-                late_at = received[lat > 100]
-                stalls = machine_stalls(probe_out, since=wall0, until=time.monotonic())
-                # The generator's own stalls: an update can only be received once it runs.
-                stalls += [(at, lag) for at, lag in zip(tally.lag_at, tally.lag, strict=True)]
-                # An update is in a client stall when one overlapped its wait: the client
-                # could not take it in (or send its frame) on time, whatever the server did.
-                sent = received - lat / 1000
-                in_stall = np.zeros(lat.size, dtype=bool)
-                for end, length in stalls:
-                    if length >= 0.05:
-                        in_stall |= (sent <= end) & (received >= end - length)
-                rows.append(
-                    {
-                        "streams": level,
-                        "updates": lat.size,
-                        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-                        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-                        "max_ms": float(lat.max()) if lat.size else float("nan"),
-                        "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
-                        "final_p50_ms": float(np.median(tally.finals) * 1000)
-                        if tally.finals
-                        else float("nan"),
-                        "compute_p50_ms": float(np.median(tally.compute_ms))
-                        if tally.compute_ms
-                        else float("nan"),
-                        "max_gap_s": float(max(tally.gaps)) if tally.gaps else float("nan"),
-                        "server_cores": (cpu_seconds(server.process.pid) - cpu0) / wall,
-                        "generator_cores": (
-                            own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
-                        )
-                        / wall,
-                        "generator_lag_p99_ms": float(np.percentile(tally.lag, 99) * 1000),
-                        "server_rss_mb": rss_mb(server.process.pid),
-                        "streams_done": tally.streams,
-                        "closes": tally.closes,
-                        "latencies_ms": lat.tolist(),
-                        # Late updates bunched in a few seconds point at a stall of the
-                        # server (or the machine), spread ones at a server short of time.
-                        "late_seconds": int(np.unique(np.floor(late_at)).size),
-                        "generator_lag_max_ms": float(np.max(tally.lag) * 1000),
-                        "compute_max_ms": max(tally.compute_ms, default=float("nan")),
-                        "final_compute_max_ms": max(tally.final_compute_ms, default=float("nan")),
-                        "client_stalls": sum(1 for _, s in stalls if s >= 0.1),
-                        "client_stall_max_ms": max((s for _, s in stalls), default=0.0) * 1000,
-                        "steal_s": steal_s() - steal0,
-                        "within_100ms_outside_client_stalls": float(np.mean(lat[~in_stall] <= 100))
-                        if (~in_stall).any()
-                        else float("nan"),
-                        **loop_stalls(log, since=clock0, until=time.time()),
-                    }
-                )
-                row = rows[-1]
-                row["loop_stalls_with_client"] = sum(
-                    any(
-                        c_len >= 0.05 and c_end >= end - length and c_end - c_len <= end
-                        for c_end, c_len in stalls
-                    )
-                    for end, length in row.pop("loop_stall_windows")
-                )
-                print(
-                    json.dumps({k: v for k, v in rows[-1].items() if k != "latencies_ms"}),
-                    flush=True,
-                )
-        finally:
-            probe.kill()
+                for end, length in row.pop("loop_stall_windows")
+            )
+            print(
+                json.dumps({k: v for k, v in rows[-1].items() if k != "latencies_ms"}),
+                flush=True,
+            )
     return rows
 
 
