@@ -14,6 +14,12 @@ resets the library to its freshly loaded state (restoring a copy of its static m
 or reloading it with ``dlclose`` + ``dlopen`` where that is not possible) and seeds the
 noise generator from a hash of its arguments before every utterance, which makes it a
 pure function of ``(text, voice, sr, rate_scale, pitch_offset)`` whatever ran before.
+
+One noise source lives outside the library's memory: the ``klatt 6`` engine
+(speechPlayer) draws its breath noise from the C library's process-wide ``rand()``,
+which neither the reset nor espeak's own seed touches. Breathy ``klatt 6`` variants
+(``Reed``) would otherwise depend on how many such utterances the process made before,
+so ``srand`` is called with the same seed before every utterance too.
 """
 
 from __future__ import annotations
@@ -298,6 +304,19 @@ def _already_loaded(path: str) -> bool:
     return True
 
 
+def _libc_srand() -> Any:
+    """The C library's ``srand`` (the one espeak's ``rand()`` calls draw from), or a
+    no-op where it cannot be found; :meth:`_Espeak._reset_works` then tells whether
+    synthesis is still reproducible."""
+    try:
+        srand = ctypes.CDLL(None).srand
+    except (OSError, AttributeError, TypeError):
+        return lambda seed: None
+    srand.argtypes = [ctypes.c_uint]
+    srand.restype = None
+    return srand
+
+
 class _Espeak:
     """One process-wide espeak-ng instance, reset to its freshly loaded state before
     every utterance."""
@@ -314,6 +333,7 @@ class _Espeak:
         self._chunks: list[bytes] = []
         # The C side only holds a raw pointer: keep the callback object alive here.
         self._callback = _SynthCallback(self._on_audio)
+        self._srand = _libc_srand()
         variant_dir = os.path.join(self.data_path, "voices", "!v")
         self.available_variants = frozenset(
             v for v in VARIANTS if os.path.isfile(os.path.join(variant_dir, v))
@@ -323,7 +343,8 @@ class _Espeak:
             if not self._reset_works():
                 raise CallsiftError(
                     "espeak-ng could not be reset between utterances (is libespeak-ng also "
-                    "loaded by another module?); synthesis would not be reproducible"
+                    "loaded by another module, or the C library's srand missing?); "
+                    "synthesis would not be reproducible"
                 )
 
     def _on_audio(self, wav: int | None, n: int, events: Any) -> int:
@@ -442,6 +463,10 @@ class _Espeak:
         lib.espeak_SetParameter(_ESPEAK_RANGE, pitch_range, 0)
         # Breathy variants draw noise from a clock-seeded generator; pin it.
         lib.espeak_ng_SetRandSeed(seed)
+        # The klatt 6 engine (speechPlayer) draws breath noise from libc's rand(), a
+        # process-wide generator outside espeak's memory: pin it as well, or Reed's
+        # voice would depend on how many breathy klatt 6 utterances came before.
+        self._srand(seed)
         self._chunks = []
         status = lib.espeak_Synth(
             text, len(text) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
@@ -475,18 +500,26 @@ class _Espeak:
             )
 
     def _reset_works(self) -> bool:
-        """Same utterance twice, with other speech in between, must give the same samples."""
+        """Same utterance twice, with other speech in between, must give the same samples.
+
+        Checked for a plain variant and for ``Reed``, a breathy ``klatt 6`` variant whose
+        noise comes from libc's ``rand()`` rather than from espeak's own generator.
+        """
         kw: dict[str, Any] = {
             "language": "id",
-            "variant": "m1",
             "rate": 175,
             "pitch": 50,
             "pitch_range": 50,
             "seed": 1,
         }
-        first = self._synth_locked(b"halo pak", **kw)
-        self._synth_locked(b"satu dua tiga", **{**kw, "variant": "f2"})
-        return np.array_equal(first, self._synth_locked(b"halo pak", **kw))
+        variants = ["m1"] + (["Reed"] if "Reed" in self.available_variants else [])
+        firsts = [self._synth_locked(b"halo pak", variant=v, **kw) for v in variants]
+        for v in [*variants, "f2"]:
+            self._synth_locked(b"satu dua tiga", variant=v, **kw)
+        return all(
+            np.array_equal(first, self._synth_locked(b"halo pak", variant=v, **kw))
+            for v, first in zip(variants, firsts, strict=True)
+        )
 
 
 _ENGINE: list[_Espeak] = []  # module-level holder; filled on first use in each process
