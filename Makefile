@@ -1,22 +1,53 @@
 # The two set-up commands of the README: `make run` and `make test`.
-# Both install everything the project needs from its own files into .venv.
+# Both install exactly the versions in requirements.lock (with their hashes) into .venv.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# pip-compile, run from a throwaway environment by `make lock`.
+PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --all-build-deps --extra dev \
+	--strip-extras --no-emit-index-url --no-emit-find-links --output-file $(LOCK)
 
-.PHONY: run test lint install bench clean
+.PHONY: run test lint checks install lock lock-upgrade _compile test-latest clean
 
-$(STAMP): pyproject.toml
+# The lock's packages only (pip refuses any package or file whose hash is not in it),
+# then callsift itself, built with the locked setuptools.
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) .ci/check_lock.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/callsift serve
+
+# After a change of the dependencies in pyproject.toml: resolves what changed and keeps
+# every other pin. `make lock-upgrade` moves every pin to the newest allowed release.
+lock:
+	$(MAKE) --no-print-directory _compile COMPILE_EXTRA=
+
+lock-upgrade:
+	$(MAKE) --no-print-directory _compile COMPILE_EXTRA=--upgrade
+
+_compile:
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet pip-tools
+	$(VENV)-lock/bin/pip-compile $(COMPILE_EXTRA) $(PIP_COMPILE_FLAGS) pyproject.toml
+	$(PYTHON) .ci/check_lock.py --write
+	rm -rf $(VENV)-lock
+
+# ruff, mypy and the suite with the tools of $(BIN) (the lock's, or test-latest's).
+checks:
+	$(BIN)/ruff check classifier training api tests bench
+	$(BIN)/ruff format --check classifier training api tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check classifier training api tests bench
@@ -29,10 +60,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 	$(SUDO) apt-get update
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
-# The numba kernels are compiled and cached once before the test workers start
-# (tests/conftest.py), so the parallel workers load a finished cache.
-test: lint /usr/bin/chromium
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+test: $(STAMP) /usr/bin/chromium
+	$(MAKE) --no-print-directory checks
+
+# Drift found on purpose: the newest releases pyproject.toml allows, in a throwaway
+# environment, through the same checks. Run it before `make lock-upgrade` (monthly).
+test-latest: /usr/bin/chromium
+	set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	$(PYTHON) -m venv "$$d"; \
+	"$$d/bin/python" -m pip install --quiet --upgrade pip; \
+	"$$d/bin/python" -m pip install --quiet -e ".[dev]"; \
+	"$$d/bin/python" -m pip freeze --exclude-editable > "$$d/versions.txt"; \
+	echo "newest allowed versions (differences from $(LOCK)):"; \
+	grep -vxFf <(grep -oE '^[A-Za-z0-9_.-]+==[^ ;]+' $(LOCK) | tr A-Z_ a-z-) \
+		<(tr A-Z_ a-z- < "$$d/versions.txt") || true; \
+	$(MAKE) --no-print-directory checks BIN="$$d/bin"
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-lock runs .pytest_cache .mypy_cache .ruff_cache
