@@ -52,8 +52,8 @@ from classifier.errors import (
     RegistryError,
     UnsupportedAudioError,
 )
-from classifier.features import single_threaded_blas
 from classifier.history import resolve_timezone
+from classifier.threads import single_threaded_blas
 
 logger = logging.getLogger("callsift.api")
 

@@ -145,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="callsift-bench-score-") as tmp:
         old_model = load_baseline_model(baseline_modules(args.baseline, Path(tmp) / "old"))
         from classifier.artifact import load_model
-        from classifier.features import single_threaded_blas
+        from classifier.threads import single_threaded_blas
 
         single_threaded_blas()
         new_model = load_model()

@@ -22,9 +22,10 @@ import numpy as np
 
 from classifier.artifact import load_model
 from classifier.audio import load_audio
-from classifier.features import SR, call_features, single_threaded_blas
+from classifier.features import SR, call_features
 from classifier.history import empty_history
 from classifier.streaming import StreamingFeatures
+from classifier.threads import single_threaded_blas
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

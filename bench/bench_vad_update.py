@@ -36,9 +36,9 @@ from classifier.features import (
     SR,
     dither,
     n_frames,
-    single_threaded_blas,
     stft_frames,
 )
+from classifier.threads import single_threaded_blas
 
 
 def load_vad(path: str) -> ModuleType:

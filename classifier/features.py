@@ -25,6 +25,7 @@ from classifier.audio import CallAudio
 from classifier.callstats import Moments, SortedValues, SpeechRuns
 from classifier.errors import InvalidAudioError, InvalidParameterError
 from classifier.history import HISTORY_FEATURES, METADATA_FEATURES, metadata_features
+from classifier.threads import one_blas_thread
 from classifier.vad import (
     VadMemo,
     grow_rows,
@@ -245,6 +246,11 @@ def frame_values(P: np.ndarray, S: np.ndarray, *, sr: int = SR) -> np.ndarray:
         bandwidth) and power flatness; the 85% rolloff is taken over the mel bands;
         contrast is the octave band's peak against its mean level (dB).
     """
+    with one_blas_thread():  # the same bits whatever the process's BLAS threads
+        return _frame_values(P, S, sr=sr)
+
+
+def _frame_values(P: np.ndarray, S: np.ndarray, *, sr: int) -> np.ndarray:
     all_freqs = _freqs(sr, N_FFT)
     nb = int(np.count_nonzero(all_freqs <= _TOP_HZ))
     W = _weights(sr)
@@ -816,19 +822,6 @@ class StreamMemo:
     @property
     def nbytes(self) -> int:
         return int(self._f0.nbytes) + self.vad.nbytes + self.stats.nbytes
-
-
-def single_threaded_blas() -> None:
-    """Limit BLAS to one thread in this process (call once, at a process's start).
-
-    Feature extraction multiplies tall, thin matrices (frames x 113 bins by a few
-    columns). Several BLAS threads gain nothing there, and when the cores are busy they
-    spin against each other: the per-frame values of a 60 s call took 52 ms with
-    OpenBLAS's default threads on the loaded 2-core machine, 5 ms with one.
-    """
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
 
 
 def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], np.ndarray]:

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import fft as sp_fft
 
 from classifier.errors import InvalidParameterError
+from classifier.threads import one_blas_thread
 
 __all__ = [
     "VadMemo",
@@ -713,7 +714,8 @@ def _periodicity(
     X *= taper
     # Wiener-Khinchin on the power spectrum: r[lag] = sum_f X[f] cos(2 pi f lag / n_fft),
     # divided by the window's own autocorrelation (which does not depend on the frame).
-    r = cos @ X
+    with one_blas_thread():  # the same bits whatever the process's BLAS threads
+        r = cos @ X
     r *= inv_w
     best = r.argmax(axis=0)
     peak = r[best, np.arange(len(cand))] / (X.sum(axis=0) + _EPS)  # float32
@@ -904,7 +906,7 @@ def _kernels() -> SimpleNamespace:
     """
     import numba
 
-    @numba.njit(nogil=True, cache=False)
+    @numba.njit(nogil=True, cache=True)
     def run(rows: np.ndarray, program: np.ndarray) -> None:
         n = rows.shape[1]
         out = np.empty(n, np.bool_)
@@ -945,7 +947,7 @@ def _kernels() -> SimpleNamespace:
             for i in range(n):
                 y[i] = out[i]
 
-    @numba.njit(nogil=True, cache=False)
+    @numba.njit(nogil=True, cache=True)
     def inputs(
         rows: np.ndarray,
         at: np.ndarray,
@@ -972,7 +974,7 @@ def _kernels() -> SimpleNamespace:
         for i in range(n):
             active[i] = snr[i] >= active_snr and audible[i]
 
-    @numba.njit(nogil=True, cache=False)
+    @numba.njit(nogil=True, cache=True)
     def extreme(
         x: np.ndarray, out: np.ndarray, lo: int, size: int, before: int, is_max: bool
     ) -> None:
@@ -1003,7 +1005,7 @@ def _kernels() -> SimpleNamespace:
                     head += 1
                 out[i, c] = x[queue[head], c]
 
-    @numba.njit(nogil=True, cache=False)
+    @numba.njit(nogil=True, cache=True)
     def quiet_step(
         mid: np.ndarray,
         taken: int,

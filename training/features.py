@@ -27,12 +27,12 @@ from classifier.features import (
     SR,
     audio_features,
     call_features,
-    single_threaded_blas,
 )
 from classifier.history import replay_history, resolve_timezone
 from classifier.manifest import load_manifest, parse_timestamp
 from classifier.model import check_prefixes
 from classifier.streaming import warm_up
+from classifier.threads import single_threaded_blas
 from training.parallel import map_batches
 
 _BATCH = 16
