@@ -151,34 +151,7 @@ def serve_command(
         # The workers share this name, and with it one limit of live streams; the port
         # tells apart two servers on one host.
         os.environ["CALLSIFT_INSTANCE"] = f"{socket.gethostname()[:190]}:{port}"
-    from api.store import StoreUnavailableError
-
-    token: str | None = None
-    try:
-        token = _bootstrap_admin(settings)
-    except StoreUnavailableError as exc:
-        # The service starts anyway and scores in degraded mode; /readyz says why.
-        typer.echo(f"warning: {exc}; no admin key could be checked or created", err=True)
-    typer.echo(
-        f"callsift serving on http://{host}:{port} (API docs at http://{host}:{port}/docs); "
-        f"database {_safe_url(settings.database_url)}",
-        err=True,
-    )
-    if token:
-        typer.echo(
-            "No API key existed, so one admin key was created. It is shown only now:\n"
-            f"    {token}\n"
-            "Send it as the X-API-Key header. Create keys per person and role with\n"
-            "    callsift keys create --role call_taker|supervisor|data_scientist|admin",
-            err=True,
-        )
-    if workers > 1:
-        # Compiled and cached on disk here, once: worker processes writing numba's cache
-        # at once can crash; they then load it.
-        from classifier.streaming import warm_up
-
-        warm_up()
-    uvicorn.run(
+    config = uvicorn.Config(
         "api.main:create_app",
         factory=True,
         host=host,
@@ -193,6 +166,71 @@ def serve_command(
         # Live audio frames do not compress; deflating them costs CPU for nothing.
         ws_per_message_deflate=False,
     )
+    # Bound first: a port in use is said at once, not after the model has loaded.
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged the cause (address in use, ...)
+        typer.echo(f"error: cannot listen on {host}:{port}", err=True)
+        raise typer.Exit(3) from None
+    with sock:
+        _serve(config, sock, settings, host=host, port=port, workers=workers)
+
+
+def _serve(config: Any, sock: socket.socket, settings: Any, **where: Any) -> None:
+    from api.service import ModelHolder
+    from api.store import StoreUnavailableError
+    from api.supervisor import Supervisor
+
+    token: str | None = None
+    try:
+        token = _bootstrap_admin(settings)
+    except StoreUnavailableError as exc:
+        # The service starts anyway and scores in degraded mode; /readyz says why.
+        typer.echo(f"warning: {exc}; no admin key could be checked or created", err=True)
+    # The model is loaded and every compiled kernel warmed up here, once, before any
+    # worker starts: a model that cannot be read stops the server with the reason
+    # instead of failing in every worker, and the workers load numba's finished cache
+    # instead of compiling against their supervisor's health check.
+    models = ModelHolder(
+        model_dir=settings.model_dir,
+        registry_ref=settings.model_registry_ref,
+        tracking_uri=settings.mlflow_tracking_uri,
+    )
+    if not models.load():
+        typer.echo(f"error: model unavailable: {models.error}", err=True)
+        raise typer.Exit(3)
+    url = f"http://{where['host']}:{where['port']}"
+    typer.echo(
+        f"callsift serving on {url} (API docs at {url}/docs); "
+        f"database {_safe_url(settings.database_url)}",
+        err=True,
+    )
+    if token:
+        typer.echo(
+            "No API key existed, so one admin key was created. It is shown only now:\n"
+            f"    {token}\n"
+            "Send it as the X-API-Key header. Create keys per person and role with\n"
+            "    callsift keys create --role call_taker|supervisor|data_scientist|admin",
+            err=True,
+        )
+    if where["workers"] == 1:
+        import uvicorn
+
+        from api.main import create_app
+
+        # Settings read anew: CALLSIFT_INSTANCE may have been set above.
+        config.app, config.factory = create_app(models=models), False
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        if not server.started:
+            raise typer.Exit(3)
+        return
+    del models  # each worker loads its own; the parent only supervises
+    supervisor = Supervisor(config, [sock], startup_timeout_s=settings.worker_start_timeout_s)
+    supervisor.run()
+    if supervisor.failure:
+        typer.echo(f"error: {supervisor.failure}", err=True)
+        raise typer.Exit(3)
 
 
 def _bootstrap_admin(settings: Any) -> str | None:

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         pages, the first write to a new page costs 0.2-2 ms per MB, paid by the live
         streams of a worker as their buffers grow. About 1024 per worker for 100 live
         streams; 0 (the default) reserves nothing, and freed memory is still kept.
+    worker_start_timeout_s : float
+        ``callsift serve --workers N``: how long a worker may take to load the model and
+        warm up before the server gives up and stops with the reason (a busy machine
+        slows a start; a worker that never starts is not restarted forever).
     """
 
     model_config = SettingsConfigDict(
@@ -137,6 +141,7 @@ class Settings(BaseSettings):
     stream_lease_s: float = Field(default=30.0, gt=0)
     memory_reserve_mb: int = Field(default=0, ge=0, le=MAX_RESERVE_MB)
     loop_stall_ms: float = Field(default=100.0, ge=0)
+    worker_start_timeout_s: float = Field(default=180.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

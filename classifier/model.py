@@ -289,7 +289,7 @@ def _walk_kernel() -> Any:
     """The tree walk compiled with numba (a librosa dependency), built on first use."""
     import numba
 
-    @numba.njit(nogil=True, cache=False)
+    @numba.njit(nogil=True, cache=True)
     def walk(
         X: np.ndarray,
         roots: np.ndarray,

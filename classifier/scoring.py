@@ -463,7 +463,7 @@ def _moved_kernel() -> Any:
     numpy operations cost five times the copying."""
     import numba
 
-    @numba.njit(nogil=True, cache=False)
+    @numba.njit(nogil=True, cache=True)
     def moved_copies(
         M: np.ndarray, ref: np.ndarray, bounds: np.ndarray, columns: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
