@@ -327,15 +327,22 @@ def test_serve_command_runs_uvicorn_on_the_factory(monkeypatch: pytest.MonkeyPat
     import uvicorn
 
     from api.cli import serve_command
+    from api.supervisor import Supervisor
 
-    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    configs: list[Any] = []
     instances: list[str | None] = []  # what the workers would read
 
-    def run(*a: Any, **k: Any) -> None:
-        calls.append((a, k))
+    def supervise(self: Supervisor) -> None:
+        configs.append(self.config)
         instances.append(os.environ.get("CALLSIFT_INSTANCE"))
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    def serve_here(self: uvicorn.Server, sockets: Any = None) -> None:
+        configs.append(self.config)
+        instances.append(os.environ.get("CALLSIFT_INSTANCE"))
+        self.started = True
+
+    monkeypatch.setattr(Supervisor, "run", supervise)
+    monkeypatch.setattr(uvicorn.Server, "run", serve_here)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://user:secret@db:5432/x")
     monkeypatch.delenv("CALLSIFT_INSTANCE", raising=False)
     cli = typer.Typer()
@@ -351,10 +358,11 @@ def test_serve_command_runs_uvicorn_on_the_factory(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CALLSIFT_INSTANCE", "centre-1")
     assert CliRunner().invoke(cli, ["serve-command", "--port", "8124"]).exit_code == 0
     assert instances[-1] == "centre-1"  # a name given is kept
-    (args, kwargs) = calls[0]
-    assert args == ("api.main:create_app",)
-    assert kwargs["factory"] is True and kwargs["port"] == 8123 and kwargs["workers"] == 2
-    assert kwargs["host"] == "127.0.0.1"
+    workers, single = configs
+    assert workers.app == "api.main:create_app" and workers.factory is True
+    assert workers.port == 8123 and workers.workers == 2 and workers.host == "127.0.0.1"
+    # One worker serves the app built around the model the command loaded and warmed.
+    assert not isinstance(single.app, str) and single.factory is False and single.port == 8124
     # uvicorn's access log would print raw paths with phone numbers.
-    assert kwargs["access_log"] is False
+    assert workers.access_log is False and single.access_log is False
     assert "secret" not in result.output and "http://127.0.0.1:8123/docs" in result.output
