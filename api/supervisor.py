@@ -63,6 +63,7 @@ class Supervisor(Multiprocess):
         self.startup_timeout_s = startup_timeout_s
         self.failure: str | None = None
         self._starting: dict[int, float] = {}  # id(process) -> monotonic start time
+        self._pinged: set[int] = set()  # starting workers with a ping not yet answered
 
     def _start(self, process: Process) -> Process:
         process.start()
@@ -78,6 +79,26 @@ class Supervisor(Multiprocess):
         logger.error(self.failure)
         self.should_exit.set()
 
+    def _reported_ready(self, process: Process) -> bool:
+        """Whether the worker has answered a health ping with "started", without waiting.
+
+        One ping at a time, its answer read when it has come: uvicorn's blocking ping
+        with a 1 s wait reads, on a busy machine, the answer to an earlier ping (a
+        worker long started still "not started"), and one killed then looked like a
+        worker that never started.
+        """
+        key = id(process)
+        try:
+            if key not in self._pinged:
+                process.parent_conn.send(b"ping")
+                self._pinged.add(key)
+            if not process.parent_conn.poll(0):
+                return False
+            self._pinged.discard(key)
+            return bool(process.parent_conn.recv())
+        except (OSError, EOFError):
+            return False
+
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
             return
@@ -88,7 +109,7 @@ class Supervisor(Multiprocess):
                     process.join()
                     self._fail(process, f"stopped ({exit_reason(process.exitcode)})")
                     return
-                if process.is_ready(timeout=1):
+                if self._reported_ready(process):
                     del self._starting[id(process)]
                 elif time.monotonic() - born > self.startup_timeout_s:
                     process.kill()
