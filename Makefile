@@ -13,12 +13,14 @@ PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --all-build-deps -
 .PHONY: run test lint checks install lock lock-upgrade _compile test-latest clean
 
 # The lock's packages only (pip refuses any package or file whose hash is not in it),
-# then callsift itself, built with the locked setuptools.
+# then callsift itself, built with the locked setuptools; then every numba kernel is
+# compiled into its on-disk cache once, so no server or test compiles against a clock.
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) .ci/check_lock.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/callsift warm-up
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -70,6 +72,7 @@ test-latest: /usr/bin/chromium
 	$(PYTHON) -m venv "$$d"; \
 	"$$d/bin/python" -m pip install --quiet --upgrade pip; \
 	"$$d/bin/python" -m pip install --quiet -e ".[dev]"; \
+	"$$d/bin/callsift" warm-up; \
 	"$$d/bin/python" -m pip freeze --exclude-editable > "$$d/versions.txt"; \
 	echo "newest allowed versions (differences from $(LOCK)):"; \
 	grep -vxFf <(grep -oE '^[A-Za-z0-9_.-]+==[^ ;]+' $(LOCK) | tr A-Z_ a-z-) \

@@ -233,6 +233,18 @@ def _serve(config: Any, sock: socket.socket, settings: Any, **where: Any) -> Non
         raise typer.Exit(3)
 
 
+def warm_up_command() -> None:
+    """Compile and cache every compiled step of the features and the shipped model.
+
+    Run once after installing (``make`` does); ``callsift serve`` does it too before
+    it starts workers, so a first start after install then loads instead of compiling.
+    """
+    from api.service import load_scoring_model
+
+    load_scoring_model()  # loads the default model and warms it up end to end
+    typer.echo("compiled kernels cached", err=True)
+
+
 def _bootstrap_admin(settings: Any) -> str | None:
     """An admin key when the database holds no usable key (a fresh install), else None."""
     from api.store import Store

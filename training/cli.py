@@ -33,6 +33,7 @@ app.command("demo")(demo.demo)
 app.add_typer(api_cli.keys_app, name="keys")
 app.add_typer(api_cli.db_app, name="db")
 app.command("serve")(api_cli.serve_command)
+app.command("warm-up")(api_cli.warm_up_command)
 
 
 def main() -> None:
