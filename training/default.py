@@ -1,7 +1,13 @@
 """The recipe of the default model shipped in ``models/default``.
 
-``callsift build-default`` rebuilds it from the simulator alone, deterministically:
-the corpora below are a pure function of (preset, calls, seed), and training is seeded.
+``callsift build-default`` rebuilds it deterministically: the corpora below are a pure
+function of (preset, calls, seed, real recordings), and training is seeded. The real
+recordings of ``../shared/data`` (speech, handling sounds, backgrounds, music, cries,
+laughter; never ``speech-nc/`` nor the hold-out list, see
+:mod:`training.simulator.realbank`) are mixed into the training corpora by their role
+when that folder is there; ``--sim-only`` builds from the simulator alone, for those
+who do not have them. The acceptance and budget corpora stay simulated only, so the
+simulated goals are checked as before.
 The model is then checked on a corpus of a preset and seed it never saw (Purworejo), and
 the acceptance figures are written into the model folder's README.
 
@@ -74,26 +80,59 @@ def _simulator_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def _stamp(spec: CorpusSpec) -> dict[str, Any]:
-    return {**asdict(spec), "simulator": _simulator_fingerprint()}
+#: The shared real recordings, beside the project (see the README of that folder).
+DEFAULT_REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def ensure_corpus(work: Path, spec: CorpusSpec, *, n_jobs: int) -> Path:
+def _real_fingerprint(real_dir: Path | None) -> str | None:
+    """Changes with the trainable real files and the hold-out list."""
+    if real_dir is None:
+        return None
+    from training.simulator.realbank import load_holdout, role_files
+
+    files = role_files(real_dir, load_holdout())
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _stamp(spec: CorpusSpec, real_dir: Path | None = None) -> dict[str, Any]:
+    stamp = {**asdict(spec), "simulator": _simulator_fingerprint()}
+    if real_dir is not None:
+        stamp["real"] = _real_fingerprint(real_dir)
+    return stamp
+
+
+def ensure_corpus(
+    work: Path, spec: CorpusSpec, *, n_jobs: int, real_dir: Path | None = None
+) -> Path:
     """The corpus of ``spec`` under ``work``, simulated unless an identical one is there."""
-    folder = work / spec.name
+    folder = work / (spec.name if real_dir is None else f"{spec.name}-real")
     stamp = folder / _RECIPE_FILE
     if (folder / "manifest.csv").is_file() and stamp.is_file():
-        if json.loads(stamp.read_text()) == _stamp(spec):
+        if json.loads(stamp.read_text()) == _stamp(spec, real_dir):
             return folder / "manifest.csv"
         raise InvalidParameterError(
-            f"{folder} holds another corpus than the recipe's {_stamp(spec)} (other settings "
-            "or simulator code); remove it"
+            f"{folder} holds another corpus than the recipe's {_stamp(spec, real_dir)} (other "
+            "settings, simulator code or real recordings); remove it"
         )
     manifest = simulate_corpus(
-        folder, preset=spec.preset, n_calls=spec.calls, seed=spec.seed, n_jobs=n_jobs
+        folder,
+        preset=spec.preset,
+        n_calls=spec.calls,
+        seed=spec.seed,
+        real_dir=real_dir,
+        n_jobs=n_jobs,
     )
-    stamp.write_text(json.dumps(_stamp(spec)) + "\n")
+    stamp.write_text(json.dumps(_stamp(spec, real_dir)) + "\n")
     return manifest
+
+
+def real_sources(real_dir: Path | None) -> list[dict[str, Any]]:
+    """Every real folder mixed into the training corpora: roles, files, licence."""
+    if real_dir is None:
+        return []
+    from training.simulator.realbank import RealBank, sources_card
+
+    return sources_card(RealBank.load(real_dir).sources)
 
 
 def acceptance(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +152,19 @@ def acceptance(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_default(
-    *, out: Path = DEFAULT_MODEL_DIR, work: Path = Path("runs/default-build"), n_jobs: int = 2
+    *,
+    out: Path = DEFAULT_MODEL_DIR,
+    work: Path = Path("runs/default-build"),
+    n_jobs: int = 2,
+    real_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Simulate the recipe's corpora, train the default model and check it.
+
+    Parameters
+    ----------
+    real_dir : Path or None, keyword-only
+        The shared real recordings to mix into the training corpora (None: simulated
+        only).
 
     Returns
     -------
@@ -123,13 +172,16 @@ def build_default(
         Acceptance figures on the unseen corpus (see :func:`acceptance`).
     """
     work.mkdir(parents=True, exist_ok=True)
-    manifests = [ensure_corpus(work, spec, n_jobs=n_jobs) for spec in TRAIN_CORPORA]
+    manifests = [
+        ensure_corpus(work, spec, n_jobs=n_jobs, real_dir=real_dir) for spec in TRAIN_CORPORA
+    ]
     result = train(
         manifests,
         out,
         name="default",
         n_jobs=n_jobs,
         cache_dir=work / "feature-cache",
+        card_extra={"real_sources": real_sources(real_dir)},
         **TRAIN_SETTINGS,
     )
     check_manifest = ensure_corpus(work, ACCEPTANCE_CORPUS, n_jobs=n_jobs)
@@ -191,6 +243,18 @@ def _write_readme(
     spec_lines = "\n".join(
         f"| {s.name} | {s.preset} | {s.calls} | {s.seed} |" for s in TRAIN_CORPORA
     )
+    sources = card.get("real_sources") or []
+    real_lines = (
+        "Real recordings mixed into these corpora by their role (never `speech-nc/` nor the "
+        "hold-out list `training/real_holdout.json`):\n\n| folder | role | files | licence |\n"
+        "|---|---|---|---|\n"
+        + "\n".join(
+            f"| `{e['folder']}` | {', '.join(e['roles'])} | {e['files']} | {e['licence']} |"
+            for e in sources
+        )
+        if sources
+        else "Simulated only (`--sim-only`): no real recordings."
+    )
     rec = m.get("recall_at_fpr") or {}
     acc = ACCEPTANCE_CORPUS
     rows = "\n".join(
@@ -231,11 +295,13 @@ Machine-readable card: [card.json](card.json); held-out test report:
 **Advice only.** The flag helps a call-taker; every call is answered and handled. A silent
 caller may be a victim who cannot speak.
 
-## Training data (simulated only; rebuild with `callsift build-default`)
+## Training data (rebuild with `callsift build-default`)
 
 | corpus | preset | calls | seed |
 |---|---|---|---|
 {spec_lines}
+
+{real_lines}
 
 Split: {card["split"]["method"]}; {card["split"]["train_calls"]} train and
 {card["split"]["test_calls"]} test calls. Held-out ROC-AUC: prank
@@ -275,9 +341,10 @@ every time heard: {"met" if fig["budget_ok"] else "NOT met"}.
 
 ## Limits
 
-Trained on simulated calls (espeak-ng voices, synthetic noises and telephone channels).
-Real recordings differ; retrain on a centre's own reviewed calls (`callsift train`) and
-compare with `callsift evaluate` before relying on the scores.
+Trained on simulated calls (espeak-ng voices, synthetic noises and telephone channels,
+with the real sounds listed above where given). Real calls differ; retrain on a centre's
+own reviewed calls (`callsift train`) and compare with `callsift evaluate` before
+relying on the scores.
 """
     (out / "README.md").write_text(text, encoding="utf-8")
 
@@ -288,9 +355,29 @@ def build_default_command(
         "runs/default-build"
     ),
     jobs: Annotated[int, typer.Option("--jobs", help="worker processes")] = 2,
+    real_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--real-dir",
+            help="real recordings to mix in by role (default: ../shared/data when present)",
+        ),
+    ] = None,
+    sim_only: Annotated[
+        bool, typer.Option("--sim-only", help="the simulator alone, no real recordings")
+    ] = False,
 ) -> None:
-    """Rebuild the default model from the simulator and check it on an unseen corpus."""
-    fig = build_default(out=out, work=work, n_jobs=jobs)
+    """Rebuild the default model from the simulator (and real recordings, by role) and
+    check it on an unseen corpus."""
+    if sim_only and real_dir is not None:
+        raise InvalidParameterError("--sim-only and --real-dir exclude each other")
+    if not sim_only and real_dir is None:
+        if not DEFAULT_REAL_DIR.is_dir():
+            raise InvalidParameterError(
+                f"no real recordings at {DEFAULT_REAL_DIR}: give --real-dir, or --sim-only "
+                "to build from the simulator alone"
+            )
+        real_dir = DEFAULT_REAL_DIR
+    fig = build_default(out=out, work=work, n_jobs=jobs, real_dir=real_dir)
     typer.echo(json.dumps(fig, indent=2))
     if not fig["budget_ok"]:
         # Reported, not a gate: the acceptance goals are those of the unseen preset.

@@ -32,6 +32,7 @@ from training.simulator import channel as ch
 from training.simulator import sounds, voice
 from training.simulator.population import CallPlan, plan_calls
 from training.simulator.presets import PRESETS, get_preset
+from training.simulator.realbank import ROLES, RealBank
 from training.simulator.render import RealClips, mix_recording, pick_file_format, render_call
 
 EXTRA_COLUMNS: tuple[str, ...] = (
@@ -63,19 +64,30 @@ class SimulationConfig:
     seed: int
     speech_dir: Path | None = None
     noise_dir: Path | None = None
+    real_dir: Path | None = None
 
 
 # Real clips are loaded once per worker process, not pickled with every batch.
-_CLIP_CACHE: dict[tuple[str | None, str | None], RealClips] = {}
+_CLIP_CACHE: dict[tuple[str | None, ...], RealClips] = {}
 
 
-def _clips(speech_dir: Path | None, noise_dir: Path | None) -> RealClips:
-    key = (str(speech_dir) if speech_dir else None, str(noise_dir) if noise_dir else None)
+def _clips(
+    speech_dir: Path | None, noise_dir: Path | None, real_dir: Path | None = None
+) -> RealClips:
+    key = tuple(str(p) if p else None for p in (speech_dir, noise_dir, real_dir))
     if key not in _CLIP_CACHE:
-        _CLIP_CACHE[key] = RealClips(
+        clips = RealClips(
             speech=sounds.load_folder(speech_dir) if speech_dir else [],
             noise=sounds.load_folder(noise_dir) if noise_dir else [],
         )
+        if real_dir is not None:
+            bank = RealBank.load(real_dir)
+            clips = dataclasses.replace(
+                clips,
+                speech=clips.speech or bank.get("speech"),
+                **{role: bank.get(role) for role in ROLES if role != "speech"},
+            )
+        _CLIP_CACHE[key] = clips
     return _CLIP_CACHE[key]
 
 
@@ -90,7 +102,7 @@ def _shift_voice(seed: int, shift_id: str, language: str) -> voice.Voice:
 
 def _render_one(plan: CallPlan, index: int, cfg: SimulationConfig, out_dir: Path) -> dict[str, str]:
     rng = np.random.default_rng([cfg.seed, index, 1])
-    clips = _clips(cfg.speech_dir, cfg.noise_dir)
+    clips = _clips(cfg.speech_dir, cfg.noise_dir, cfg.real_dir)
     taker_voice = _shift_voice(cfg.seed, plan.shift_id, plan.language)
     rendered = render_call(plan, rng=rng, taker_voice=taker_voice, clips=clips)
     audio = mix_recording(rendered, stereo=plan.stereo, caller_channel=plan.caller_channel, rng=rng)
@@ -255,6 +267,7 @@ def simulate_corpus(
     seed: int,
     speech_dir: str | Path | None = None,
     noise_dir: str | Path | None = None,
+    real_dir: str | Path | None = None,
     n_jobs: int = 2,
     progress: bool = True,
 ) -> Path:
@@ -273,6 +286,9 @@ def simulate_corpus(
         The corpus is a pure function of (preset, n_calls, seed, real folders).
     speech_dir, noise_dir : path or None, keyword-only
         Folders of real recordings to mix in (for example ``../shared/data/speech``).
+    real_dir : path or None, keyword-only
+        The shared real recordings (``../shared/data``): each file mixed in by its role
+        (:mod:`training.simulator.realbank`), never ``speech-nc/`` nor the hold-out list.
     n_jobs : int, keyword-only
         Worker processes.
     progress : bool, keyword-only
@@ -302,11 +318,16 @@ def simulate_corpus(
         seed=int(seed),
         speech_dir=Path(speech_dir).resolve() if speech_dir else None,
         noise_dir=Path(noise_dir).resolve() if noise_dir else None,
+        real_dir=Path(real_dir).resolve() if real_dir else None,
     )
-    for label, folder in (("--speech-dir", cfg.speech_dir), ("--noise-dir", cfg.noise_dir)):
+    for label, folder in (
+        ("--speech-dir", cfg.speech_dir),
+        ("--noise-dir", cfg.noise_dir),
+        ("--real-dir", cfg.real_dir),
+    ):
         if folder is not None and not folder.is_dir():
             raise InvalidParameterError(f"{label} {folder} is not a folder")
-    _clips(cfg.speech_dir, cfg.noise_dir)  # fail early on a folder without audio
+    _clips(cfg.speech_dir, cfg.noise_dir, cfg.real_dir)  # fail early on a folder without audio
 
     # pandas (via the manifest module) is imported here, not at module level, so that
     # worker processes that only render calls start faster.
@@ -351,6 +372,13 @@ def simulate_command(
     noise_dir: Annotated[
         Path | None, typer.Option("--noise-dir", help="real noise recordings to mix in")
     ] = None,
+    real_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--real-dir",
+            help="the shared real recordings (speech/, noise/): each mixed in by its role",
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", help="worker processes")] = 2,
 ) -> None:
     """Simulate a labelled corpus of 112 calls: manifest.csv and audio/."""
@@ -364,6 +392,7 @@ def simulate_command(
         seed=seed,
         speech_dir=speech_dir,
         noise_dir=noise_dir,
+        real_dir=real_dir,
         n_jobs=jobs,
     )
     from rich.console import Console

@@ -235,6 +235,7 @@ def train(
     prefixes: Sequence[float] = DEFAULT_PREFIXES,
     prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
     fold_by: str = "caller",
+    card_extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train, evaluate on the honest test split and save the model folder atomically.
 
@@ -263,6 +264,8 @@ def train(
         What the calibration folds, on which the flag thresholds are chosen, keep
         together (:func:`training.split.fold_keys`): ``manifest`` when the manifests are
         corpora as different as a new centre's calls would be.
+    card_extra : dict or None, keyword-only
+        Further fields of the model card (the default recipe's real sources).
 
     Returns
     -------
@@ -323,6 +326,7 @@ def train(
             "Flags are advice for the call-taker: every call is answered and handled; a "
             "silent caller may be a victim who cannot speak."
         ),
+        **(card_extra or {}),
     }
     work = Path(tempfile.mkdtemp(prefix=".callsift-train."))
     try:

@@ -39,10 +39,31 @@ GHOST_AMBIENT = ("traffic", "wind", "room_tone", "tv_music", "crowd", "rain", "k
 
 @dataclass
 class RealClips:
-    """Real recordings to mix in (``--speech-dir`` / ``--noise-dir``); empty when not given."""
+    """Real recordings to mix in; empty when not given.
+
+    ``speech`` and ``noise`` come from ``--speech-dir`` / ``--noise-dir`` (any speech,
+    any noise), or, with ``--real-dir``, the roles of
+    :class:`training.simulator.realbank.RealBank` fill every field: each sound then
+    plays its own part (handling sounds in pockets, music for a TV, laughter for
+    pranks, cries and coughs behind emergencies).
+    """
 
     speech: list[np.ndarray] = field(default_factory=list)
     noise: list[np.ndarray] = field(default_factory=list)
+    child: list[np.ndarray] = field(default_factory=list)
+    laughter: list[np.ndarray] = field(default_factory=list)
+    vocal: list[np.ndarray] = field(default_factory=list)
+    handling: list[np.ndarray] = field(default_factory=list)
+    ambient: list[np.ndarray] = field(default_factory=list)
+    music: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def by_role(self) -> bool:
+        return bool(self.handling or self.ambient or self.music)
+
+    def role(self, name: str) -> list[np.ndarray]:
+        clips: list[np.ndarray] = getattr(self, name)
+        return clips
 
 
 @dataclass
@@ -139,22 +160,35 @@ def _real_or_synth(
     rate_scale: float = 1.0,
     pitch: int = 0,
 ) -> np.ndarray:
-    if clips.speech and rng.random() < p_real:
+    bank = clips.child if v.kind == "child" and clips.child else clips.speech
+    if bank and rng.random() < p_real:
         used.append("speech")
-        clip = sounds.excerpt(clips.speech, rng=rng, duration_s=float(rng.uniform(1.5, 5.0)), sr=SR)
+        clip = sounds.excerpt(bank, rng=rng, duration_s=float(rng.uniform(1.5, 5.0)), sr=SR)
         peak = float(np.max(np.abs(clip))) if clip.size else 0.0
         return clip * np.float32(0.5 / peak) if peak > 1e-6 else clip
     return _speak(text, v, rng, rate_scale=rate_scale, pitch=pitch)
 
 
 def _background(
-    names: Sequence[str], rng: np.random.Generator, n: int, clips: RealClips, used: list[str]
+    names: Sequence[str],
+    rng: np.random.Generator,
+    n: int,
+    clips: RealClips,
+    used: list[str],
+    *,
+    roles: Sequence[str] = ("ambient",),
 ) -> tuple[np.ndarray, str]:
     name = str(rng.choice(list(names)))
     dur = n / SR
     if clips.noise and rng.random() < 0.35:
         used.append("noise")
         return _fit(sounds.excerpt(clips.noise, rng=rng, duration_s=dur, sr=SR), n), "real_noise"
+    have = [r for r in roles if clips.role(r)]
+    if have and rng.random() < 0.6:
+        role = str(rng.choice(have))
+        used.append("noise")
+        clip = sounds.excerpt(clips.role(role), rng=rng, duration_s=dur, sr=SR)
+        return _fit(clip, n), f"real_{role}"
     gen: Callable[..., np.ndarray] = sounds.BACKGROUNDS[name]
     return _fit(gen(rng, duration_s=dur, sr=SR), n), name
 
@@ -196,12 +230,18 @@ def _conversation(
         tl.say(clip, who="caller", level=level)
         if laugh_after and rng.random() < 0.7:
             tl.gap(0.0, 0.3)
-            laugh = sounds.laughter(
-                rng,
-                duration_s=float(rng.uniform(0.8, 2.5)),
-                sr=SR,
-                child=plan.caller_kind == "child",
-            )
+            if clips.laughter and rng.random() < 0.5:
+                used.append("noise")
+                laugh = sounds.excerpt(
+                    clips.laughter, rng=rng, duration_s=float(rng.uniform(0.8, 2.5)), sr=SR
+                )
+            else:
+                laugh = sounds.laughter(
+                    rng,
+                    duration_s=float(rng.uniform(0.8, 2.5)),
+                    sr=SR,
+                    child=plan.caller_kind == "child",
+                )
             tl.say(laugh * np.float32(4.0), who="caller")
         tl.gap(0.3, 1.2)
         if tl.full:
@@ -305,8 +345,11 @@ def render_call(
             "emergency": EMERGENCY_BACKGROUNDS,
             "non_emergency": NON_EMERGENCY_BACKGROUNDS,
         }.get(plan.label, PRANK_BACKGROUNDS)
+        roles = {"emergency": ("ambient", "vocal"), "non_emergency": ("ambient", "music")}
         if rng.random() < 0.7:
-            bg, background = _background(names, rng, n, clips, used)
+            bg, background = _background(
+                names, rng, n, clips, used, roles=roles.get(plan.label, ("music", "ambient"))
+            )
             _mix(extra, bg, _db(float(rng.uniform(-22, -8))))
         if plan.label == "prank" and rng.random() < 0.5:
             friends = sounds.laughter(
@@ -332,7 +375,9 @@ def render_call(
                 laugh = sounds.laughter(rng, duration_s=min(2.0, n / SR), sr=SR, child=True)
                 _place(extra, laugh * np.float32(0.5), int(rng.uniform(0.2, 0.8) * n))
         if rng.random() < 0.5:
-            bg, background = _background(PRANK_BACKGROUNDS, rng, n, clips, used)
+            bg, background = _background(
+                PRANK_BACKGROUNDS, rng, n, clips, used, roles=("music", "ambient")
+            )
             _mix(extra, bg, _db(float(rng.uniform(-20, -8))))
     else:  # ghost
         _ghost_prompts(tl, taker_voice, rng, plan, until_s=n / SR)
@@ -391,6 +436,10 @@ def _ghost_caller_side(
             used.append("noise")
             x += _fit(sounds.excerpt(clips.noise, rng=rng, duration_s=dur, sr=SR), n)
             parts.append("real_noise")
+        elif clips.handling and rng.random() < 0.7:
+            used.append("noise")
+            x += _in_pocket(clips.handling, rng, n) * np.float32(_db(float(rng.uniform(-12, 4))))
+            parts.append("real_handling")
         else:
             x += _fit(sounds.pocket_rustle(rng, duration_s=dur, sr=SR), n) * np.float32(
                 _db(float(rng.uniform(-6, 6)))
@@ -407,9 +456,13 @@ def _ghost_caller_side(
             _mix(x, bg, _db(float(rng.uniform(-24, -10))))
             parts.append(name)
     elif plan.scenario == "open_line":
-        bg, name = _background(GHOST_AMBIENT, rng, n, clips, used)
+        bg, name = _background(GHOST_AMBIENT, rng, n, clips, used, roles=("ambient", "music"))
         _mix(x, bg, _db(float(rng.uniform(-14, -2))))
         parts.append(name)
+        if clips.handling and rng.random() < 0.4:
+            used.append("noise")
+            x += _in_pocket(clips.handling, rng, n) * np.float32(_db(float(rng.uniform(-18, -6))))
+            parts.append("real_handling")
         if rng.random() < 0.7:
             x += _distant_talk(plan, rng, n, clips, used)
             parts.append("distant_talk")
@@ -428,6 +481,25 @@ def _ghost_caller_side(
     return x, "+".join(parts)
 
 
+def _in_pocket(bank: Sequence[np.ndarray], rng: np.random.Generator, n: int) -> np.ndarray:
+    """Real handling sounds (rubs, taps, steps) muffled by cloth, in bursts with pauses."""
+    import scipy.signal
+
+    x = sounds.excerpt(bank, rng=rng, duration_s=n / SR, sr=SR)
+    cloth = scipy.signal.butter(4, float(rng.uniform(600, 2000)), fs=SR, output="sos")
+    x = _fit(scipy.signal.sosfilt(cloth, x).astype(np.float32), n)
+    # Movement comes and goes: on for 0.5-4 s, off for 0.5-6 s.
+    gate = np.zeros(n, np.float32)
+    t = int(rng.uniform(0, 2) * SR)
+    while t < n:
+        on = int(rng.uniform(0.5, 4.0) * SR)
+        gate[t : t + on] = 1.0
+        t += on + int(rng.uniform(0.5, 6.0) * SR)
+    ramp = np.hanning(2 * SR // 20 + 1).astype(np.float32)
+    gate = np.convolve(gate, ramp / ramp.sum(), mode="same").astype(np.float32)
+    return x * gate
+
+
 def _distant_talk(
     plan: CallPlan, rng: np.random.Generator, n: int, clips: RealClips, used: list[str]
 ) -> np.ndarray:
@@ -436,7 +508,7 @@ def _distant_talk(
     t = int(rng.uniform(0, 3) * SR)
     speakers = [voice.random_voice(rng, language=plan.language) for _ in range(2)]
     while t < n:
-        if clips.speech and rng.random() < 0.3:
+        if clips.speech and rng.random() < (0.6 if clips.by_role else 0.3):
             used.append("speech")
             clip = sounds.excerpt(clips.speech, rng=rng, duration_s=float(rng.uniform(1, 4)), sr=SR)
         else:
