@@ -425,6 +425,9 @@ def _reverb(x: np.ndarray, rng: np.random.Generator, rt60: float, wet: float) ->
 
 
 # ------------------------------------------------------------------------------ calls
+_HEADROOM_S = 15
+
+
 @dataclass
 class Call:
     """Two tracks at 8 kHz and the real files that went into them."""
@@ -609,7 +612,17 @@ class Renderer:
         self, plan: Any, duration_s: float, rng: np.random.Generator, mono: bool
     ) -> tuple[Call, dict[str, str]]:
         n = round(duration_s * SR)
-        call = Call(n)
+        sc = plan.scenario
+        label = plan.label
+        talks = label in ("emergency", "non_emergency") or sc in (
+            "fake_incident",
+            "insult",
+            "hoax_report",
+            "silly_question",
+        )
+        # A conversation ends after its last words (unless the caller hangs up mid-
+        # sentence): room for the last turn past the planned length.
+        call = Call(n + (_HEADROOM_S * SR if talks else 0))
         taker = self.taker_voice(plan.shift_id)
         tfiles = self.lib.digits[taker]
         cname, cfiles = self.caller_voice(plan.caller_id, plan.call_id, plan.caller_kind)
@@ -617,9 +630,8 @@ class Renderer:
         t = int(rng.uniform(0.2, 1.0) * SR)
         t = _place(call.taker, _at(self.greeting(tfiles, rng, call), taker_db), t)
         t += int(rng.uniform(0.3, 1.5) * SR)
-        sc = plan.scenario
-        label = plan.label
         uses_caller = False
+        last = [t]  # end of the last words of a conversation
 
         def prompts(
             t: int, until: int, gap: tuple[float, float] = (1.5, 5.0), most: int = 1000
@@ -647,7 +659,7 @@ class Renderer:
                     float(rng.uniform(1.5, 7.0)),
                     level + float(rng.uniform(-3, 3)),
                 )
-                t = _place(call.caller, x, t)
+                t = last[0] = _place(call.caller, x, t)
                 if rng.random() < laugh:
                     t += int(rng.uniform(0.0, 0.3) * SR)
                     lx = self.events(
@@ -658,7 +670,7 @@ class Renderer:
                         (10, 10),
                         (level, level + 4),
                     )
-                    t = _place(call.caller, lx, t)
+                    t = last[0] = _place(call.caller, lx, t)
                 t += int(rng.uniform(*pause) * SR)
                 if t >= n or rng.random() < 0.2:
                     continue
@@ -667,15 +679,11 @@ class Renderer:
                     if rng.random() < 0.4
                     else self.turn(tfiles, rng, call, float(rng.uniform(1.0, 3.0)), taker_db)
                 )
-                t = _place(call.taker, _at(q, taker_db), t) + int(rng.uniform(0.2, 0.9) * SR)
+                last[0] = _place(call.taker, _at(q, taker_db), t)
+                t = last[0] + int(rng.uniform(0.2, 0.9) * SR)
             return t
 
-        if label in ("emergency", "non_emergency") or sc in (
-            "fake_incident",
-            "insult",
-            "hoax_report",
-            "silly_question",
-        ):
+        if talks:
             uses_caller = True
             level = float(rng.uniform(-30, -20))
             pause = (0.3, 1.2)
@@ -694,17 +702,21 @@ class Renderer:
                 else self.lib.music + self.lib.street + self.lib.home_bg
             )
             if rng.random() < 0.7:
-                call.caller += self.bed(bg_files, rng, call, n) * 10 ** (
+                call.caller += self.bed(bg_files, rng, call, call.n) * 10 ** (
                     (level + float(rng.uniform(-22, -8))) / 20
                 )
                 call.parts.append("background")
             if label == "prank" and rng.random() < 0.5:
                 call.caller += self.events(
-                    self.lib.laughing, rng, call, n, (0.5, 4.0), (level - 14, level - 4)
+                    self.lib.laughing, rng, call, call.n, (0.5, 4.0), (level - 14, level - 4)
                 )
                 call.parts.append("friends_laughing")
             if uses_caller and sc == "quiet_victim":
                 call.parts.append("quiet")
+            end = n if plan.hangup_mid_sentence else last[0] + int(rng.uniform(0.3, 1.5) * SR)
+            call.n = min(call.n, end)
+            call.caller = call.caller[: call.n]
+            call.taker = call.taker[: call.n]
         elif sc in ("giggle", "silent_prank"):
             level = float(rng.uniform(-30, -20))
             prompts(t, n)
