@@ -341,6 +341,12 @@ def render_call(
                 level=level,
                 laugh_after=scenario in ("fake_incident", "insult", "silly_question"),
             )
+        if not tl.full and not plan.hangup_mid_sentence:
+            # A conversation ends with the last words: the caller or the call-taker hangs
+            # up within a second or so. (Kept open to the planned length, genuine calls
+            # had silences of 7-15 s at their end that real calls do not have.)
+            n = max(min(n, tl.t + int(rng.uniform(0.3, 1.5) * SR)), SR)
+            tl.n, tl.caller, tl.taker, extra = n, tl.caller[:n], tl.taker[:n], extra[:n]
         names = {
             "emergency": EMERGENCY_BACKGROUNDS,
             "non_emergency": NON_EMERGENCY_BACKGROUNDS,
@@ -457,7 +463,8 @@ def _ghost_caller_side(
             parts.append(name)
     elif plan.scenario == "open_line":
         bg, name = _background(GHOST_AMBIENT, rng, n, clips, used, roles=("ambient", "music"))
-        _mix(x, bg, _db(float(rng.uniform(-14, -2))))
+        # Heard through a phone lying somewhere: quieter than a caller's voice would be.
+        _mix(x, bg, _db(float(rng.uniform(-24, -6))))
         parts.append(name)
         if clips.handling and rng.random() < 0.4:
             used.append("noise")
