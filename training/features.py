@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
-import pandas as pd
 import typer
 from joblib import Memory
 
 import classifier
-from classifier.audio import load_audio
+from classifier.audio import CallAudio, load_audio
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.features import (
     FEATURE_NAMES,
@@ -29,13 +29,23 @@ from classifier.features import (
     call_features,
 )
 from classifier.history import replay_history, resolve_timezone
-from classifier.manifest import load_manifest, parse_timestamp
-from classifier.model import check_prefixes
 from classifier.streaming import warm_up
 from classifier.threads import single_threaded_blas
-from training.parallel import map_batches
 
-_BATCH = 16
+# The worker processes import this module to run _run_batch: what only the parent needs
+# (pandas, the manifest reader, classifier.model and its scikit-learn, the progress bar)
+# is imported where it is used, which takes about a second off each worker's start.
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Calls per worker task. Small tasks, longest calls first: the last task to finish is a
+#: short one, so no worker idles for long at the end.
+_BATCH = 4
+#: Less audio than this (seconds, from the manifest) is featured in this process: each
+#: worker takes seconds to start (imports, numba's cached kernels, librosa's lazy
+#: imports) and a second process only pays for itself on longer work (docs/benchmarks.md,
+#: "Feature extraction start-up").
+WORKERS_FROM_S = 1800.0
 _ID_COLUMNS = ("call_id", "caller_id", "started_at", "label")
 #: Seconds heard of a prefix row; NaN on the row of the whole call.
 PREFIX_COLUMN = "prefix_s"
@@ -68,12 +78,38 @@ def _file_digest(path: str) -> str:
     return h.hexdigest()
 
 
+class _Decoded:
+    """A call's audio, decoded on first use and kept: the whole call and its prefixes
+    come from one decode (a prefix is the first samples of the whole call's), and a call
+    whose every row is in the cache is not decoded at all."""
+
+    def __init__(self, path: str, caller_channel: str) -> None:
+        self.path = path
+        self.caller_channel = caller_channel
+        self._audio: CallAudio | None = None
+
+    def get(self) -> CallAudio:
+        if self._audio is None:
+            self._audio = load_audio(self.path, caller_channel=self.caller_channel)
+        return self._audio
+
+
 def _acoustic_keyed(
-    digest: str, code: str, caller_channel: str, prefix_s: float | None, path: str
+    digest: str, code: str, caller_channel: str, prefix_s: float | None, source: _Decoded
 ) -> dict[str, float]:
-    # digest, code, channel and prefix are the cache key; path is ignored by the cache.
-    audio = load_audio(path, caller_channel=caller_channel)
+    # digest, code, channel and prefix are the cache key; source is ignored by the cache.
+    audio = source.get()
     return audio_features(audio if prefix_s is None else audio.head(prefix_s))
+
+
+@cache
+def _warm_up_worker() -> None:
+    # Once per process that extracts, under warm_up's lock: processes writing the same
+    # numba cache at once crashed with a segmentation fault in a fresh checkout (seen in
+    # CI-like runs); with the lock the first compiles (only when there is no disk cache
+    # yet) while the others wait, then load. Warmed in the workers, not in the parent:
+    # the parent extracts nothing when there are workers.
+    warm_up()
 
 
 @dataclass(frozen=True)
@@ -91,20 +127,22 @@ _Result = tuple[int, list[tuple[float | None, dict[str, float]]], str]
 
 def _run_batch(jobs: Sequence[_Job], cache_dir: str | None, code: str) -> list[_Result]:
     single_threaded_blas()  # each worker process is one of n_jobs: one BLAS thread each
+    _warm_up_worker()
     fn = _acoustic_keyed
     if cache_dir:
-        fn = Memory(cache_dir, verbose=0).cache(_acoustic_keyed, ignore=["path"])
+        fn = Memory(cache_dir, verbose=0).cache(_acoustic_keyed, ignore=["source"])
     out: list[_Result] = []
     for job in jobs:
         try:
             digest = _file_digest(job.path) if cache_dir else ""
-            whole = fn(digest, code, job.caller_channel, None, job.path)
+            source = _Decoded(job.path, job.caller_channel)
+            whole = fn(digest, code, job.caller_channel, None, source)
             done: list[tuple[float | None, dict[str, float]]] = [(None, whole)]
             n = round(whole["audio_duration_s"] * SR)
             for p in job.prefixes:
                 # A prefix as long as the call is the call itself: its whole row covers it.
                 if round(p * SR) < n:
-                    done.append((p, fn(digest, code, job.caller_channel, p, job.path)))
+                    done.append((p, fn(digest, code, job.caller_channel, p, source)))
             out.append((job.index, done, ""))
         except CallsiftError as exc:
             out.append((job.index, [], str(exc)))
@@ -121,6 +159,8 @@ def parse_prefixes(text: str | Sequence[float] | None) -> tuple[float, ...]:
     tuple of float
         Sorted, distinct lengths in seconds, each at least :data:`MIN_PREFIX_S`.
     """
+    from classifier.model import check_prefixes
+
     if text is None:
         return ()
     if isinstance(text, str):
@@ -155,7 +195,8 @@ def extract_features(
     manifest : str or Path
         A manifest of docs/data-format.md (labelled or not).
     n_jobs : int, keyword-only
-        Worker processes for the audio features.
+        Worker processes for the audio features; a manifest of less than
+        :data:`WORKERS_FROM_S` seconds of audio, or of one batch, runs in this process.
     cache_dir : path or None, keyword-only
         A joblib.Memory cache keyed by file content, feature code and prefix.
     timezone : str or None, keyword-only
@@ -181,6 +222,12 @@ def extract_features(
     failures : pandas.DataFrame
         ``call_id``, ``audio_path`` and ``error`` of every call that failed.
     """
+    import pandas as pd
+
+    from classifier.manifest import load_manifest, parse_timestamp
+    from classifier.model import check_prefixes
+    from training.parallel import map_batches
+
     if n_jobs < 1:
         raise InvalidParameterError(f"n_jobs is {n_jobs}; expected 1 or more")
     cuts = check_prefixes(prefixes)
@@ -196,11 +243,13 @@ def extract_features(
             zip(frame["audio_file"], frame["caller_channel"], strict=True)
         )
     ]
+    # Longest calls first (the results are put back in manifest order below).
+    seconds = list(frame["duration_s"])
+    jobs.sort(key=lambda job: -seconds[job.index])
     batches = [jobs[i : i + _BATCH] for i in range(0, len(jobs), _BATCH)]
-    if n_jobs > 1:
-        # Compiled and cached on disk once here: workers writing the same numba cache at
-        # once crashed with a segmentation fault in a fresh checkout (seen in CI-like runs).
-        warm_up()
+    if sum(seconds) < WORKERS_FROM_S:
+        n_jobs = 1
+    n_jobs = min(n_jobs, len(batches)) or 1
     code = _code_fingerprint()
     cache = str(cache_dir) if cache_dir else None
     results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]] = {}
@@ -265,7 +314,12 @@ def whole_calls(table: pd.DataFrame) -> np.ndarray:
 def features_command(
     manifest: Annotated[Path, typer.Argument(help="manifest.csv")],
     out: Annotated[Path, typer.Option("--out", help="output .parquet file")],
-    jobs: Annotated[int, typer.Option("--jobs", help="worker processes")] = 2,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", help="worker processes (less than 30 min of audio: this process alone)"
+        ),
+    ] = 2,
     cache: Annotated[
         Path | None, typer.Option("--cache", help="cache folder (joblib.Memory)")
     ] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from typer.testing import CliRunner
 
+import training.features as features_stage
+import training.parallel
 from classifier.audio import CallAudio, load_audio
 from classifier.errors import InvalidAudioError, InvalidParameterError
 from classifier.features import AUDIO_FEATURES, FEATURE_NAMES, audio_features, call_features
@@ -294,3 +297,67 @@ def test_prefix_list_is_checked() -> None:
     for bad in ("2,five", "0", "-3", "nan", "inf", "0.1"):
         with pytest.raises(InvalidParameterError, match="prefix"):
             parse_prefixes(bad)
+
+
+def _spy_jobs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The n_jobs extract_features hands to map_batches, call by call."""
+    seen: list[int] = []
+    real = training.parallel.map_batches
+
+    def spy(*args: Any, n_jobs: int, **kwargs: Any) -> Any:
+        seen.append(n_jobs)
+        return real(*args, n_jobs=n_jobs, **kwargs)
+
+    monkeypatch.setattr(training.parallel, "map_batches", spy)
+    return seen
+
+
+def test_workers_give_the_bits_of_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes (forced on a small manifest) write the table this process does."""
+    manifest = _small_manifest(tmp_path, corrupt=3)
+    seen = _spy_jobs(monkeypatch)
+    one, failed_one = extract_features(manifest, n_jobs=1, progress=False, prefixes=(2.0, 5.0))
+    monkeypatch.setattr(features_stage, "WORKERS_FROM_S", 0.0)
+    two, failed_two = extract_features(manifest, n_jobs=2, progress=False, prefixes=(2.0, 5.0))
+    assert seen == [1, 2]
+    pd.testing.assert_frame_equal(one, two, check_exact=True)
+    pd.testing.assert_frame_equal(failed_one, failed_two)
+    assert list(failed_two["call_id"]) == ["c3"]
+
+
+def test_a_small_manifest_starts_no_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _spy_jobs(monkeypatch)
+    table, _ = extract_features(_small_manifest(tmp_path), n_jobs=2, progress=False)
+    assert len(table) == 6 and seen == [1]  # 36 s of audio: starting workers costs more
+
+
+def test_a_call_is_decoded_once_for_all_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole call and its prefix rows come from one decode; cached rows from none."""
+    manifest = _small_manifest(tmp_path, n=3)
+    decoded: list[str] = []
+    real = features_stage.load_audio
+
+    def counted(path: str, **kwargs: Any) -> CallAudio:
+        decoded.append(path)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(features_stage, "load_audio", counted)
+    cache = tmp_path / "cache"
+
+    def run() -> pd.DataFrame:
+        return extract_features(
+            manifest, n_jobs=1, progress=False, prefixes=(2.0, 5.0), cache_dir=cache
+        )[0]
+
+    table = run()
+    assert len(table) == 9 and len(decoded) == 3
+    decoded.clear()
+    again = run()
+    assert decoded == []
+    pd.testing.assert_frame_equal(table, again, check_exact=True)
