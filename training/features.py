@@ -103,12 +103,13 @@ def _acoustic_keyed(
 
 
 @cache
-def _warm_up_worker() -> None:
-    # Once per process that extracts, under warm_up's lock: processes writing the same
-    # numba cache at once crashed with a segmentation fault in a fresh checkout (seen in
-    # CI-like runs); with the lock the first compiles (only when there is no disk cache
-    # yet) while the others wait, then load. Warmed in the workers, not in the parent:
-    # the parent extracts nothing when there are workers.
+def _start_extracting() -> None:
+    """Once per process that extracts (each worker; this process when n_jobs is 1)."""
+    single_threaded_blas()  # each worker process is one of n_jobs: one BLAS thread each
+    # Under warm_up's lock: processes writing the same numba cache at once crashed with a
+    # segmentation fault in a fresh checkout (seen in CI-like runs); with the lock the
+    # first compiles (only when there is no disk cache yet) while the others wait, then
+    # load. Warmed in the workers, not in the parent: with workers it extracts nothing.
     warm_up()
 
 
@@ -126,8 +127,7 @@ _Result = tuple[int, list[tuple[float | None, dict[str, float]]], str]
 
 
 def _run_batch(jobs: Sequence[_Job], cache_dir: str | None, code: str) -> list[_Result]:
-    single_threaded_blas()  # each worker process is one of n_jobs: one BLAS thread each
-    _warm_up_worker()
+    _start_extracting()
     fn = _acoustic_keyed
     if cache_dir:
         fn = Memory(cache_dir, verbose=0).cache(_acoustic_keyed, ignore=["source"])
