@@ -33,6 +33,7 @@ from classifier.vad import (
     speech_and_whisper_from_stft,
     stft_magnitude,
 )
+from classifier.voices import VOICE_FEATURES, attribute_voices, segments
 
 SR = 8000
 N_FFT = 256
@@ -98,6 +99,9 @@ _SCALARS: tuple[str, ...] = (
     "overlap_ratio",
     "caller_taker_ratio",
     "caller_response_s",
+    # Mono: the caller's own speech, the opening's voice taken as the call-taker's
+    # (classifier.voices); stereo: read off the two channels.
+    *VOICE_FEATURES,
 )
 AUDIO_FEATURES: tuple[str, ...] = _SCALARS
 #: 1 when the audio is the whole call, 0 when it is the call's first seconds so far.
@@ -225,6 +229,7 @@ FRAME_COLUMNS: tuple[str, ...] = (
     *(f"mfcc_{i}" for i in range(N_MFCC)),
 )
 _COL = {name: i for i, name in enumerate(FRAME_COLUMNS)}
+_MFCC = [_COL[f"mfcc_{i}"] for i in range(N_MFCC)]
 
 
 def frame_values(P: np.ndarray, S: np.ndarray, *, sr: int = SR) -> np.ndarray:
@@ -797,6 +802,7 @@ def summarise(
         pitch=memo.pitch,
         sr=sr,
     )
+    feats.update(attribute_voices(mask, V[:, _MFCC], V[:, _COL["band_power"]]))
     return feats, mask
 
 
@@ -861,6 +867,24 @@ MONO_FEATURES: dict[str, float] = {
 }
 
 
+def _stereo_voices(caller: np.ndarray, taker: np.ndarray) -> dict[str, float]:
+    """:data:`VOICE_FEATURES` of a stereo call, each side known from its channel."""
+    hop_s = HOP / SR
+    mine = segments(caller, merge_gap=int(0.5 / hop_s), min_len=int(0.2 / hop_s))
+    theirs = segments(taker, merge_gap=int(0.5 / hop_s), min_len=int(0.2 / hop_s))
+    spoke = len(mine) > 0
+    return {
+        "voice_enrolled": 1.0,
+        "other_speech_ratio": float(caller.mean()),
+        "other_speech_max_s": float((mine[:, 1] - mine[:, 0]).max() * hop_s) if spoke else 0.0,
+        "other_turns": float(len(mine)),
+        "taker_only": float(not spoke and len(theirs) > 0),
+        "taker_prompt_share": (
+            float(len(theirs) / (len(theirs) + len(mine))) if len(theirs) + len(mine) else np.nan
+        ),
+    }
+
+
 def audio_features(audio: CallAudio) -> dict[str, float]:
     """The full acoustic feature vector of a call.
 
@@ -897,6 +921,7 @@ def audio_features(audio: CallAudio) -> dict[str, float]:
             "overlap_ratio": float((m1 & m2).mean()),
             "caller_taker_ratio": float(m1.sum() / (m1.sum() + m2.sum() + 1.0)),
             "caller_response_s": float(response),
+            **_stereo_voices(m1, m2),
         }
     feats.update(stereo)
     return {k: float(feats[k]) for k in AUDIO_FEATURES}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from classifier.features import AUDIO_FEATURES, COMPLETE_FEATURE
 from classifier.history import HISTORY_FEATURES, METADATA_FEATURES
+from classifier.voices import VOICE_FEATURES
 
 _WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAYS_ID = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
@@ -35,6 +36,7 @@ _SILENCE = (
     "overlap_ratio",
     "caller_taker_ratio",
     "caller_response_s",
+    *VOICE_FEATURES,
 )
 _LEVEL = (
     "energy_db_std",
@@ -124,18 +126,36 @@ def _silence(f: Mapping[str, float]) -> tuple[str, str]:
             f"caller speaks for {_pct(caller)} of the call",
             f"penelepon berbicara selama {_pct(caller)} dari panggilan",
         )
-    # A mono recording mixes both sides: the call-taker's "halo?" counts as speech.
+    # A mono recording mixes both sides: the voice of the opening (the call-taker's
+    # greeting) is told apart from any other voice on the line.
+    other = _get(f, "other_speech_ratio")
+    if _get(f, "voice_enrolled") > 0.5 and math.isfinite(other):
+        if _get(f, "taker_only") > 0.5:
+            return (
+                "only the call-taker's voice on the line: no other voice answered",
+                "hanya suara petugas di saluran: tidak ada suara lain yang menjawab",
+            )
+        return (
+            f"another voice than the call-taker's for {_pct(other)} of the call",
+            f"suara selain suara petugas selama {_pct(other)} dari panggilan",
+        )
+    # Too little speech at the opening to know the call-taker's voice: every voice
+    # counts, the call-taker's "halo?" included.
     s = _get(f, "speech_ratio")
     if not math.isfinite(s):
         return ("no audio yet", "belum ada audio")
+    unknown = " (voices not told apart: too little speech at the opening)"
+    unknown_id = " (suara tidak dapat dibedakan: terlalu sedikit ucapan di awal)"
+    if not (_get(f, "voice_enrolled") < 0.5 and _get(f, "stereo") < 0.5):
+        unknown = unknown_id = ""
     if s < 0.5:
         return (
-            f"no speech on the line for {_pct(1 - s)} of the call",
-            f"tidak ada suara bicara selama {_pct(1 - s)} dari panggilan",
+            f"no speech on the line for {_pct(1 - s)} of the call{unknown}",
+            f"tidak ada suara bicara selama {_pct(1 - s)} dari panggilan{unknown_id}",
         )
     return (
-        f"speech on the line for {_pct(s)} of the call",
-        f"ada suara bicara selama {_pct(s)} dari panggilan",
+        f"speech on the line for {_pct(s)} of the call{unknown}",
+        f"ada suara bicara selama {_pct(s)} dari panggilan{unknown_id}",
     )
 
 

@@ -63,7 +63,24 @@ def test_silence_of_a_mono_line_uses_speech_ratio() -> None:
     en, _ = describe(
         "silence", _call(caller_speech_ratio=float("nan"), speech_ratio=0.1), reference={}
     )
-    assert en == "no speech on the line for 90% of the call"
+    # No voice enrolled at the opening: every voice counts, and the reason says so.
+    assert en == (
+        "no speech on the line for 90% of the call "
+        "(voices not told apart: too little speech at the opening)"
+    )
+
+
+def test_silence_of_a_mono_line_tells_the_call_takers_voice_apart() -> None:
+    mono = {"caller_speech_ratio": float("nan"), "speech_ratio": 0.8, "voice_enrolled": 1.0}
+    en, idn = describe(
+        "silence", _call(**mono, other_speech_ratio=0.0, taker_only=1.0), reference={}
+    )
+    assert en == "only the call-taker's voice on the line: no other voice answered"
+    assert idn.startswith("hanya suara petugas")
+    en, _ = describe(
+        "silence", _call(**mono, other_speech_ratio=0.42, taker_only=0.0), reference={}
+    )
+    assert en == "another voice than the call-taker's for 42% of the call"
     assert describe("silence", {}, reference={}) == ("no audio yet", "belum ada audio")
 
 
