@@ -3,7 +3,7 @@
     .venv/bin/python bench/real_checkset.py build --out /tmp/realcheck --calls 480 --seed 15
     .venv/bin/callsift evaluate /tmp/realcheck/manifest.csv --out /tmp/eval-real --prefix 5,10
     .venv/bin/python bench/real_checkset.py summary /tmp/realcheck/manifest.csv /tmp/eval-real
-    .venv/bin/python bench/real_checkset.py holdout --check   # bench/real_holdout.json vs the data
+    .venv/bin/python bench/real_checkset.py holdout --check   # the hold-out list vs the data
 
 The shipped model is trained on simulated calls only; this set measures it on calls
 whose every sound is a real recording (``../shared/data``, option ``--data``):
@@ -30,7 +30,7 @@ whose every sound is a real recording (``../shared/data``, option ``--data``):
   telephone band 300-3400 Hz, a little line noise; the call-taker louder than a pocket.
 
 Every file outside ``speech-nc/`` that the set uses is listed in
-``bench/real_holdout.json`` (see its ``about``), which training must exclude; the
+``training/real_holdout.json`` (see its ``about``), which training must exclude; the
 manifest's ``source_files`` column names the real files of each call for auditing.
 ``speech-nc`` is CC BY-NC-SA: measuring only; write the set outside the repository and
 never train on it. The set is a pure function of (data folder, holdout list, seed,
@@ -58,9 +58,13 @@ import soundfile as sf
 import typer
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
+from training.simulator.realbank import HOLDOUT_PATH as REALBANK_HOLDOUT
+from training.simulator.realbank import held_out
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-HOLDOUT_PATH = ROOT / "bench" / "real_holdout.json"
+# One list for the check set and the training recipe (training/real_holdout.json).
+HOLDOUT_PATH = REALBANK_HOLDOUT
 SR = 8000
 LABELS = ("emergency", "non_emergency", "prank", "ghost")
 
@@ -190,13 +194,9 @@ def load_holdout(path: Path = HOLDOUT_PATH) -> dict[str, Any]:
 
 
 def is_held_out(rel: str, holdout: dict[str, Any]) -> bool:
-    """Whether the real file ``rel`` (relative to the data root) may be used by the check set."""
-    if any(rel.startswith(p) for p in holdout["never_train"]):
-        return True
-    if rel in set(holdout["files"]):
-        return True
-    speakers = holdout.get("speakers", {}).get("speech/children_en", [])
-    return rel.startswith("speech/children_en/") and child_speaker(rel) in set(speakers)
+    """Whether the real file ``rel`` (relative to the data root) may be used by the check
+    set: the training recipe's own rule (:func:`training.simulator.realbank.held_out`)."""
+    return held_out(rel, holdout)
 
 
 # ----------------------------------------------------------------------------- audio
