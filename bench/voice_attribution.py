@@ -208,10 +208,10 @@ def analyse(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return mask, V[:, MFCC], V[:, POWER], f0
 
 
-def attribution(a: Analysed) -> tuple[np.ndarray, bool]:
+def attribution(a: Analysed, pitch: bool = True) -> tuple[np.ndarray, bool]:
     """Each frame's attribution (True: another voice than the call-taker's), enrolled."""
     other = np.zeros(a.mask.size, bool)
-    found = voices.voice_runs(a.mask, a.cepstra, a.power, a.f0)
+    found = voices.voice_runs(a.mask, a.cepstra, a.power, a.f0 if pitch else None)
     if found is not None:
         for (s, e), is_other in zip(found.runs, found.other, strict=True):
             other[s:e] = is_other
@@ -227,8 +227,8 @@ class Tally:
         self.open_calls = self.open_taker_only = self.open_other = self.open_frames = 0
         self.caller_calls = self.caller_heard = 0
 
-    def add(self, a: Analysed) -> float:
-        other, enrolled = attribution(a)
+    def add(self, a: Analysed, pitch: bool = True) -> float:
+        other, enrolled = attribution(a, pitch)
         scored = a.mask & a.heard
         self.calls += 1
         if not enrolled:
@@ -450,10 +450,10 @@ def fit(calls: list[Analysed]) -> str:
     )
 
 
-def evaluate(calls, name: str, verbose: bool = False) -> Tally:  # type: ignore[no-untyped-def]
+def evaluate(calls, name: str, verbose: bool = False, pitch: bool = True) -> Tally:  # type: ignore[no-untyped-def]
     tally = Tally()
     for k, a in enumerate(calls):
-        share = tally.add(a)
+        share = tally.add(a, pitch)
         if verbose:
             print(f"  call {k}: {100 * share:.0f}% right{' (open line)' if a.open_line else ''}")
     print(tally.lines(name), flush=True)
@@ -503,6 +503,7 @@ def main() -> None:
     )
     parser.add_argument("--sim", type=Path, help="manifest.csv of a simulated corpus")
     parser.add_argument("--verbose", action="store_true", help="every call's share")
+    parser.add_argument("--no-pitch", action="store_true", help="attribute without f0")
     parser.add_argument(
         "--fit", action="store_true", help="fit the voice space (tune only, both --takers)"
     )
@@ -526,9 +527,10 @@ def main() -> None:
         elif args.sweep:
             sweep(list(calls))
         else:
-            evaluate(calls, name, args.verbose)
+            evaluate(calls, name, args.verbose, not args.no_pitch)
     if args.sim is not None:
-        evaluate(sim_calls(args.sim), f"simulated stereo mixed to mono ({args.sim})", args.verbose)
+        name = f"simulated stereo mixed to mono ({args.sim})"
+        evaluate(sim_calls(args.sim), name, args.verbose, not args.no_pitch)
 
 
 if __name__ == "__main__":
