@@ -464,7 +464,8 @@ def attribute_voices(
     -------
     dict of str to float
         ``voice_enrolled`` 1 when a voice was enrolled (:func:`voice_runs`), else 0 and
-        every other feature NaN. ``other_speech_ratio``: share of the call's frames in
+        every other feature NaN (but the other voice's share, longest utterance and
+        turns 0 when nobody spoke at all). ``other_speech_ratio``: share of the call's frames in
         speech of another voice; ``other_speech_max_s``: its longest utterance (pauses
         under :data:`UTTERANCE_GAP_S` bridged), from its first to its last frame;
         ``other_turns``: how many turns another voice took (stretches of another voice
@@ -477,6 +478,10 @@ def attribute_voices(
     if found is None:
         out = dict.fromkeys(VOICE_FEATURES, float("nan"))
         out["voice_enrolled"] = 0.0
+        if not np.any(mask):
+            # Nobody spoke at all: that no other voice spoke is known, not missing (a
+            # recording of the line alone, with no greeting, is a silent call).
+            out.update(other_speech_ratio=0.0, other_speech_max_s=0.0, other_turns=0.0)
         return out
     runs, other = found.runs, found.other
     lengths = (runs[:, 1] - runs[:, 0]).astype(np.float64)

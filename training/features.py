@@ -65,7 +65,7 @@ def _code_fingerprint() -> str:
     """Changes whenever the feature code changes, so a cache never serves stale features."""
     root = Path(classifier.__file__).parent
     h = hashlib.sha256()
-    for name in ("audio.py", "vad.py", "features.py"):
+    for name in ("audio.py", "vad.py", "callstats.py", "voices.py", "features.py"):
         h.update((root / name).read_bytes())
     return h.hexdigest()[:16]
 

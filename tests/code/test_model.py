@@ -216,7 +216,9 @@ def test_x_not_a_dataframe_at_predict_raises(table: pd.DataFrame, fitted: CallCl
 def test_missing_feature_column_is_named(table: pd.DataFrame, fitted: CallClassifier) -> None:
     with pytest.raises(InvalidParameterError, match="snr_db"):
         CallClassifier(**SMALL).fit(table.drop(columns=["snr_db"]), table["label"])
-    with pytest.raises(InvalidParameterError, match=r"lacks 1 of the model's 103.*whisper_ratio"):
+    with pytest.raises(
+        InvalidParameterError, match=rf"lacks 1 of the model's {len(FEATURE_NAMES)}.*whisper_ratio"
+    ):
         fitted.predict_proba(table.drop(columns=["whisper_ratio"]))
 
 

@@ -30,6 +30,10 @@ def make_prefix_table(n: int = 300, seed: int = 1) -> pd.DataFrame:
     population's, the more so the earlier, and its duration is the time heard.
     """
     calls = make_table(n, seed=seed).assign(prefix_s=np.nan)
+    # A few whole calls marked complete (fewer than 30 emergency rows among them: that
+    # bucket keeps the thresholds of all rows), the rest and every prefix row not, rather
+    # than make_table's random values, which left the bucket's count to chance.
+    calls["call_complete"] = np.where(np.arange(len(calls)) % 6 == 0, 1.0, 0.0)
     rows = [calls]
     signal = ["speech_ratio", "caller_speech_ratio", "longest_silence_ratio", "snr_db"]
     for p in PREFIXES:
@@ -40,6 +44,7 @@ def make_prefix_table(n: int = 300, seed: int = 1) -> pd.DataFrame:
         part["audio_duration_s"] = p
         part["meta_log_duration"] = math.log1p(p)
         part["prefix_s"] = p
+        part["call_complete"] = 0.0
         rows.append(part)
     return pd.concat(rows, ignore_index=True)
 

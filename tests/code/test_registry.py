@@ -221,7 +221,7 @@ def test_unknown_alias_and_version_raise(
 
 
 def test_log_rejects_incomplete_example(store: str, model_dir: Path, table: pd.DataFrame) -> None:
-    with pytest.raises(InvalidParameterError, match="lacks 1 of the 103"):
+    with pytest.raises(InvalidParameterError, match=f"lacks 1 of the {len(FEATURE_NAMES)}"):
         _log(model_dir, table.drop(columns=["speech_ratio"]), store)
     with pytest.raises(InvalidParameterError, match="no rows"):
         _log(model_dir, table.iloc[:0], store)

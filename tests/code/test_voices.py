@@ -171,7 +171,6 @@ def test_open_line_with_prompts_is_the_call_taker_only() -> None:
     [
         [("-", 0.5, 0), ("A", 0.4, 1), ("-", 5.0, 0)],  # under a second of speech
         [("-", 7.0, 0), ("A", 2.5, 1), ("-", 0.5, 0)],  # nobody speaks in the opening
-        [("-", 3.0, 0)],  # silence
     ],
 )
 def test_too_little_speech_to_enrol_falls_back(script: list[tuple[str, float, int]]) -> None:
@@ -180,6 +179,15 @@ def test_too_little_speech_to_enrol_falls_back(script: list[tuple[str, float, in
     assert out["voice_enrolled"] == 0
     assert set(out) == set(voices.VOICE_FEATURES)
     assert all(math.isnan(v) for k, v in out.items() if k != "voice_enrolled")
+
+
+def test_a_line_where_nobody_speaks_has_no_other_voice() -> None:
+    # Not unknown: a recording of the line alone (no greeting) is a silent call.
+    y, _ = make_call([("-", 3.0, 0)])
+    out = voices.attribute_voices(*inputs(y))
+    assert out["voice_enrolled"] == 0
+    assert out["other_speech_ratio"] == out["other_speech_max_s"] == out["other_turns"] == 0
+    assert math.isnan(out["taker_only"]) and math.isnan(out["taker_prompt_share"])
 
 
 def test_no_pitch_still_attributes() -> None:
