@@ -631,6 +631,14 @@ def test_shipped_scores_are_scikit_learns_probabilities_calibrated_and_flagged(
     clf = copy.copy(shipped.call)
     if min_likely_ghost_s is not None:
         clf.min_likely_ghost_s = min_likely_ghost_s
+    # Every flag of the chain is checked, likely_ghost and its early cap included: the
+    # likely-ghost thresholds are brought down to the possible ones in this copy, so that
+    # rows reach them whichever model is shipped (the silent line's scores of the
+    # current one stop just under its own).
+    clf.bucket_thresholds_ = [
+        {**t, "likely": {**t["likely"], "ghost": t["possible"]["ghost"]}}
+        for t in clf.bucket_thresholds_
+    ]
     model = ScoringModel(call=clf, pre_answer=shipped.pre_answer, card=shipped.card)
     rng = np.random.default_rng(6)
     probing = _probing_rows(clf, 160, seed=5)
