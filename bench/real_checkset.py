@@ -58,6 +58,7 @@ import soundfile as sf
 import typer
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
+from classifier.manifest import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from training.simulator.realbank import HOLDOUT_PATH as REALBANK_HOLDOUT
 from training.simulator.realbank import held_out
 
@@ -889,13 +890,8 @@ def _duration(plan: Any, rng: np.random.Generator) -> float:
 
 
 MANIFEST_COLUMNS = (
-    "call_id",
-    "caller_id",
-    "started_at",
-    "duration_s",
-    "audio_path",
-    "label",
-    "caller_channel",
+    *REQUIRED_COLUMNS,
+    *OPTIONAL_COLUMNS,
     "scenario",
     "persona",
     "caller_kind",

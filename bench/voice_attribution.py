@@ -27,16 +27,11 @@ from scipy.signal import butter, resample_poly, sosfilt
 
 from classifier import voices
 from classifier.features import (
-    FRAME_COLUMNS,
     HOP,
     N_FFT,
     SR,
-    dither,
-    frame_values,
     n_frames,
-    pitch_track,
-    stft_frames,
-    summarise,
+    voice_inputs,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -181,10 +176,6 @@ def build_call(
     return y.astype(np.float32), frame_energy(ta), frame_energy(tb)
 
 
-MFCC = [FRAME_COLUMNS.index(f"mfcc_{i}") for i in range(13)]
-POWER = FRAME_COLUMNS.index("band_power")
-
-
 class Analysed(NamedTuple):
     """What the attribution sees of a call, and the truth to score it against."""
 
@@ -199,13 +190,9 @@ class Analysed(NamedTuple):
 
 def analyse(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The project's pipeline on a mono call: speech mask, cepstra, power, f0 per frame."""
-    yd, _ = dither(y)
-    P, S = stft_frames(yd, first=0, last=n_frames(yd.size))
-    V = frame_values(P, S)
-    _, mask = summarise(yd, P, V)
-    frames = voices.speech_pitch_frames(mask, yd.size)
-    f0 = voices.frame_pitch(frames, pitch_track(yd, frames), mask.size)
-    return mask, V[:, MFCC], V[:, POWER], f0
+    mask, cepstra, power, f0 = voice_inputs(y)
+    assert f0 is not None
+    return mask, cepstra, power, f0
 
 
 def attribution(a: Analysed, pitch: bool = True) -> tuple[np.ndarray, bool]:

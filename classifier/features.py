@@ -33,7 +33,13 @@ from classifier.vad import (
     speech_and_whisper_from_stft,
     stft_magnitude,
 )
-from classifier.voices import VOICE_FEATURES, attribute_voices, segments
+from classifier.voices import (
+    VOICE_FEATURES,
+    attribute_voices,
+    frame_pitch,
+    segments,
+    speech_pitch_frames,
+)
 
 SR = 8000
 N_FFT = 256
@@ -865,6 +871,37 @@ MONO_FEATURES: dict[str, float] = {
     "caller_taker_ratio": float("nan"),
     "caller_response_s": float("nan"),
 }
+
+
+def voice_inputs(
+    y: np.ndarray, *, pitch: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """What :func:`classifier.voices.attribute_voices` reads of a mono call, per frame.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Mono float audio at 8 kHz.
+    pitch : bool, keyword-only
+        Also the f0 of the speech frames (the features do without: its cost).
+
+    Returns
+    -------
+    mask : numpy.ndarray of bool, shape (n_frames(n),)
+    cepstra : numpy.ndarray, shape (n_frames(n), 13)
+    power : numpy.ndarray, shape (n_frames(n),)
+    f0 : numpy.ndarray, shape (n_frames(n),), or None without ``pitch``
+    """
+    _check(y, "audio")
+    yd, _ = dither(y)
+    P, S = stft_frames(yd, first=0, last=n_frames(yd.size))
+    V = frame_values(P, S)
+    _, mask = summarise(yd, P, V)
+    f0 = None
+    if pitch:
+        frames = speech_pitch_frames(mask, yd.size)
+        f0 = frame_pitch(frames, pitch_track(yd, frames), mask.size)
+    return mask, V[:, _MFCC], V[:, _COL["band_power"]], f0
 
 
 def _stereo_voices(caller: np.ndarray, taker: np.ndarray) -> dict[str, float]:

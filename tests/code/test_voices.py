@@ -23,21 +23,15 @@ from scipy.signal import lfilter
 
 from classifier import voices
 from classifier.features import (
-    FRAME_COLUMNS,
     HOP,
     SR,
     dither,
-    frame_values,
-    n_frames,
     pitch_track,
-    stft_frames,
-    summarise,
+    voice_inputs,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
-MFCC = [FRAME_COLUMNS.index(f"mfcc_{i}") for i in range(13)]
-POWER = FRAME_COLUMNS.index("band_power")
 
 VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (570, 840, 2410))
 TAKER = {"f0": 110.0, "formants": 1.0, "level_db": -18.0}
@@ -81,13 +75,9 @@ def make_call(script: list[tuple[str, float, int]]) -> tuple[np.ndarray, np.ndar
 
 def inputs(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The pipeline's per-frame inputs: speech mask, MFCC 0-12, band power, f0."""
-    yd, _ = dither(y)
-    P, S = stft_frames(yd, first=0, last=n_frames(yd.size))
-    V = frame_values(P, S)
-    _, mask = summarise(yd, P, V)
-    frames = voices.speech_pitch_frames(mask, yd.size)
-    f0 = voices.frame_pitch(frames, pitch_track(yd, frames), mask.size)
-    return mask, V[:, MFCC], V[:, POWER], f0
+    mask, cepstra, power, f0 = voice_inputs(y)
+    assert f0 is not None
+    return mask, cepstra, power, f0
 
 
 @lru_cache(maxsize=1)
