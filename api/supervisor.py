@@ -8,9 +8,11 @@ setting) is restarted forever. This one differs in two ways only:
 
 - a worker that has not yet reported ready is given ``startup_timeout_s`` instead of the
   ping's 5 s;
-- a worker that dies, or is not ready in time, before it ever served stops the server
-  with the reason, since its replacement would fail the same way. A worker that dies
-  after it served is replaced, as uvicorn does.
+- a worker that fails, or is not ready in time, before it ever served stops the server
+  with the reason, since its replacement would fail the same way (one killed from
+  outside while starting, by SIGKILL or SIGTERM, is replaced, up to
+  :data:`MAX_KILLED_STARTING` times). A worker that dies after it served is replaced, as
+  uvicorn does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from uvicorn.config import Config
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 logger = logging.getLogger("uvicorn.error")
+#: Starting workers killed from outside that are replaced before the server gives up.
+MAX_KILLED_STARTING = 3
 
 
 def exit_reason(exitcode: int | None) -> str:
@@ -64,6 +68,7 @@ class Supervisor(Multiprocess):
         self.failure: str | None = None
         self._starting: dict[int, float] = {}  # id(process) -> monotonic start time
         self._pinged: set[int] = set()  # starting workers with a ping not yet answered
+        self._killed_starting = 0
 
     def _start(self, process: Process) -> Process:
         process.start()
@@ -107,10 +112,24 @@ class Supervisor(Multiprocess):
             if born is not None:
                 if not process.process.is_alive():
                     process.join()
+                    killed = process.exitcode in (-signal.SIGKILL, -signal.SIGTERM)
+                    if killed and self._killed_starting < MAX_KILLED_STARTING:
+                        # Killed from outside (an operator, the out-of-memory killer), not
+                        # failed: another may well start. A crash or an error exit would
+                        # only repeat.
+                        self._killed_starting += 1
+                        logger.warning(
+                            "worker [%s] was %s while starting; starting another",
+                            process.pid,
+                            exit_reason(process.exitcode),
+                        )
+                        self.processes[idx] = self._start(Process(self.config, self.sockets))
+                        continue
                     self._fail(process, f"stopped ({exit_reason(process.exitcode)})")
                     return
                 if self._reported_ready(process):
                     del self._starting[id(process)]
+                    logger.info("worker [%s] ready", process.pid)
                 elif time.monotonic() - born > self.startup_timeout_s:
                     process.kill()
                     process.join()
