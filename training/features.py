@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 _BATCH = 4
 #: Less audio than this (seconds, from the manifest) is featured in this process: each
 #: worker takes seconds to start (imports, numba's cached kernels, librosa's lazy
-#: imports) and a second process only pays for itself on longer work (docs/benchmarks.md,
-#: "Feature extraction start-up").
-WORKERS_FROM_S = 1800.0
+#: imports), and two workers were slower than one process up to 46 min of audio and
+#: faster from 1.8 h on the 2-core machine (docs/benchmarks.md, "Feature extraction
+#: start-up").
+WORKERS_FROM_S = 3600.0
 _ID_COLUMNS = ("call_id", "caller_id", "started_at", "label")
 #: Seconds heard of a prefix row; NaN on the row of the whole call.
 PREFIX_COLUMN = "prefix_s"
@@ -317,7 +318,7 @@ def features_command(
     jobs: Annotated[
         int,
         typer.Option(
-            "--jobs", help="worker processes (less than 30 min of audio: this process alone)"
+            "--jobs", help="worker processes (less than 1 h of audio: this process alone)"
         ),
     ] = 2,
     cache: Annotated[
