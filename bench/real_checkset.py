@@ -61,6 +61,7 @@ from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 from classifier.manifest import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from training.simulator.realbank import HOLDOUT_PATH as REALBANK_HOLDOUT
 from training.simulator.realbank import held_out
+from training.simulator.render import _place
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -404,14 +405,6 @@ def _loop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         t = end - k if end < n else n
         start = 0
     return out
-
-
-def _place(track: np.ndarray, clip: np.ndarray, at: int) -> int:
-    if at >= track.size or clip.size == 0:
-        return at
-    end = min(track.size, at + clip.size)
-    track[at:end] += clip[: end - at]
-    return end
 
 
 def _reverb(x: np.ndarray, rng: np.random.Generator, rt60: float, wet: float) -> np.ndarray:

@@ -15,7 +15,6 @@ something the model never heard.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from classifier.errors import InvalidParameterError
+from training.simulator.sounds import load_clip
 
 __all__ = [
     "HOLDOUT_PATH",
@@ -171,28 +171,6 @@ def _evenly(names: list[str], k: int) -> list[str]:
     return [names[int(i * step)] for i in range(k)]
 
 
-def _load(path: Path, sr: int) -> np.ndarray | None:
-    import scipy.signal
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, ValueError, OSError, TypeError):
-        return None
-    if data.size == 0 or rate <= 0:
-        return None
-    x = data.mean(axis=1)
-    if not np.all(np.isfinite(x)):
-        return None
-    x = x - np.float32(np.mean(x))
-    if int(rate) != sr:
-        g = math.gcd(int(rate), sr)
-        x = scipy.signal.resample_poly(x, sr // g, int(rate) // g).astype(np.float32)
-    if x.size < sr // 20 or float(np.max(np.abs(x))) <= 1e-6:
-        return None
-    return x.astype(np.float32, copy=False)
-
-
 @dataclass
 class RealBank:
     """Real clips by role, at 8 kHz, and the files they came from."""
@@ -231,7 +209,7 @@ class RealBank:
             kept: list[np.ndarray] = []
             used: list[str] = []
             for rel in _evenly(files.get(role, []), MAX_PER_ROLE):
-                clip = _load(root / rel, sr)
+                clip = load_clip(root / rel, sr=sr)
                 if clip is not None:
                     kept.append(clip)
                     used.append(rel)

@@ -1874,8 +1874,6 @@ def load_folder(path: Path, *, sr: int = 8000, max_files: int = 500) -> list[np.
     InvalidParameterError
         If the folder does not exist or holds no readable audio.
     """
-    import soundfile as sf  # lazily: only needed when real recordings are mixed in
-
     sr = _check_sr(sr)
     if isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 1:
         raise InvalidParameterError(f"max_files must be a positive integer, got {max_files!r}")
@@ -1891,27 +1889,41 @@ def load_folder(path: Path, *, sr: int = 8000, max_files: int = 500) -> list[np.
     for f in files:
         if len(clips) >= max_files:
             break
-        try:
-            data, rate = sf.read(str(f), dtype="float32", always_2d=True)
-        except (RuntimeError, ValueError, OSError, TypeError):
-            continue  # soundfile.LibsndfileError derives from RuntimeError
-        if data.size == 0 or rate <= 0:
-            continue
-        x = data.mean(axis=1)
-        if not np.all(np.isfinite(x)):
-            continue
-        x = x - np.float32(np.mean(x))
-        if int(rate) != sr:
-            g = math.gcd(int(rate), sr)
-            x = scipy.signal.resample_poly(x, sr // g, int(rate) // g).astype(np.float32)
-        if x.size < sr // 20 or float(np.max(np.abs(x))) <= 1e-6:
-            continue
-        clips.append(x.astype(np.float32, copy=False))
+        clip = load_clip(f, sr=sr)
+        if clip is not None:
+            clips.append(clip)
     if not clips:
         raise InvalidParameterError(
             f"no readable audio (wav/flac/ogg with sound) found in folder {str(folder)!r}"
         )
     return clips
+
+
+def load_clip(path: Path, *, sr: int = 8000) -> np.ndarray | None:
+    """One real recording as a mono clip at ``sr`` (as :func:`load_folder` takes them).
+
+    Channels averaged, the DC offset removed, the rate converted with polyphase
+    resampling; None for a file that is unreadable, empty, not finite, shorter than
+    50 ms or silent (digital zero).
+    """
+    import soundfile as sf  # lazily: only needed when real recordings are mixed in
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, OSError, TypeError):
+        return None  # soundfile.LibsndfileError derives from RuntimeError
+    if data.size == 0 or rate <= 0:
+        return None
+    x = data.mean(axis=1)
+    if not np.all(np.isfinite(x)):
+        return None
+    x = x - np.float32(np.mean(x))
+    if int(rate) != sr:
+        g = math.gcd(int(rate), sr)
+        x = scipy.signal.resample_poly(x, sr // g, int(rate) // g).astype(np.float32)
+    if x.size < sr // 20 or float(np.max(np.abs(x))) <= 1e-6:
+        return None
+    return x.astype(np.float32, copy=False)
 
 
 def excerpt(
