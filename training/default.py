@@ -126,6 +126,62 @@ def ensure_corpus(
     return manifest
 
 
+@dataclass(frozen=True)
+class RealCallsSpec:
+    """Calls composed from trainable real recordings (:mod:`training.realcalls`)."""
+
+    name: str
+    calls: int
+    seed: int
+    min_per_class: int
+
+
+#: With real recordings: calls whose every sound is a real recording (voices included),
+#: composed as a centre records them, from the files training may use. They teach the
+#: model what real voices, rooms and open lines sound like, which the simulator's
+#: synthetic voices cannot, and they take part in choosing the flag thresholds.
+REAL_TRAIN_CORPORA: tuple[RealCallsSpec, ...] = (
+    RealCallsSpec("realcalls1200a", 1200, 201, 200),
+    RealCallsSpec("realcalls1200b", 1200, 202, 200),
+)
+
+
+def _realcalls_stamp(spec: RealCallsSpec, real_dir: Path) -> dict[str, Any]:
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256((root / "realcalls.py").read_bytes())
+    h.update(_simulator_fingerprint().encode())
+    return {**asdict(spec), "code": h.hexdigest()[:16], "real": _real_fingerprint(real_dir)}
+
+
+def ensure_real_calls(work: Path, spec: RealCallsSpec, real_dir: Path) -> Path:
+    """The real-recording training calls of ``spec``, built unless identical ones are there."""
+    from training.realcalls import build as build_real_calls
+
+    folder = work / spec.name
+    stamp = folder / _RECIPE_FILE
+    want = _realcalls_stamp(spec, real_dir)
+    if (folder / "manifest.csv").is_file() and stamp.is_file():
+        if json.loads(stamp.read_text()) == want:
+            return folder / "manifest.csv"
+        raise InvalidParameterError(
+            f"{folder} holds other calls than the recipe's {want} (other settings, code or "
+            "real recordings); remove it"
+        )
+    if folder.exists() and not any(folder.iterdir()):
+        folder.rmdir()
+    manifest = build_real_calls(
+        folder,
+        data=real_dir,
+        n_calls=spec.calls,
+        seed=spec.seed,
+        min_per_class=spec.min_per_class,
+        pool="train",
+        progress=True,
+    )
+    stamp.write_text(json.dumps(want) + "\n")
+    return manifest
+
+
 def real_sources(real_dir: Path | None) -> list[dict[str, Any]]:
     """Every real folder mixed into the training corpora: roles, files, licence."""
     if real_dir is None:
@@ -175,13 +231,16 @@ def build_default(
     manifests = [
         ensure_corpus(work, spec, n_jobs=n_jobs, real_dir=real_dir) for spec in TRAIN_CORPORA
     ]
+    real_calls = [asdict(spec) for spec in REAL_TRAIN_CORPORA] if real_dir is not None else []
+    if real_dir is not None:
+        manifests += [ensure_real_calls(work, spec, real_dir) for spec in REAL_TRAIN_CORPORA]
     result = train(
         manifests,
         out,
         name="default",
         n_jobs=n_jobs,
         cache_dir=work / "feature-cache",
-        card_extra={"real_sources": real_sources(real_dir)},
+        card_extra={"real_sources": real_sources(real_dir), "real_calls": real_calls},
         **TRAIN_SETTINGS,
     )
     check_manifest = ensure_corpus(work, ACCEPTANCE_CORPUS, n_jobs=n_jobs)
@@ -242,6 +301,12 @@ def _write_readme(
     held = card.get("metrics", {}).get("per_class", {})
     spec_lines = "\n".join(
         f"| {s.name} | {s.preset} | {s.calls} | {s.seed} |" for s in TRAIN_CORPORA
+    )
+    spec_lines += "".join(
+        f"\n| {r['name']} | calls of real recordings (training pool, "
+        f"`training/realcalls.py`), at least {r['min_per_class']} per class | {r['calls']} | "
+        f"{r['seed']} |"
+        for r in card.get("real_calls") or []
     )
     sources = card.get("real_sources") or []
     real_lines = (

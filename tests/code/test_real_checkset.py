@@ -1,4 +1,5 @@
-"""The real-recording check set (bench/real_checkset.py, issue 15): a small build.
+"""Calls of real recordings (training/realcalls.py): the check set (bench/real_checkset.py,
+issue 15) and the training pool of the default recipe, small builds.
 
 Needs the shared real recordings (``../shared/data`` from the project root); skipped
 without them.
@@ -125,3 +126,56 @@ def test_training_recipe_and_check_set_share_one_hold_out_list(rc: ModuleType) -
     assert rc.HOLDOUT_PATH == HOLDOUT_PATH
     trainable = {f for files in role_files(DATA, rc.load_holdout()).values() for f in files}
     assert not trainable & set(rc.load_holdout()["files"])
+
+
+# ----------------------------------------------------- the training pool of the composer
+@pytest.fixture(scope="module")
+def train_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.realcalls import build
+
+    return build(
+        tmp_path_factory.mktemp("realtrain") / "t",
+        data=DATA,
+        n_calls=16,
+        seed=2,
+        min_per_class=3,
+        pool="train",
+    )
+
+
+def test_training_pool_never_uses_held_out_or_nc_files(train_built: Path) -> None:
+    """Real training calls for the default recipe: no check-set file, no speech-nc."""
+    from training.simulator.realbank import held_out, load_holdout
+
+    holdout = load_holdout()
+    assert not validate_manifest(train_built)
+    rows = _rows(train_built)
+    used = {f for r in rows for f in r["source_files"].split(";") if f}
+    assert used and all((DATA / f).is_file() for f in used)
+    assert not [f for f in used if held_out(f, holdout)]
+    assert {r["label"] for r in rows} == {"emergency", "non_emergency", "prank", "ghost"}
+
+
+def test_training_pool_voices_are_apart(train_built: Path) -> None:
+    """Call-takers never call; slowed children (adult women's voices) are not the
+    children who call as children."""
+    from training.realcalls import Library
+    from training.simulator.realbank import load_holdout
+
+    lib = Library(DATA, load_holdout(), "train")
+    assert lib.takers and not set(lib.takers) & set(lib.callers)
+    assert {v[0] for v in lib.callers} == {"M", "F"}
+    slowed = {v.split("child")[1].split("@")[0] for v in lib.digits if "child" in v}
+    assert slowed and not slowed & set(lib.children)
+    for r in _rows(train_built):
+        assert r["taker_speaker"] in lib.takers
+        assert r["caller_speaker"] not in lib.takers
+
+
+def test_a_missing_data_folder_is_named(tmp_path: Path) -> None:
+    from classifier.errors import InvalidParameterError
+    from training.realcalls import build
+
+    with pytest.raises(InvalidParameterError, match="no such folder"):
+        build(tmp_path / "o", data=tmp_path / "nothing", n_calls=8, seed=1, pool="train")
+    assert not (tmp_path / "o").exists()
