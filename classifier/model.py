@@ -17,6 +17,7 @@ flag is at most ``possible`` (:func:`cap_early_ghost`), whatever the model.
 from __future__ import annotations
 
 import numbers
+import warnings
 from bisect import bisect_right
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -59,6 +60,11 @@ MIN_PREFIX_S = 0.25
 # A time bucket gets its own calibration and thresholds only with this many emergency
 # rows; fewer cannot place a threshold that protects them (it falls back to all rows').
 _MIN_BUCKET_PROTECTED = 30
+#: Largest share of the training rows one caller (fold group) may hold. The fold that
+#: scores that caller learns from the others only; past half of the rows, most of the
+#: scores that set calibration and thresholds come from a model trained on less than
+#: half the data, not from one like the model used (a rule of judgment, not a measure).
+MAX_GROUP_SHARE = 0.5
 
 
 def check_prefixes(values: Sequence[float] | None) -> tuple[float, ...]:
@@ -452,6 +458,29 @@ class _FlatForest:
         return X
 
 
+def fit_booster(
+    booster: HistGradientBoostingClassifier,
+    M: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None,
+) -> HistGradientBoostingClassifier:
+    """Fit ``booster`` on ``M``, a feature without a value in the rows it learns from
+    given a constant instead.
+
+    scikit-learn bins each feature from the values of the rows of non-zero weight, and
+    on a feature with none at all (a mono export has no caller/call-taker features; a
+    fold may hold no call with a pitch) it raises from deep in its binning. A constant
+    feature is never split on, as an empty one could not be: the trees are the same
+    as without that feature, and what it holds when scoring changes nothing.
+    """
+    seen = ~np.isnan(M) if w is None else ~np.isnan(M) & (w > 0)[:, None]
+    empty = ~seen.any(axis=0)
+    if empty.any():
+        M = M.copy()
+        M[:, empty] = 0.0
+    return booster.fit(M, y, sample_weight=w)
+
+
 class CallClassifier(ClassifierMixin, BaseEstimator):
     """Four-class call model (emergency, non_emergency, prank, ghost) with calibrated scores.
 
@@ -587,7 +616,9 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
             random_state=self.random_state,
         )
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Raise :class:`InvalidParameterError` on a parameter outside its range (fit
+        checks them first; callers check before costly work)."""
         if self.calibration not in ("isotonic", "sigmoid", "none"):
             raise InvalidParameterError(
                 f"calibration is {self.calibration!r}; expected isotonic, sigmoid or none"
@@ -641,8 +672,17 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidParameterError
+            A parameter out of range, or training data the folds cannot be made from:
+            fewer than two classes or no emergency call, a class with fewer calls than
+            ``n_folds``, fewer callers than ``n_folds``, or one caller holding more than
+            :data:`MAX_GROUP_SHARE` of the rows. A feature without any value (all NaN)
+            is not an error: the booster cannot split on it and ignores it.
         """
-        self._check_params()
+        self.check_params()
         with _one_thread():
             return self._fit(X, y, groups, sample_weight)
 
@@ -675,13 +715,16 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
                 "emergency calls and cannot be chosen without them"
             )
         counts = {c: int((yy == c).sum()) for c in present}
-        if min(counts.values()) < self.n_folds:
+        short = [f"{c} calls ({k})" for c, k in counts.items() if k < self.n_folds]
+        if short:
             raise InvalidParameterError(
-                f"class counts {counts}; every class present needs at least "
-                f"n_folds={self.n_folds} calls"
+                f"too few {', '.join(short)} to train: class counts {counts}; every class "
+                f"present needs at least n_folds={self.n_folds} calls, one per calibration "
+                "fold; label more calls of that class"
             )
         g = self._groups(groups, yy.shape[0])
         w = self._weights(sample_weight, yy.shape[0])
+        self._check_groups(g)
 
         self.classes_ = np.asarray(LABELS, dtype=object)
         self.features_ = features
@@ -707,10 +750,12 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
                 self.bucket_thresholds_.append(self.thresholds_)
         cal = self._calibrate(oof, heard)
         self.validation_ = self._validation_summary(cal, yy, heard)
-        self.estimator_ = self._booster(M.shape[0]).fit(M, yy, sample_weight=w)
+        self.estimator_ = fit_booster(self._booster(M.shape[0]), M, yy, w)
         genuine = np.isin(yy, ("emergency", "non_emergency"))
         ref_rows = M[genuine] if genuine.any() else M
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # A feature without any value has no typical value either (NaN), not a warning.
+            warnings.simplefilter("ignore", RuntimeWarning)
             self.reference_ = np.nanmedian(ref_rows, axis=0)
         return self
 
@@ -724,6 +769,30 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         withheld = g == ""
         g[withheld] = [f"\x00withheld:{i}" for i in np.flatnonzero(withheld)]
         return g
+
+    def _check_groups(self, g: np.ndarray) -> None:
+        """Raise unless caller-grouped folds can be made: at least one caller per fold,
+        and no caller holding more than :data:`MAX_GROUP_SHARE` of the rows."""
+        keys, sizes = np.unique(g.astype(str), return_counts=True)
+        if keys.size < self.n_folds:
+            raise InvalidParameterError(
+                f"the training calls come from {keys.size} caller(s); calibration folds "
+                f"never split a caller, so n_folds={self.n_folds} folds need at least "
+                f"{self.n_folds} callers"
+            )
+        big = int(np.argmax(sizes))
+        n, k = int(g.size), int(sizes[big])
+        if k > MAX_GROUP_SHARE * n:
+            raise InvalidParameterError(
+                f"one caller ({keys[big]}) holds {k} of {n} training rows ({k / n:.0%}); "
+                "calibration folds never split a caller, so its calls would be scored by a "
+                f"model that learnt from the other {n - k} rows only, and calibration and "
+                "flag thresholds would be set on scores of a model far weaker than the one "
+                f"trained on all calls (at most {MAX_GROUP_SHARE:.0%} of the rows per caller). "
+                "If that number stands for many callers (a trunk line, a placeholder such "
+                "as 'unknown'), leave caller_id empty for those calls: a withheld number "
+                "counts as a caller of its own"
+            )
 
     @staticmethod
     def _weights(sample_weight: Sequence[float] | np.ndarray | None, n: int) -> np.ndarray | None:
@@ -799,9 +868,9 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         )
         booster = self._booster(M.shape[0])
         for train, test in folds.split(M, y, g):
-            model = clone(booster).fit(
-                M[train], y[train], sample_weight=None if w is None else w[train]
-            )
+            if test.size == 0:  # few callers can leave a fold without any
+                continue
+            model = fit_booster(clone(booster), M[train], y[train], None if w is None else w[train])
             oof[test] = self._expand(model, model.predict_proba(M[test]))
         return oof
 
