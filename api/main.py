@@ -21,7 +21,8 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
@@ -29,14 +30,16 @@ from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
 from api.memory import reserve_memory
 from api.observability import (
+    CLIENT_CLOSED_REQUEST,
     CallerHasher,
     Metrics,
     RequestMiddleware,
     configure_logging,
+    log_client_disconnect,
     redact,
 )
 from api.routers import audit, calls, console, export, health, model, numbers, stream
-from api.schemas import SERVICE_ADVISORY
+from api.schemas import ERROR_STATUSES, SERVICE_ADVISORY
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
 from api.settings import Settings
 from api.store import ConflictError, NotFoundError, Store, StoreUnavailableError
@@ -111,6 +114,14 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc) or "request"
 
 
+def _loc(error: Any) -> list[Any]:
+    loc = list(error.get("loc", ()))
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        # A oneOf's selecting field (a review's action) is wrong: name it, not its object.
+        loc.append(str((error.get("ctx") or {}).get("discriminator", "")).strip("'"))
+    return loc
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
@@ -122,9 +133,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                 {"detail": f"malformed JSON body: {reason} at character {pos}"}, status_code=400
             )
     # Never echo the input back: it may be large, or hold a phone number.
-    details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in errors]
+    details = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in errors]
     text = "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details)
     return JSONResponse({"detail": f"invalid request: {text}", "errors": details}, status_code=422)
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    """A client that went away mid-request (often mid-upload) is not a server error: one
+    line at INFO and status 499 in the metrics (nginx's "client closed request"); the
+    answer goes nowhere."""
+    assert isinstance(exc, ClientDisconnect)
+    log_client_disconnect(request.scope)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -132,6 +152,46 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     route = getattr(request.scope.get("route"), "path", "unmatched")
     logger.error("internal error", extra={"route": route, "error": redact(f"{type(exc).__name__}")})
     return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+#: FastAPI's own validation error models, which describe an answer the service never sends.
+_FASTAPI_422 = ("HTTPValidationError", "ValidationError")
+
+
+def _describe_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document as the service answers, on top of what the routes declare.
+
+    - Every 4xx and 5xx answer is an :class:`~api.schemas.ErrorResponse`: FastAPI's
+      default 422 model (``detail`` as a list) is replaced, and an error status declared
+      without a body gets that one.
+    - 413 on every operation: the body limit is :class:`RequestMiddleware`'s, before any
+      route (the audio upload declares its own limit).
+    - An optional query parameter is a string or absent, never JSON null: its schema
+      loses the ``null`` that FastAPI adds for ``X | None``.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    error_body = {"application/json": {"schema": dict(_ERROR_REF)}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("413", {"description": ERROR_STATUSES[413]})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response["content"] = {**error_body}
+            for parameter in operation.get("parameters", []):
+                param_schema = parameter.get("schema", {})
+                options = param_schema.get("anyOf")
+                if parameter.get("in") == "query" and options and {"type": "null"} in options:
+                    rest = [o for o in options if o != {"type": "null"}]
+                    del param_schema["anyOf"]
+                    if len(rest) == 1:
+                        param_schema.update(rest[0])
+                    else:
+                        param_schema["anyOf"] = rest
+    for name in _FASTAPI_422:
+        components.pop(name, None)
+    return schema
 
 
 async def _keep_request_threads(n: int | None = None) -> None:
@@ -283,7 +343,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _describe_errors(default_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(CallsiftError, _callsift_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)

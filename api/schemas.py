@@ -6,10 +6,20 @@ than silently ignored; responses (``...Out``) are what the service promises to s
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from classifier.manifest import caller_id_problem
 
@@ -29,12 +39,70 @@ SERVICE_ADVISORY: dict[str, str] = {
 #: call_id: what a call-taking system's ids look like, and safe inside a URL path.
 CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 CallId = Annotated[str, StringConstraints(pattern=CALL_ID_PATTERN, max_length=128)]
-MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MetaValue = Annotated[str, StringConstraints(max_length=1024)]
-Note = Annotated[str, StringConstraints(max_length=2000)]
+#: A caller's number as stored: E.164, ``simless:<handset id>``. The same rule as
+#: :func:`classifier.manifest.caller_id_problem`, written so that it means the same in
+#: Python and in JSON Schema (ASCII digits, no newline before the end): the schema
+#: promises exactly what the service accepts.
+NUMBER_PATTERN = r"^(?:\+[1-9][0-9]{6,14}|simless:[A-Za-z0-9._-]{1,64})$"
+#: ``caller_id`` of an arriving call: a number as above, or empty when withheld.
+CALLER_ID_PATTERN = r"^(?:\+[1-9][0-9]{6,14}|simless:[A-Za-z0-9._-]{1,64})?$"
+
+
+def check_number(value: str, *, pattern: str = NUMBER_PATTERN) -> str:
+    """``value`` when it matches ``pattern`` (raises ValueError saying what a number is)."""
+    if not re.fullmatch(pattern, value):
+        problem = caller_id_problem(value) if value else "empty"
+        raise ValueError(
+            problem
+            or f"{value[:40]!r} is not an E.164 number; expected +<country code><number> "
+            "in ASCII digits, or simless:<handset id>"
+        )
+    return value
+
+
+#: Text the database keeps: PostgreSQL refuses the NUL character in text and JSON.
+TEXT_PATTERN = r"^[^\x00]*$"
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+MetaValue = Annotated[str, StringConstraints(max_length=1024, pattern=TEXT_PATTERN)]
+Note = Annotated[str, StringConstraints(max_length=2000, pattern=TEXT_PATTERN)]
 Label = Literal["emergency", "non_emergency", "prank", "ghost"]
 ReviewAction = Literal["confirm_prank", "confirm_ghost", "clear", "watch"]
 Advisory = dict[str, str]
+
+# RFC 3339 date-time with its offset, what JSON Schema's "date-time" format means.
+# pydantic alone also takes numbers (as Unix times), dates without seconds and a space
+# for the T: a request the schema calls invalid would be served.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+_NAIVE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, datetime):  # built in Python (tests, internal callers)
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    example = "expected e.g. 2025-06-03T19:04:11+08:00"
+    if isinstance(value, str) and _NAIVE.fullmatch(value):
+        raise ValueError(f"{value!r} has no UTC offset (timezone); {example}")
+    shown = repr(value)[:60] if isinstance(value, str) else f"a {type(value).__name__}"
+    raise ValueError(f"{shown} is not an RFC 3339 date-time with a UTC offset; {example}")
+
+
+#: A date-time with its UTC offset, exactly as JSON Schema's ``format: date-time``.
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
+def _metadata_schema(schema: dict[str, Any]) -> None:
+    # pydantic writes a key pattern as patternProperties, which leaves any other key,
+    # with any value, valid; the service refuses those.
+    schema.pop("patternProperties", None)
+    schema["propertyNames"] = {"minLength": 1, "maxLength": 64, "pattern": TEXT_PATTERN}
+    schema["additionalProperties"] = {"type": "string", "maxLength": 1024, "pattern": TEXT_PATTERN}
 
 
 class _In(BaseModel):
@@ -52,24 +120,26 @@ class CallIn(_In):
         max_length=128,
         description="E.164 number, simless:<handset id>, or empty when withheld.",
         examples=["+6281234567890"],
+        json_schema_extra={"pattern": CALLER_ID_PATTERN},
     )
-    started_at: AwareDatetime = Field(
-        description="When the call started, ISO 8601 with a UTC offset.",
+    started_at: DateTime = Field(
+        description=(
+            "When the call started, RFC 3339 with a UTC offset; at most "
+            "CALLSIFT_MAX_FUTURE_SKEW_S (300 s) in the future."
+        ),
         examples=["2025-06-03T19:04:11+08:00"],
     )
     metadata: dict[MetaKey, MetaValue] = Field(
         default_factory=dict,
         max_length=50,
         description="Free text metadata, kept as is; never model input.",
+        json_schema_extra=_metadata_schema,
     )
 
     @field_validator("caller_id")
     @classmethod
     def _caller_id(cls, value: str) -> str:
-        problem = caller_id_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+        return check_number(value, pattern=CALLER_ID_PATTERN)
 
 
 class ReasonOut(BaseModel):
@@ -189,17 +259,50 @@ class TimelineOut(BaseModel):
     advisory: Advisory
 
 
-class ReviewIn(_In):
-    """A supervisor's decision about a number."""
+_REVIEW_NOTE = "Free text kept with the decision (audited)."
 
-    action: ReviewAction = Field(
+
+class WatchReviewIn(_In):
+    """Watch a number until a date."""
+
+    action: Literal["watch"] = Field(description="watch the number until a date")
+    until: DateTime = Field(
+        description="Required: when the watch ends, RFC 3339 with a UTC offset, in the future."
+    )
+    note: Note | None = Field(default=None, description=_REVIEW_NOTE)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _needs_until(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("until") is None:
+            raise ValueError("action watch needs until (an aware date)")
+        return data
+
+
+class DecisionReviewIn(_In):
+    """Confirm a prank caller or a ghost-prone handset, or clear the number."""
+
+    action: Literal["confirm_prank", "confirm_ghost", "clear"] = Field(
         description=(
             "confirm_prank (prank caller), confirm_ghost (ghost-prone handset), clear "
-            "(resets the weight of the number's earlier flags), watch (until a date)"
+            "(resets the weight of the number's earlier flags)"
         )
     )
-    until: AwareDatetime | None = Field(default=None, description="Required for watch.")
-    note: Note | None = None
+    until: None = Field(default=None, description="Only for watch: absent or null here.")
+    note: Note | None = Field(default=None, description=_REVIEW_NOTE)
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _no_until(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError("until applies to action watch only")
+        return None
+
+
+#: A supervisor's decision about a number: ``watch`` needs ``until``, the others refuse
+#: it. In the schema a oneOf on ``action``, so that the rule is the schema's, not only
+#: the handler's.
+ReviewIn = Annotated[WatchReviewIn | DecisionReviewIn, Field(discriminator="action")]
 
 
 class ReviewOut(BaseModel):
@@ -208,6 +311,57 @@ class ReviewOut(BaseModel):
     caller_id: str
     action: str
     advisory: Advisory
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+class ErrorItem(BaseModel):
+    """One problem of a request that failed validation."""
+
+    loc: list[str | int] = Field(
+        description='Where: "body", "query", "path" or "header", then the field.'
+    )
+    msg: str = Field(description="What is wrong there.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer of the HTTP API (4xx and 5xx): ``detail`` says what went wrong
+    and what was expected; a 422 from validation also lists each problem in ``errors``.
+    Some answers add fields of their own (``/readyz``: the state of each part)."""
+
+    detail: str = Field(description="What went wrong, and what was expected.")
+    errors: list[ErrorItem] | None = Field(
+        default=None, description="422 from validation: each field's problem."
+    )
+
+
+#: What each error status means, unless an endpoint says more.
+ERROR_STATUSES: dict[int, str] = {
+    400: "malformed request body: JSON that does not parse, or a broken multipart upload",
+    401: "missing, unknown, revoked or expired API key",
+    403: "the key's role may not use this endpoint; detail names the roles that may",
+    404: "not found",
+    409: "conflicts with what is stored",
+    413: "request body larger than the limit (CALLSIFT_MAX_JSON_BYTES, for recordings "
+    "CALLSIFT_MAX_AUDIO_BYTES)",
+    415: "unsupported content type or audio format",
+    422: "invalid parameter or body; errors lists each field's problem",
+    503: "database or model unavailable (retry later); detail says which",
+}
+
+
+def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: each status with :class:`ErrorResponse` as its body.
+
+    A status is ``404`` (described as in :data:`ERROR_STATUSES`) or ``(404, "call_id
+    not registered")`` when it means something particular on the route.
+    """
+    out: dict[int | str, dict[str, Any]] = {}
+    for item in statuses:
+        status, note = item if isinstance(item, tuple) else (item, ERROR_STATUSES[item])
+        out[status] = {"model": ErrorResponse, "description": note}
+    return out
 
 
 # --- model, audit ----------------------------------------------------------------------

@@ -7,12 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import AdminDep, StoreDep
-from api.schemas import AuditEntryOut, AuditOut
+from api.schemas import AuditEntryOut, AuditOut, error_responses
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@router.get("", response_model=AuditOut, summary="Audit log, newest first")
+@router.get(
+    "",
+    response_model=AuditOut,
+    summary="Audit log, newest first",
+    responses=error_responses(401, 403, 413, 422, 503),
+)
 def audit_log(
     principal: AdminDep,
     store: StoreDep,

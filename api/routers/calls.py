@@ -23,6 +23,7 @@ from api.schemas import (
     DispositionIn,
     DispositionOut,
     ScoreOut,
+    error_responses,
 )
 from api.service import (
     AUDIO_EXTENSIONS,
@@ -183,11 +184,15 @@ def _pre_answer(
     "",
     response_model=CallScoredOut,
     summary="A call arrives: pre-answer score from caller history and metadata",
-    responses={
-        409: {"description": "call_id already registered with other values"},
-        422: {"description": "invalid body"},
-        503: {"description": "model unavailable"},
-    },
+    responses=error_responses(
+        400,
+        401,
+        403,
+        (409, "call_id already registered with another number or time"),
+        413,
+        (422, "invalid body; started_at more than CALLSIFT_MAX_FUTURE_SKEW_S ahead"),
+        (503, "model unavailable, or the database down while checking the key"),
+    ),
 )
 async def register_call(body: CallIn, principal: CallTakerDep, runtime: RuntimeDep) -> Response:
     """Register an arriving call and score it before it is answered.
@@ -341,13 +346,16 @@ def _score_recording(
             },
         }
     },
-    responses={
-        404: {"description": "call_id not registered"},
-        413: {"description": "recording larger than the limit"},
-        415: {"description": "unsupported content type, container or encoding"},
-        422: {"description": "corrupt, too short or too long recording"},
-        503: {"description": "model unavailable"},
-    },
+    responses=error_responses(
+        (400, "broken multipart upload"),
+        401,
+        403,
+        (404, "call_id not registered"),
+        (413, "recording larger than CALLSIFT_MAX_AUDIO_BYTES"),
+        (415, "unsupported content type, container or encoding"),
+        (422, "corrupt, too short or too long recording; no 'file' field; bad parameter"),
+        (503, "model unavailable; database down for a call this server never saw"),
+    ),
 )
 async def upload_audio(
     call_id: CallIdPath,
@@ -375,7 +383,7 @@ async def upload_audio(
     "/{call_id}/disposition",
     response_model=DispositionOut,
     summary="The call-taker's outcome; it becomes the call's label",
-    responses={404: {"description": "call_id not registered"}},
+    responses=error_responses(400, 401, 403, (404, "call_id not registered"), 413, 422, 503),
 )
 def set_disposition(
     call_id: CallIdPath, body: DispositionIn, principal: CallTakerDep, store: StoreDep
@@ -410,7 +418,7 @@ def call_out(record: CallRecord | dict[str, Any]) -> CallOut:
     "/{call_id}",
     response_model=CallOut,
     summary="A call with its scores and disposition",
-    responses={404: {"description": "call_id not registered"}},
+    responses=error_responses(401, 403, (404, "call_id not registered"), 413, 422, 503),
 )
 def get_call(call_id: CallIdPath, principal: CallReaderDep, store: StoreDep) -> CallOut:
     return call_out(store.get_call(call_id))

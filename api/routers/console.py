@@ -17,10 +17,12 @@ from api.routers.calls import CallIdPath, call_out
 from api.schemas import (
     SERVICE_ADVISORY,
     DashboardOut,
+    DateTime,
     MeOut,
     ModelReportOut,
     RecentCallOut,
     RecentCallsOut,
+    error_responses,
 )
 from api.service import LoadedModel, Principal
 from classifier.artifact import DEFAULT_MODEL_DIR
@@ -51,7 +53,12 @@ _PNG = "image/png"
 _PLOT_HEADERS = {"Cache-Control": "private, max-age=30"}
 
 
-@router.get("/v1/me", response_model=MeOut, summary="The key's holder and what they may do")
+@router.get(
+    "/v1/me",
+    response_model=MeOut,
+    summary="The key's holder and what they may do",
+    responses=error_responses(401, 413, 503),
+)
 async def me(principal: AnyRoleDep) -> MeOut:
     return MeOut(
         key_id=principal.key_id,
@@ -65,13 +72,14 @@ async def me(principal: AnyRoleDep) -> MeOut:
     "/v1/calls",
     response_model=RecentCallsOut,
     summary="Calls registered most recently first, with each number's recent record",
+    responses=error_responses(401, 403, 413, 422, 503),
 )
 def recent_calls(
     principal: CallReaderDep,
     store: StoreDep,
     since: Annotated[
-        datetime | None,
-        Query(description="Only calls registered after this time (ISO 8601 with offset)."),
+        DateTime | None,
+        Query(description="Only calls registered after this time (RFC 3339 with offset)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> RecentCallsOut:
@@ -101,7 +109,7 @@ def recent_calls(
     response_class=FileResponse,
     responses={
         200: {"content": {"audio/wav": {}, "audio/flac": {}, "audio/ogg": {}}},
-        404: {"description": "unknown call, or no recording stored"},
+        **error_responses(401, 403, (404, "unknown call, or no recording stored"), 413, 422, 503),
     },
 )
 def recording(call_id: CallIdPath, principal: SupervisorDep, store: StoreDep) -> FileResponse:
@@ -130,6 +138,7 @@ def _dashboard(runtime: RuntimeDep) -> dict[str, object]:
     "/v1/dashboard",
     response_model=DashboardOut,
     summary="Calls per day by outcome, prank and ghost share, weekday x hour, incident types",
+    responses=error_responses(401, 403, 413, 503),
 )
 def dashboard(principal: DashboardDep, runtime: RuntimeDep) -> DashboardOut:
     """Over the calls started in the last 30 days; dates and hours in the centre's time
@@ -141,7 +150,10 @@ def dashboard(principal: DashboardDep, runtime: RuntimeDep) -> DashboardOut:
     "/v1/dashboard/plots/{name}.png",
     summary="One dashboard plot as PNG",
     response_class=Response,
-    responses={200: {"content": {_PNG: {}}}, 404: {"description": "unknown plot"}},
+    responses={
+        200: {"content": {_PNG: {}}},
+        **error_responses(401, 403, (404, "unknown plot"), 413, 503),
+    },
 )
 async def dashboard_plot(name: str, principal: DashboardDep, runtime: RuntimeDep) -> Response:
     """``name``: calls_per_day, share_over_time, heatmap or incident_types."""
@@ -181,7 +193,7 @@ def _report_plots(folder: Path | None) -> dict[str, Path]:
     "/v1/model/report",
     response_model=ModelReportOut,
     summary="The serving model's card, evaluation report and plot names",
-    responses={503: {"description": "no usable model"}},
+    responses=error_responses(401, 413, (503, "no usable model, or the database down")),
 )
 def model_report(principal: AnyRoleDep, runtime: RuntimeDep) -> ModelReportOut:
     loaded = runtime.models.get()
@@ -201,7 +213,12 @@ def model_report(principal: AnyRoleDep, runtime: RuntimeDep) -> ModelReportOut:
     "/v1/model/report/{name}.png",
     summary="One plot of the serving model's evaluation report",
     response_class=FileResponse,
-    responses={200: {"content": {_PNG: {}}}, 404: {"description": "no such plot"}},
+    responses={
+        200: {"content": {_PNG: {}}},
+        **error_responses(
+            401, (404, "no such plot"), 413, (503, "no usable model, or the database down")
+        ),
+    },
 )
 def model_report_plot(name: str, principal: AnyRoleDep, runtime: RuntimeDep) -> FileResponse:
     # Only names listed by /v1/model/report are served: no path ever comes from the URL.

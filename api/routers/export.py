@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from api.deps import DataScientistDep, StoreDep
+from api.schemas import DateTime, error_responses
 from api.store import rows_to_csv
 
 router = APIRouter(prefix="/v1/export", tags=["export"])
@@ -18,14 +18,17 @@ router = APIRouter(prefix="/v1/export", tags=["export"])
     "/labelled",
     response_class=Response,
     summary="Dispositioned calls as a manifest CSV (docs/data-format.md)",
-    responses={200: {"content": {"text/csv": {}}, "description": "manifest CSV"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "manifest CSV"},
+        **error_responses(401, 403, 413, 422, 503),
+    },
 )
 def export_labelled(
     principal: DataScientistDep,
     store: StoreDep,
     since: Annotated[
-        AwareDatetime | None,
-        Query(description="Only calls dispositioned at or after this time (ISO 8601 with offset)."),
+        DateTime | None,
+        Query(description="Only calls dispositioned at or after this time (RFC 3339 with offset)."),
     ] = None,
 ) -> Response:
     """Every call with a disposition and a recording, oldest disposition first; audio paths

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import AnyRoleDep, DataScientistDep, RuntimeDep
-from api.schemas import ModelOut, ReloadIn, ReloadOut
+from api.schemas import ModelOut, ReloadIn, ReloadOut, error_responses
 from api.service import LoadedModel, ModelReloadError
 from api.store import StoreUnavailableError
 
@@ -25,7 +25,7 @@ def _describe(loaded: LoadedModel | None) -> dict[str, str] | None:
     "",
     response_model=ModelOut,
     summary="The serving model: version, card and metrics",
-    responses={503: {"description": "no usable model"}},
+    responses=error_responses(401, 413, (503, "no usable model, or the database down")),
 )
 def model_info(principal: AnyRoleDep, runtime: RuntimeDep) -> ModelOut:
     loaded = runtime.models.get()
@@ -44,10 +44,15 @@ def model_info(principal: AnyRoleDep, runtime: RuntimeDep) -> ModelOut:
     "/reload",
     response_model=ReloadOut,
     summary="Load a model and switch to it; requests in flight finish on the old one",
-    responses={
-        409: {"description": "the new model cannot be loaded; the old one keeps serving"},
-        503: {"description": "no model could be loaded, or the change cannot be audited"},
-    },
+    responses=error_responses(
+        400,
+        401,
+        403,
+        (409, "the new model cannot be loaded; the old one keeps serving"),
+        413,
+        422,
+        (503, "no model could be loaded, or the change cannot be audited"),
+    ),
 )
 async def reload_model(
     principal: DataScientistDep,

@@ -6,16 +6,20 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AfterValidator
 
 from api.deps import StoreDep, SupervisorDep
 from api.routers.calls import call_out
 from api.schemas import (
+    NUMBER_PATTERN,
     SERVICE_ADVISORY,
     FlaggedNumberOut,
     FlaggedOut,
     ReviewIn,
     ReviewOut,
     TimelineOut,
+    check_number,
+    error_responses,
 )
 from classifier.manifest import caller_id_problem
 
@@ -33,14 +37,22 @@ def _caller_id(caller_id: str) -> str:
 
 
 CallerIdPath = Annotated[
-    str, Path(max_length=128, description="E.164 number or simless:<handset id>.")
+    str,
+    AfterValidator(check_number),
+    Path(
+        max_length=128,
+        description="E.164 number or simless:<handset id>.",
+        json_schema_extra={"pattern": NUMBER_PATTERN},
+    ),
 ]
+_NO_NUMBER = (404, "no call from this number")
 
 
 @router.get(
     "/flagged",
     response_model=FlaggedOut,
     summary="Numbers ranked by risk (confirmed pranks, ghost calls, recent flags)",
+    responses=error_responses(401, 403, 413, 422, 503),
 )
 def flagged_numbers(
     principal: SupervisorDep,
@@ -58,7 +70,7 @@ def flagged_numbers(
     "/{caller_id}",
     response_model=TimelineOut,
     summary="A number's timeline: calls, scores, dispositions and reviews",
-    responses={404: {"description": "no call from this number"}},
+    responses=error_responses(401, 403, _NO_NUMBER, 413, 422, 503),
 )
 def number_timeline(
     caller_id: CallerIdPath, principal: SupervisorDep, store: StoreDep
@@ -76,7 +88,9 @@ def number_timeline(
     "/{caller_id}/review",
     response_model=ReviewOut,
     summary="A supervisor's decision: confirm prank caller or ghost-prone handset, clear, watch",
-    responses={404: {"description": "no call from this number"}},
+    responses=error_responses(
+        400, 401, 403, _NO_NUMBER, 413, (422, "invalid body; until not in the future"), 503
+    ),
 )
 def review_number(
     caller_id: CallerIdPath, body: ReviewIn, principal: SupervisorDep, store: StoreDep
