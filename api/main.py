@@ -21,8 +21,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
+from fastapi.responses import JSONResponse
 
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
@@ -30,12 +29,10 @@ from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
 from api.memory import reserve_memory
 from api.observability import (
-    CLIENT_CLOSED_REQUEST,
     CallerHasher,
     Metrics,
     RequestMiddleware,
     configure_logging,
-    log_client_disconnect,
     redact,
 )
 from api.routers import audit, calls, console, export, health, model, numbers, stream
@@ -136,15 +133,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in errors]
     text = "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details)
     return JSONResponse({"detail": f"invalid request: {text}", "errors": details}, status_code=422)
-
-
-async def _client_disconnect(request: Request, exc: Exception) -> Response:
-    """A client that went away mid-request (often mid-upload) is not a server error: one
-    line at INFO and status 499 in the metrics (nginx's "client closed request"); the
-    answer goes nowhere."""
-    assert isinstance(exc, ClientDisconnect)
-    log_client_disconnect(request.scope)
-    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -352,7 +340,6 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(CallsiftError, _callsift_error)
-    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
