@@ -20,8 +20,11 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
@@ -133,6 +136,34 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     details = [{"loc": _loc(e), "msg": e.get("msg", "")} for e in errors]
     text = "; ".join(f"{_where(d['loc'])}: {d['msg']}" for d in details)
     return JSONResponse({"detail": f"invalid request: {text}", "errors": details}, status_code=422)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods of every documented operation on ``path``.
+
+    Two routers may serve one path (``GET /v1/calls`` is the console's, ``POST`` the
+    call lifecycle's); Starlette's 405 names only the first route's methods.
+    """
+    table: list[tuple[Any, set[str]]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = [
+            (compile_path(template)[0], {method.upper() for method in item})
+            for template, item in app.openapi().get("paths", {}).items()
+        ]
+        app.state.allow_table = table
+    methods = set().union(*(m for regex, m in table if regex.match(path)))
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return sorted(methods)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request.app, request.url.path)
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, exc)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -341,6 +372,7 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(CallsiftError, _callsift_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
     for module in (console, calls, stream, numbers, export, model, audit, health):
