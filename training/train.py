@@ -8,7 +8,11 @@ the baselines on the train calls, evaluates all of them on the test calls (and t
 model on the test calls' first seconds), and writes the model folder in one atomic
 step: ``model.joblib``, ``card.json``, ``baselines.joblib`` and ``report/``. Unless
 ``--no-mlflow``, the run is logged and the model registered with the alias
-``challenger``.
+``challenger``. :func:`train_table` does the same from an extracted feature table.
+
+Small or odd data gives a model or one clear error (docs/model.md, "Small or odd
+training data"): a class short on the train side of the split, a caller holding most
+calls, calls that leave one side of the split empty are refused with their counts.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from classifier.errors import InvalidManifestError, InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.manifest import load_manifest
-from classifier.model import CallClassifier, check_prefixes
+from classifier.model import MAX_GROUP_SHARE, CallClassifier, check_prefixes
 from classifier.scoring import PRE_ANSWER_FEATURES, ScoringModel
 from training.baselines import Baselines
 from training.evaluate import BASELINES_FILE, add_baselines, score_table, write_evaluation
@@ -159,11 +163,16 @@ def prefix_weights(table: pd.DataFrame, *, prefix_weight: float) -> np.ndarray:
     Each call brings its whole row and up to one row per prefix; lighter prefix rows
     keep the whole calls, which the call-taker sees scored at hang-up, in the lead.
     """
+    check_prefix_weight(prefix_weight)
+    return np.where(whole_calls(table), 1.0, float(prefix_weight))
+
+
+def check_prefix_weight(prefix_weight: float) -> None:
+    """Raise unless ``prefix_weight`` is a share in (0, 1]."""
     if not (isinstance(prefix_weight, int | float) and 0.0 < prefix_weight <= 1.0):
         raise InvalidParameterError(
             f"prefix_weight is {prefix_weight!r}; expected a share in (0, 1]"
         )
-    return np.where(whole_calls(table), 1.0, float(prefix_weight))
 
 
 def fit_models(
@@ -208,6 +217,31 @@ def split_rows(table: pd.DataFrame, split: Split) -> tuple[np.ndarray, np.ndarra
     side.iloc[split.test] = 2
     per_row = key.map(side).to_numpy()
     return np.flatnonzero(per_row == 1), np.flatnonzero(per_row == 2)
+
+
+def _check_manifest_folds(
+    rows: pd.DataFrame, manifests: Sequence[str], params: dict[str, Any]
+) -> None:
+    """Folds by manifest: as many manifests with training calls as folds, none holding
+    more than :data:`classifier.model.MAX_GROUP_SHARE` of the training rows (the model
+    would say "caller" of a manifest)."""
+    n_folds = int(params.get("n_folds", CallClassifier().n_folds))
+    sizes = rows["source"].astype(str).value_counts()
+    if len(sizes) < n_folds:
+        raise InvalidParameterError(
+            f"--fold-by manifest: the train side of the split holds calls of {len(sizes)} "
+            f"manifest(s); {n_folds} calibration folds need {n_folds}: fold by caller"
+        )
+    k, n = str(sizes.index[0]), int(sizes.iloc[0])
+    if n > MAX_GROUP_SHARE * len(rows):
+        name = manifests[int(k)] if k.isdigit() and int(k) < len(manifests) else k
+        raise InvalidParameterError(
+            f"--fold-by manifest: {name} holds {n} of {len(rows)} training rows "
+            f"({n / len(rows):.0%}); each calibration fold scores whole manifests with a "
+            f"model trained on the others, and one manifest may hold at most "
+            f"{MAX_GROUP_SHARE:.0%} of the rows: fold by caller, or give manifests of "
+            "more even sizes"
+        )
 
 
 def _check_out(out: Path) -> None:
@@ -277,6 +311,10 @@ def train(
     check_fold_by(fold_by, manifests=len(manifests), n_folds=n_folds)  # before the features
     cuts = check_prefixes(prefixes)
     params = {**(params or {}), "prefixes": cuts or None}
+    # A bad parameter is told before the features are extracted, and is not taken for a
+    # problem of the training calls below.
+    CallClassifier(**params).check_params()
+    check_prefix_weight(prefix_weight)
     table, failures = load_training_table(
         manifests,
         n_jobs=n_jobs,
@@ -285,20 +323,89 @@ def train(
         progress=progress,
         prefixes=cuts,
     )
+    return train_table(
+        table,
+        out,
+        manifests=[str(m) for m in manifests],
+        failures=failures,
+        name=name,
+        test_callers=test_callers,
+        test_after=test_after,
+        seed=seed,
+        params=params,
+        prefix_weight=prefix_weight,
+        fold_by=fold_by,
+        card_extra=card_extra,
+    )
+
+
+def train_table(
+    table: pd.DataFrame,
+    out: Path,
+    *,
+    manifests: Sequence[str],
+    failures: pd.DataFrame | None = None,
+    name: str | None = None,
+    test_callers: float = 0.3,
+    test_after: float = 0.7,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
+    fold_by: str = "caller",
+    card_extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """:func:`train` from the feature table of the labelled calls (and their prefix rows,
+    cut at ``params["prefixes"]``), as :func:`load_training_table` gives it.
+
+    ``manifests`` name the sources in the card; ``failures`` are the calls whose audio
+    failed. Other parameters as in :func:`train`.
+    """
+    out = Path(out)
+    _check_out(out)
+    params = dict(params or {})
+    cuts = check_prefixes(params.get("prefixes"))
+    failures = pd.DataFrame() if failures is None else failures
     whole = whole_calls(table)
     calls = table.loc[whole].reset_index(drop=True)
     split = honest_split(calls, test_callers=test_callers, test_after=test_after, seed=seed)
     train_at, test_at = split_rows(table, split) if cuts else (split.train, split.test)
     train_rows = table.iloc[train_at].reset_index(drop=True)
     test_rows = table.iloc[test_at].reset_index(drop=True)
+    if len(train_rows) == 0:
+        raise InvalidParameterError(
+            f"the split left no training calls out of {len(calls)} labelled calls: a "
+            "training call starts before the time cut (--test-after) and comes from a "
+            "caller on the train side (--test-callers); give calls spread over a longer "
+            "time or from more callers, or raise --test-after / lower --test-callers"
+        )
     if len(test_rows) == 0:
         raise InvalidParameterError(
             f"the split left no test calls out of {len(calls)} labelled calls; give more "
             "calls, or raise --test-callers / lower --test-after"
         )
-    call, pre, baselines = fit_models(
-        train_rows, params=params, seed=seed, prefix_weight=prefix_weight, fold_by=fold_by
-    )
+    labelled = calls["label"].astype(str).value_counts()
+    on_train = set(calls.iloc[split.train]["label"].astype(str))
+    absent = [f"{c} call (of {int(k)} labelled)" for c, k in labelled.items() if c not in on_train]
+    if absent:
+        raise InvalidParameterError(
+            f"the train side of the split ({split.description['train_calls']} of {len(calls)} "
+            f"labelled calls) holds no {', no '.join(absent)}: a model trained without them "
+            "would never flag them; label more such calls, or change --seed, --test-callers "
+            "or --test-after"
+        )
+    if fold_by == "manifest":
+        _check_manifest_folds(train_rows, manifests, params)
+    try:
+        call, pre, baselines = fit_models(
+            train_rows, params=params, seed=seed, prefix_weight=prefix_weight, fold_by=fold_by
+        )
+    except InvalidParameterError as exc:
+        # The model speaks of the calls it was given: say they are the split's train side.
+        d = split.description
+        raise InvalidParameterError(
+            f"the train side of the split ({d['train_calls']} of {len(calls)} labelled "
+            f"calls; {d['test_calls']} for testing, {d['left_out_calls']} left out): {exc}"
+        ) from exc
 
     fingerprint = data_fingerprint(train_rows)
     created = datetime.now(UTC).replace(microsecond=0)
@@ -311,12 +418,14 @@ def train(
         "code_version": code_version(),
         "callsift_version": classifier.__version__,
         "training_data": {
-            "manifests": [str(m) for m in manifests],
+            "manifests": list(manifests),
             "labelled_calls": len(calls),
             "prefix_rows": int(len(table) - len(calls)),
             "train_class_counts": calls.iloc[split.train]["label"].value_counts().to_dict(),
             "test_class_counts": calls.iloc[split.test]["label"].value_counts().to_dict(),
             "audio_failures": len(failures),
+            # No value in any training row (a mono export's caller features): unused.
+            "features_without_values": [f for f in FEATURE_NAMES if train_rows[f].isna().all()],
         },
         "split": split.description,
         "params": {**call.get_params(), "features": None},
@@ -455,6 +564,13 @@ def train_command(
     typer.echo(f"report: {out / 'report' / 'report.md'}")
     if len(result.failures):
         typer.echo(f"{len(result.failures)} call(s) with unreadable audio left out", err=True)
+    empty = card["training_data"]["features_without_values"]
+    if empty:
+        typer.echo(
+            f"{len(empty)} feature(s) without any value in the training calls, not used: "
+            f"{', '.join(empty)}",
+            err=True,
+        )
     if no_mlflow:
         return
     from training.registry import log_training_run

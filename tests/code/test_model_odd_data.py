@@ -7,19 +7,29 @@ bent into the odd shape each test names; boosters are small so each fit takes a 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
+from typer.testing import CliRunner
 
+from classifier.artifact import load_model, read_card
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.features import FEATURE_NAMES, MONO_FEATURES
 from classifier.formats import LABELS
 from classifier.model import CallClassifier
 from tests.code.test_model import make_table
 from tests.code.test_prefix_model import PREFIXES, make_prefix_table
+from training.cli import app
+from training.split import honest_split
+from training.train import TrainResult, train_table
 
 FAST: dict[str, Any] = {"max_iter": 15}
 #: What a mono recording has no value for: a centre exporting mono calls has none at all.
@@ -235,3 +245,174 @@ def test_small_tables_give_a_model_or_a_clear_error() -> None:
         _usable(clf, table)
         outcomes["model"] += 1
     assert outcomes["model"] >= 7, outcomes
+
+
+# --- `callsift train` on odd exports (training.train, from the feature table on) ---------
+
+
+def _export(n: int, seed: int) -> pd.DataFrame:
+    """make_table's calls as load_training_table gives them: one manifest, no prefixes."""
+    return make_table(n, seed=seed).assign(source="0")
+
+
+def _train(table: pd.DataFrame, out: Path, **kw: Any) -> TrainResult:
+    return train_table(table, out, manifests=["export/manifest.csv"], params={"max_iter": 15}, **kw)
+
+
+def test_train_on_a_mono_export_of_299_calls_writes_a_model(tmp_path: Path) -> None:
+    table = _export(299, seed=1)
+    table[MONO_NAN] = np.nan
+    result = _train(table, tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    assert (tmp_path / "m" / "report" / "report.md").is_file()
+    # The card says which features had nothing to learn from, in FEATURE_NAMES order.
+    assert result.card["training_data"]["features_without_values"] == MONO_NAN
+    scores = model.score_frame(table.head(5))
+    assert len(scores) == 5
+
+
+def test_train_on_calls_of_one_day(tmp_path: Path) -> None:
+    # The time split cuts within the day: train calls in its morning, test calls after.
+    table = _export(200, seed=2)
+    rng = np.random.default_rng(2)
+    start = datetime(2025, 6, 3, tzinfo=UTC)
+    table["started_at"] = [
+        (start + timedelta(seconds=int(s))).isoformat() for s in rng.integers(0, 86_399, 200)
+    ]
+    result = _train(table, tmp_path / "m")
+    split = result.card["split"]
+    assert split["train_calls"] > 0 and split["test_calls"] > 0
+    assert split["train_period"][:10] == split["test_period"][:10] == "2025-06-03"
+    assert split["train_period"].split(" to ")[1] < split["test_period"].split(" to ")[0]
+
+
+def test_calls_all_at_one_time_are_refused_with_the_reason(tmp_path: Path) -> None:
+    table = _export(120, seed=3)
+    table["started_at"] = "2025-06-03T09:00:00+08:00"
+    with pytest.raises(InvalidParameterError, match="no training calls out of 120"):
+        _train(table, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_refusal_says_it_is_about_the_train_side_of_the_split(tmp_path: Path) -> None:
+    table = _export(200, seed=4)
+    # Two ghost calls, both on the train side of the split (the split is made per call).
+    train_side = np.zeros(len(table), dtype=bool)
+    train_side[honest_split(table).train] = True
+    ghosts = table.index[(table["label"] == "ghost").to_numpy() & train_side]
+    drop = table.index[(table["label"] == "ghost").to_numpy() & ~train_side]
+    table = table.drop(index=[*ghosts[2:], *drop]).reset_index(drop=True)
+    assert (table["label"] == "ghost").sum() == 2
+    with pytest.raises(InvalidParameterError) as err:
+        _train(table, tmp_path / "m")
+    msg = str(err.value)
+    assert msg.startswith("the train side of the split ("), msg
+    assert "too few ghost calls" in msg, msg
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_class_with_no_call_on_the_train_side_is_refused(tmp_path: Path) -> None:
+    # The export's ghost calls all fell on the test side: a model trained without them
+    # would never flag a ghost call, which is not what was asked for.
+    table = _export(200, seed=4)
+    train_side = np.zeros(len(table), dtype=bool)
+    train_side[honest_split(table).train] = True
+    ghost = (table["label"] == "ghost").to_numpy()
+    # Relabelled rather than dropped, so that the split (labels aside) stays the same.
+    table.loc[ghost & train_side, "label"] = "prank"
+    n_ghost = int((table["label"] == "ghost").sum())
+    assert n_ghost > 0
+    with pytest.raises(InvalidParameterError) as err:
+        _train(table, tmp_path / "m")
+    assert f"holds no ghost call (of {n_ghost} labelled)" in str(err.value), err.value
+
+
+def test_folds_by_manifest_refuse_one_manifest_holding_most_calls(tmp_path: Path) -> None:
+    table = _export(200, seed=5)
+    table["source"] = np.where(np.arange(200) < 140, "0", (np.arange(200) % 3 + 1).astype(str))
+    names = [f"centre{k}/manifest.csv" for k in range(4)]
+    with pytest.raises(InvalidParameterError, match=r"--fold-by manifest: centre0/manifest.csv"):
+        train_table(
+            table, tmp_path / "m", manifests=names, params={"max_iter": 5}, fold_by="manifest"
+        )
+
+
+# --- the command line: a mono export trains, a refusal is one line ------------------------
+
+
+def _mono_export(folder: Path, n: int, *, caller: str | None = None, seed: int = 0) -> Path:
+    """A manifest of ``n`` short mono 8 kHz recordings: tones for callers who speak, faint
+    hiss for ghost calls; a mono line has no caller/call-taker features at all."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.resize(np.asarray(["emergency", "emergency", *LABELS[1:]]), n)
+    rng.shuffle(labels)
+    start = datetime(2025, 6, 2, tzinfo=UTC)
+    rows = []
+    t = np.arange(int(1.5 * 8000)) / 8000
+    for i, label in enumerate(labels):
+        hiss = rng.normal(0, 0.002, t.size)
+        if label == "ghost":
+            x = hiss
+        else:
+            f0 = {"emergency": 180.0, "non_emergency": 140.0, "prank": 320.0}[str(label)]
+            x = hiss + 0.3 * np.sin(2 * np.pi * f0 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+        sf.write(folder / f"c{i}.wav", x.astype(np.float32), 8000, subtype="PCM_16")
+        when = start + timedelta(minutes=int(rng.integers(0, 7 * 24 * 60)))
+        rows.append(
+            {
+                "call_id": f"c{i}",
+                "caller_id": caller or f"+6281{i:08d}",
+                "started_at": when.isoformat(),
+                "duration_s": 1.5,
+                "audio_path": f"c{i}.wav",
+                "label": str(label),
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv"
+
+
+CLI_FAST = ["--max-iter", "5", "--prefixes", "none", "--jobs", "1", "--no-mlflow"]
+
+
+def test_cli_trains_on_a_small_mono_export(tmp_path: Path) -> None:
+    # Before the fix: the traceback of issue 16 (binning an empty feature in a fold).
+    manifest = _mono_export(tmp_path / "export", 80)
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", str(manifest), "--out", str(out), *CLI_FAST])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "without any value in the training calls, not used: " in result.output
+    card = read_card(out)
+    assert set(MONO_NAN) <= set(card["training_data"]["features_without_values"])
+    load_model(out)
+
+
+def test_cli_refusal_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    # Every call from one number (a trunk line in the export): no honest split can be made.
+    manifest = _mono_export(tmp_path / "export", 24, caller="+62211234567")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from training.cli import main; main()",
+            "train",
+            str(manifest),
+            "--out",
+            str(tmp_path / "model"),
+            *CLI_FAST,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    # Progress bars aside, one line: the error.
+    lines = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.strip() and not line.startswith("features:")
+    ]
+    assert lines == [lines[0]] and lines[0].startswith("error: the split left no "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "model").exists()
