@@ -165,6 +165,8 @@ def serve_command(
         access_log=False,
         # Live audio frames do not compress; deflating them costs CPU for nothing.
         ws_per_message_deflate=False,
+        ws_ping_interval=settings.stream_ping_interval_s,
+        ws_ping_timeout=settings.stream_ping_timeout_s,
     )
     # Bound first: a port in use is said at once, not after the model has loaded.
     try:

@@ -78,8 +78,13 @@ class Settings(BaseSettings):
     stream_update_s : float
         Seconds of audio between two score updates of a live stream (at most 1).
     stream_max_ahead_s : float
-        How far ahead of real time a client may send; the server reads faster senders
+        How far ahead of real time a client's audio is scored; a faster sender's frames
+        are read as they come (held, at most ``stream_max_seconds`` of audio) and scored
         at real-time pace.
+    stream_ping_interval_s, stream_ping_timeout_s : float
+        ``callsift serve``: the WebSocket keepalive. Every ``stream_ping_interval_s`` the
+        server pings each live stream's client and closes the stream (1011 "keepalive
+        ping timeout") when no answer comes within ``stream_ping_timeout_s``.
     stream_threads : int
         Threads that compute live streams' scores; 0 (the default) computes them on the
         event loop, which measured faster than a thread sharing the GIL with it.
@@ -137,6 +142,8 @@ class Settings(BaseSettings):
     stream_idle_s: float = Field(default=10.0, gt=0)
     stream_update_s: float = Field(default=1.0, gt=0, le=1.0)
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
+    stream_ping_interval_s: float = Field(default=20.0, gt=0)
+    stream_ping_timeout_s: float = Field(default=20.0, gt=0)
     stream_threads: int = Field(default=0, ge=0, le=64)
     stream_lease_s: float = Field(default=30.0, gt=0)
     memory_reserve_mb: int = Field(default=0, ge=0, le=MAX_RESERVE_MB)

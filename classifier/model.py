@@ -543,6 +543,9 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
     bucket_thresholds_ : list of dict, length max(1, len(prefixes_))
         Per time bucket, thresholds as ``thresholds_`` (a copy of it where the bucket
         had too few emergency rows).
+    threshold_domains_ : list of str
+        The ``domains`` of :meth:`fit` whose own emergency rows raised the thresholds
+        where they needed it (empty: thresholds of all rows only).
     reference_ : ndarray, shape (n_features,)
         Median of each feature over genuine (emergency and non-emergency) training calls:
         what a feature is replaced with when explaining a score.
@@ -599,6 +602,7 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
             state.setdefault("prefixes_", ())
             state.setdefault("bucket_calibrators_", [None])
             state.setdefault("bucket_thresholds_", [state["thresholds_"]])
+            state.setdefault("threshold_domains_", [])
         super().__setstate__(state)
 
     def _booster(self, n_calls: int) -> HistGradientBoostingClassifier:
@@ -651,6 +655,7 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         y: Sequence[str] | np.ndarray,
         groups: Sequence[str] | np.ndarray | None = None,
         sample_weight: Sequence[float] | np.ndarray | None = None,
+        domains: Sequence[str] | np.ndarray | None = None,
     ) -> Any:
         """Fit the booster, its calibrators and the flag thresholds.
 
@@ -668,6 +673,12 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         sample_weight : sequence of float or None, shape (n_rows,)
             Weight of each row in the boosting (e.g. less for prefix rows, so that whole
             calls keep their say); calibration and thresholds count rows unweighted.
+        domains : sequence of str or None, shape (n_rows,)
+            Where each row's audio comes from (e.g. ``sim`` and ``real``). Each flag
+            threshold is then the highest of those chosen on all rows and on each domain
+            with enough emergency rows alone, so the emergency budget holds in every
+            domain, not only on their mix (where the larger one would decide). None: one
+            domain.
 
         Returns
         -------
@@ -684,7 +695,7 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         """
         self.check_params()
         with _one_thread():
-            return self._fit(X, y, groups, sample_weight)
+            return self._fit(X, y, groups, sample_weight, domains)
 
     def _fit(
         self,
@@ -692,6 +703,7 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         y: Sequence[str] | np.ndarray,
         groups: Sequence[str] | np.ndarray | None,
         sample_weight: Sequence[float] | np.ndarray | None = None,
+        domains: Sequence[str] | np.ndarray | None = None,
     ) -> Any:
         features = tuple(self.features) if self.features is not None else FEATURE_NAMES
         X = as_frame(X, features)
@@ -725,6 +737,7 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         g = self._groups(groups, yy.shape[0])
         w = self._weights(sample_weight, yy.shape[0])
         self._check_groups(g)
+        dom = self._domains(domains, yy.shape[0])
 
         self.classes_ = np.asarray(LABELS, dtype=object)
         self.features_ = features
@@ -732,7 +745,10 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         self.prefixes_ = check_prefixes(self.prefixes)
         oof = self._out_of_fold(M, yy, g, w)
         self.calibrators_ = self._fit_calibrators(oof, yy)
-        self.thresholds_ = self._thresholds(self._apply_calibrators(self.calibrators_, oof), yy)
+        self.thresholds_ = self._thresholds(
+            self._apply_calibrators(self.calibrators_, oof), yy, dom
+        )
+        self.threshold_domains_ = self._domains_used(yy, dom)
         heard = self.heard_seconds(M)
         bucket = self._bucket_of(heard)
         self.bucket_calibrators_: list[list[Any] | None] = []
@@ -742,7 +758,11 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
             enough = int((yy[rows] == PROTECTED_CLASS).sum()) >= _MIN_BUCKET_PROTECTED
             if len(self.prefixes_) > 1 and enough:
                 cals = self._fit_calibrators(oof[rows], yy[rows])
-                th = self._thresholds(self._apply_calibrators(cals, oof[rows]), yy[rows])
+                th = self._thresholds(
+                    self._apply_calibrators(cals, oof[rows]),
+                    yy[rows],
+                    None if dom is None else dom[rows],
+                )
                 self.bucket_calibrators_.append(cals)
                 self.bucket_thresholds_.append(th)
             else:
@@ -808,7 +828,39 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
             raise InvalidParameterError("sample_weight must be finite, >= 0 and not all zero")
         return w
 
-    def _thresholds(self, cal: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
+    @staticmethod
+    def _domains(domains: Sequence[str] | np.ndarray | None, n: int) -> np.ndarray | None:
+        if domains is None:
+            return None
+        d = np.asarray([str(v) for v in domains], dtype=object)
+        if d.shape[0] != n:
+            raise InvalidParameterError(f"domains has {d.shape[0]} entries; expected {n}")
+        return d
+
+    @staticmethod
+    def _domains_used(y: np.ndarray, dom: np.ndarray | None) -> list[str]:
+        """Domains with enough emergency rows to hold their own budget."""
+        if dom is None:
+            return []
+        return sorted(
+            str(d)
+            for d in set(dom)
+            if int(((dom == d) & (y == PROTECTED_CLASS)).sum()) >= _MIN_BUCKET_PROTECTED
+        )
+
+    def _thresholds(
+        self, cal: np.ndarray, y: np.ndarray, dom: np.ndarray | None = None
+    ) -> dict[str, dict[str, float]]:
+        th = self._thresholds_of(cal, y)
+        for d in self._domains_used(y, dom):
+            assert dom is not None
+            rows = dom == d
+            own = self._thresholds_of(cal[rows], y[rows])
+            # A higher threshold only flags fewer calls: every domain keeps its budget.
+            th = {lv: {c: max(th[lv][c], own[lv][c]) for c in th[lv]} for lv in th}
+        return th
+
+    def _thresholds_of(self, cal: np.ndarray, y: np.ndarray) -> dict[str, dict[str, float]]:
         return choose_thresholds(
             cal,
             y,
