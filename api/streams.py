@@ -12,6 +12,7 @@ import asyncio
 import io
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -136,7 +137,12 @@ class LiveCall:
     history_unavailable : bool
     features : StreamingFeatures
     raw : list of bytes
-        The frames as received (the kept part), to store the recording at the end.
+        The frames scored so far (the kept part), to store the recording at the end.
+    waiting : deque of bytes
+        Frames received and kept, not yet scored: a client sending faster than real time
+        is read as it sends (so that the WebSocket's pings and pongs are never stuck
+        behind its audio) and scored at real-time pace. What waits is part of the
+        recording anyway: with ``raw`` at most ``stream_max_seconds`` of audio.
     leased : bool
         The stream holds its lease in the database; False when it opened while the
         database was down (then nothing of it is stored).
@@ -155,43 +161,55 @@ class LiveCall:
     opened: float = field(default_factory=time.monotonic)
     first_frame: float | None = None
     last_message: float = field(default_factory=time.monotonic)
-    frames: int = 0
+    frames: int = 0  # frames scored
     last_update_s: float = 0.0
     raw: list[bytes] = field(default_factory=list)
+    waiting: deque[bytes] = field(default_factory=deque)
     received: int = 0  # samples received, kept or not
+    taken: int = 0  # samples of the frames scored (in ``raw``)
     leased: bool = True
     lease_lost: bool = False
     released: bool = False  # its place in LiveCalls and its lease given back
     _pending: int = 0  # frames at the end of ``raw`` not yet given to ``features``
 
-    def push(self, data: bytes) -> None:
-        """Check and keep one frame (decoded later, a second's worth at a time)."""
+    def receive(self, data: bytes) -> None:
+        """Check one frame and keep it until it is scored (raises BadFrameError)."""
         n = check_frame(data, self.encoding)
         if self.first_frame is None:
             self.first_frame = time.monotonic()
-        self.frames += 1
         if self.received < self.features.max_samples:
-            self.raw.append(data)  # the part past the limit is cut off when decoded
-            self._pending += 1
+            self.waiting.append(data)  # the part past the limit is cut off when decoded
         self.received += n
+
+    def due_at(self, max_ahead_s: float) -> float | None:
+        """When the first waiting frame may be scored (``time.monotonic``): once the audio
+        scored with it is at most ``max_ahead_s`` ahead of the time since the first
+        frame. None when no frame waits."""
+        if not self.waiting or self.first_frame is None:
+            return None
+        n = len(self.waiting[0]) // _BYTES_PER_SAMPLE[self.encoding]
+        return self.first_frame + (self.taken + n) / SR - max_ahead_s
+
+    def take(self) -> None:
+        """Score the first waiting frame (decoded later, a second's worth at a time)."""
+        data = self.waiting.popleft()
+        self.raw.append(data)
+        self._pending += 1
+        self.frames += 1
+        self.taken += len(data) // _BYTES_PER_SAMPLE[self.encoding]
 
     @property
     def heard_s(self) -> float:
-        """Seconds of audio scored (received, up to the stream's limit)."""
-        return min(self.received, self.features.max_samples) / SR
+        """Seconds of audio scored (up to the stream's limit)."""
+        return min(self.taken, self.features.max_samples) / SR
 
     @property
     def dropped_s(self) -> float:
-        """Seconds received past the limit (not scored)."""
+        """Seconds received past the limit (never scored)."""
         return max(0, self.received - self.features.max_samples) / SR
 
-    def ahead_s(self) -> float:
-        """How far the audio received runs ahead of the wall clock since the first frame."""
-        if self.first_frame is None:
-            return 0.0
-        return self.received / SR - (time.monotonic() - self.first_frame)
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Give the frames scored so far to the features (done by :meth:`score` too)."""
         if self._pending:
             self.features.push(decode(b"".join(self.raw[-self._pending :]), self.encoding))
             self._pending = 0
@@ -204,7 +222,7 @@ class LiveCall:
         ``complete`` once the call is over (the final score): the audio is then the
         whole call, as a recording posted at once.
         """
-        self._flush()
+        self.flush()
         heard = self.features.heard_s
         feats = call_features(
             None,
@@ -221,7 +239,7 @@ class LiveCall:
     def recording(self) -> bytes:
         """The audio scored, as a WAV file in the stream's own encoding."""
         y = decode(b"".join(self.raw), self.encoding)
-        return encode_wav(y[: min(self.received, self.features.max_samples)], self.encoding)
+        return encode_wav(y[: min(self.taken, self.features.max_samples)], self.encoding)
 
 
 #: Threads of the streams' database and file work (:meth:`LiveCalls.start_io`); the

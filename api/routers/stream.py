@@ -286,78 +286,131 @@ async def _serve(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
     return reader.result()
 
 
+async def _receive(ws: WebSocket) -> dict[str, Any]:
+    try:
+        return dict(await ws.receive())
+    except _GONE:
+        return {"type": "websocket.disconnect"}  # the connection is gone
+
+
 async def _read(ws: WebSocket, runtime: Runtime, live: LiveCall) -> str:
-    """The stream's messages until it ends; returns how it ended."""
-    settings = runtime.settings
+    """The stream's messages until it ends; returns how it ended.
+
+    Messages are read as they come, from any client: the server's WebSocket layer reads
+    the socket, and so answers the client's pings and sees its pongs, only while the app
+    reads. A client sending faster than real time has its frames held (``live.waiting``)
+    and scored at real-time pace, at most ``stream_max_ahead_s`` ahead; it is never left
+    unread, which cut such clients off with 1011 "keepalive ping timeout" (issue 19).
+    """
+    max_ahead_s = runtime.settings.stream_max_ahead_s
     paced = False
-    while True:
-        try:
-            message = await ws.receive()
-        except _GONE:
-            message = {"type": "websocket.disconnect"}  # the connection is gone
-        live.last_message = time.monotonic()
-        if message["type"] == "websocket.disconnect":
-            await _finish(ws, runtime, live, how="disconnect")
-            return "disconnect"
-        data, text = message.get("bytes"), message.get("text")
-        if data is not None:
-            try:
-                live.push(data)
-            except BadFrameError as exc:
-                await _stop(ws, runtime, live, 4400, str(exc))
-                return "bad_frame"
-            ahead = live.ahead_s() - settings.stream_max_ahead_s
-            if ahead > 0:
-                # A live call cannot run ahead of the clock: read a faster sender at
-                # real-time pace, so it neither fills memory nor takes others' CPU.
-                if not paced:
-                    paced = True
-                    await _send(
-                        ws,
-                        {
-                            "type": "notice",
-                            "detail": "frames arrive faster than real time; the server reads "
-                            "them at real-time pace",
-                        },
-                    )
-                await asyncio.sleep(ahead)
-            heard = live.heard_s
-            due = heard - live.last_update_s >= settings.stream_update_s
-            if due and heard * SR >= MIN_SAMPLES and live.dropped_s == 0:
-                live.last_update_s = heard
-                payload, elapsed = await runtime.streams.run(_scored, runtime, live)
+    ended = False  # the client said end: what still waits is scored, then the final
+    receiving: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        while True:
+            due = await _score_due(ws, runtime, live, max_ahead_s)
+            if due is not None and not paced:
+                paced = True
                 await _send(
                     ws,
                     {
-                        "type": "update",
-                        "call_id": live.call_id,
-                        "frame": live.frames,
-                        "heard_s": round(heard, 3),
-                        **payload,
-                        "history_unavailable": live.history_unavailable,
-                        "compute_ms": round(elapsed * 1000, 3),
+                        "type": "notice",
+                        "detail": "frames arrive faster than real time; the server reads them "
+                        "as they come and scores them at real-time pace",
                     },
                 )
-        elif text is not None:
-            try:
-                kind = json.loads(text).get("type")
-            except (ValueError, AttributeError):
-                kind = None
-            if kind == "end":
+            if ended and due is None:
                 await _finish(ws, runtime, live, how="end")
                 return "end"
-            await _stop(
+            if due is None and receiving is None:
+                message = await _receive(ws)  # nothing waits: the next message
+            else:
+                # A message, or the next waiting frame's time, whichever comes first.
+                if receiving is None:
+                    receiving = asyncio.ensure_future(_receive(ws))
+                timeout = None if due is None else max(0.0, due - time.monotonic())
+                done, _ = await asyncio.wait({receiving}, timeout=timeout)
+                if not done:
+                    continue
+                message, receiving = receiving.result(), None
+            if message["type"] == "websocket.disconnect":
+                await _finish(ws, runtime, live, how="disconnect")
+                return "disconnect"
+            if ended:
+                continue  # nothing after end is part of the call
+            live.last_message = time.monotonic()
+            data, text = message.get("bytes"), message.get("text")
+            if data is not None:
+                try:
+                    live.receive(data)
+                except BadFrameError as exc:
+                    await _stop(ws, runtime, live, 4400, str(exc))
+                    return "bad_frame"
+            elif text is not None:
+                try:
+                    kind = json.loads(text).get("type")
+                except (ValueError, AttributeError):
+                    kind = None
+                if kind == "end":
+                    ended = True
+                    continue
+                await _stop(
+                    ws,
+                    runtime,
+                    live,
+                    4400,
+                    'unknown message; expected binary audio frames or the text {"type": "end"}',
+                )
+                return "bad_message"
+    finally:
+        if receiving is not None:
+            receiving.cancel()
+
+
+async def _score_due(
+    ws: WebSocket, runtime: Runtime, live: LiveCall, max_ahead_s: float
+) -> float | None:
+    """Score the waiting frames whose time has come, with the updates due; returns when
+    the next one is due (``time.monotonic``), None when none waits."""
+    settings = runtime.settings
+    while (due := live.due_at(max_ahead_s)) is not None:
+        if due > time.monotonic():
+            return due
+        live.take()
+        live.last_message = time.monotonic()  # the idle time counts from the last frame
+        heard = live.heard_s
+        if heard - live.last_update_s >= settings.stream_update_s and heard * SR >= MIN_SAMPLES:
+            live.last_update_s = heard
+            payload, elapsed = await runtime.streams.run(_scored, runtime, live)
+            await _send(
                 ws,
-                runtime,
-                live,
-                4400,
-                'unknown message; expected binary audio frames or the text {"type": "end"}',
+                {
+                    "type": "update",
+                    "call_id": live.call_id,
+                    "frame": live.frames,
+                    "heard_s": round(heard, 3),
+                    **payload,
+                    "history_unavailable": live.history_unavailable,
+                    "compute_ms": round(elapsed * 1000, 3),
+                },
             )
-            return "bad_message"
+    return None
+
+
+async def _score_waiting(runtime: Runtime, live: LiveCall) -> None:
+    """Every frame still waiting joins the score now, a second of audio at a time with
+    the event loop free between (other streams go on): the call has ended."""
+    while live.waiting:
+        start = live.taken
+        while live.waiting and live.taken - start < SR:
+            live.take()
+        await runtime.streams.run(live.flush)
+        await asyncio.sleep(0)
 
 
 async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) -> None:
     """Final score of everything heard: stored, and sent unless the client has gone."""
+    await _score_waiting(runtime, live)
     heard = live.heard_s
     message: dict[str, Any] = {
         "type": "final",
