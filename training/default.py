@@ -241,6 +241,8 @@ def build_default(
         n_jobs=n_jobs,
         cache_dir=work / "feature-cache",
         card_extra={"real_sources": real_sources(real_dir), "real_calls": real_calls},
+        # Thresholds keep the emergency budget on the real-recording calls alone too.
+        domains=["sim"] * len(TRAIN_CORPORA) + ["real"] * len(real_calls),
         **TRAIN_SETTINGS,
     )
     check_manifest = ensure_corpus(work, ACCEPTANCE_CORPUS, n_jobs=n_jobs)

@@ -182,19 +182,31 @@ def fit_models(
     seed: int,
     prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
     fold_by: str = "caller",
+    domains: Sequence[str] | None = None,
 ) -> tuple[CallClassifier, CallClassifier, Baselines]:
     """Fit the call model, the pre-answer model and the baselines on training calls.
 
     The call model learns from every row, prefix rows included (``params["prefixes"]``
     sets its time buckets); the pre-answer model, which hears nothing, and the
     baselines learn from whole calls only. ``fold_by`` groups the calibration folds
-    (:func:`training.split.fold_keys`).
+    (:func:`training.split.fold_keys`). ``domains`` names each manifest's domain (by
+    its position, the ``source`` column): the flag thresholds then hold the emergency
+    budget on each domain alone (:meth:`classifier.model.CallClassifier.fit`).
     """
     y = train["label"].astype(str).to_numpy()
+    row_domains = (
+        None
+        if domains is None
+        else train["source"].astype(int).map(dict(enumerate(domains))).astype(str).to_numpy()
+    )
     n_folds = int(params.get("n_folds", CallClassifier().n_folds))
     groups = fold_keys(train, by=fold_by, n_folds=n_folds)
     call = CallClassifier(**params, random_state=seed).fit(
-        train, y, groups=groups, sample_weight=prefix_weights(train, prefix_weight=prefix_weight)
+        train,
+        y,
+        groups=groups,
+        sample_weight=prefix_weights(train, prefix_weight=prefix_weight),
+        domains=row_domains,
     )
     whole = whole_calls(train)
     calls = train.loc[whole].reset_index(drop=True)
@@ -270,6 +282,7 @@ def train(
     prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
     fold_by: str = "caller",
     card_extra: dict[str, Any] | None = None,
+    domains: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train, evaluate on the honest test split and save the model folder atomically.
 
@@ -300,6 +313,9 @@ def train(
         corpora as different as a new centre's calls would be.
     card_extra : dict or None, keyword-only
         Further fields of the model card (the default recipe's real sources).
+    domains : sequence of str or None, keyword-only
+        One per manifest: where its audio comes from (``sim``, ``real``); the flag
+        thresholds then keep the emergency budget on each domain alone. None: one.
 
     Returns
     -------
@@ -315,6 +331,10 @@ def train(
     # problem of the training calls below.
     CallClassifier(**params).check_params()
     check_prefix_weight(prefix_weight)
+    if domains is not None and len(domains) != len(manifests):
+        raise InvalidParameterError(
+            f"{len(domains)} domains for {len(manifests)} manifests; expected one per manifest"
+        )
     table, failures = load_training_table(
         manifests,
         n_jobs=n_jobs,
@@ -336,6 +356,7 @@ def train(
         prefix_weight=prefix_weight,
         fold_by=fold_by,
         card_extra=card_extra,
+        domains=domains,
     )
 
 
@@ -353,6 +374,7 @@ def train_table(
     prefix_weight: float = DEFAULT_PREFIX_WEIGHT,
     fold_by: str = "caller",
     card_extra: dict[str, Any] | None = None,
+    domains: Sequence[str] | None = None,
 ) -> TrainResult:
     """:func:`train` from the feature table of the labelled calls (and their prefix rows,
     cut at ``params["prefixes"]``), as :func:`load_training_table` gives it.
@@ -397,7 +419,12 @@ def train_table(
         _check_manifest_folds(train_rows, manifests, params)
     try:
         call, pre, baselines = fit_models(
-            train_rows, params=params, seed=seed, prefix_weight=prefix_weight, fold_by=fold_by
+            train_rows,
+            params=params,
+            seed=seed,
+            prefix_weight=prefix_weight,
+            fold_by=fold_by,
+            domains=domains,
         )
     except InvalidParameterError as exc:
         # The model speaks of the calls it was given: say they are the split's train side.
@@ -431,6 +458,8 @@ def train_table(
         "params": {**call.get_params(), "features": None},
         "prefix_weight": prefix_weight if cuts else None,
         "folds_by": fold_by,
+        "domains": list(domains) if domains is not None else None,
+        "threshold_domains": list(call.threshold_domains_),
         "advisory": (
             "Flags are advice for the call-taker: every call is answered and handled; a "
             "silent caller may be a victim who cannot speak."
