@@ -6,8 +6,17 @@ mono at :data:`TARGET_SR` (8 kHz, the telephone band) so that features computed 
 
 Decoding goes through :mod:`soundfile` (libsndfile): WAV / WAVEX (PCM 8/16/24/32 bit,
 float, double, G.711 mu-law and A-law), FLAC and OGG (Vorbis, Opus). Rates above the
-target are brought down with :func:`scipy.signal.resample_poly` (polyphase FIR with a
-Kaiser anti-aliasing filter: fast and alias-free enough for features).
+target are brought down with the filter of :func:`scipy.signal.resample_poly`
+(polyphase FIR with a Kaiser anti-aliasing filter: fast and alias-free enough for
+features).
+
+A small file can decode to a huge array (a FLAC of silence compresses about 10,000 to
+1), so the work is bounded before and while decoding: the header's length, rate and
+channels are checked against the limits first, and the samples are then decoded and
+resampled block by block (:data:`BLOCK_FRAMES` frames at a time), counting what was
+decoded, so a header that lies or says nothing cannot make the loader hold more than the
+8 kHz result and one block. The block-wise result equals ``resample_poly`` on the whole
+recording, sample for sample.
 """
 
 from __future__ import annotations
@@ -15,13 +24,14 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 from dataclasses import dataclass, replace
-from math import gcd
+from fractions import Fraction
 from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+from scipy.signal import firwin, upfirdn
 
 from classifier.errors import (
     AudioTooLongError,
@@ -38,7 +48,11 @@ from classifier.formats import (
 )
 
 __all__ = [
+    "BLOCK_FRAMES",
     "CALLER_CHANNELS",
+    "MAX_DECODED_SAMPLES",
+    "MAX_SAMPLE_RATE",
+    "MAX_SAMPLE_VALUE",
     "MIN_SAMPLE_RATE",
     "SUPPORTED_FORMATS",
     "SUPPORTED_SUBTYPES",
@@ -50,7 +64,27 @@ __all__ = [
 TARGET_SR = 8000
 SUPPORTED_FORMATS = AUDIO_FORMATS
 SUPPORTED_SUBTYPES = AUDIO_SUBTYPES
-_MAX_SR = 384_000
+#: Highest original rate accepted (the highest rate audio interfaces record at). Also
+#: bounds the anti-aliasing filter: at most 20 x 2000 taps, see :data:`_MAX_RATIO_TERM`.
+MAX_SAMPLE_RATE = 384_000
+#: Default budget of samples to decode (frames x channels at the file's rate): 30 min
+#: of 48 kHz stereo. A FLAC of 1,790 s of silence at 192 kHz (1.1 MB) is 344 million.
+MAX_DECODED_SAMPLES = 1800 * 48_000 * 2
+#: Frames decoded at a time: 0.5 MB of float32 stereo, a few ms of work.
+BLOCK_FRAMES = 65_536
+#: Largest magnitude of a float sample, 2^24 x full scale (144 dB over): float files
+#: written in integer scale (+-32767) still score, while values near float32's limit
+#: overflow every power the features compute (from about 1e18).
+MAX_SAMPLE_VALUE = float(2**24)
+_MAX_SR = MAX_SAMPLE_RATE
+#: libsndfile's length of a stream that does not say it (SF_COUNT_MAX), e.g. a FLAC
+#: whose STREAMINFO has 0 samples; anything this large is no length at all.
+_UNKNOWN_FRAMES = 2**62
+#: Largest term of the resampling ratio: a rate prime to 8000 (383,999 Hz) would need a
+#: 7.7-million-tap filter (3 s to design); its ratio is rounded to terms of at most
+#: this, a rate error below 1/2000 (every common rate's ratio is exact: 44.1 kHz is
+#: 80/441).
+_MAX_RATIO_TERM = 2000
 
 
 @dataclass(frozen=True)
@@ -156,6 +190,7 @@ def load_audio(
     caller_channel: str = "mix",
     min_duration_s: float = 0.25,
     max_duration_s: float = 1800.0,
+    max_samples: int | None = MAX_DECODED_SAMPLES,
 ) -> CallAudio:
     """Decode a recording to float32 mono at ``sr``.
 
@@ -166,13 +201,17 @@ def load_audio(
         position; it must be seekable).
     sr : int, default 8000
         Output sample rate. Files at a higher rate are resampled down; files below
-        :data:`MIN_SAMPLE_RATE` are rejected.
+        :data:`MIN_SAMPLE_RATE` or above :data:`MAX_SAMPLE_RATE` are rejected.
     caller_channel : {"mix", "left", "right"}, default "mix"
         ``"mix"`` averages the channels; ``"left"`` / ``"right"`` (stereo only) take that
         channel as the caller and return the other one as ``other``.
     min_duration_s, max_duration_s : float
         Accepted duration range in seconds. The maximum is checked from the header,
-        before any sample is decoded.
+        before any sample is decoded, and again while decoding.
+    max_samples : int or None, default :data:`MAX_DECODED_SAMPLES`
+        Most samples (frames x channels, at the file's own rate) to decode: checked from
+        the header before decoding, and while decoding, which stops one block past it.
+        None: no budget beyond ``max_duration_s``.
 
     Returns
     -------
@@ -183,60 +222,81 @@ def load_audio(
     InvalidParameterError
         A parameter outside its range.
     InvalidAudioError
-        Empty, unreadable or corrupt input, or NaN / infinite samples.
+        Empty, unreadable or corrupt input, NaN / infinite samples, or float samples
+        beyond :data:`MAX_SAMPLE_VALUE`.
     UnsupportedAudioError
         A container, encoding, sample rate or channel count callsift does not accept.
     AudioTooShortError, AudioTooLongError
-        Duration outside ``[min_duration_s, max_duration_s]``.
+        Duration outside ``[min_duration_s, max_duration_s]``, or more samples than
+        ``max_samples`` (AudioTooLongError).
+
+    Notes
+    -----
+    Memory: the decoded result (4 bytes per sample at ``sr``, per side returned), one
+    block of :data:`BLOCK_FRAMES` frames, and, only when the header's length was wrong
+    or missing, a second copy of the result while it is joined.
     """
-    _check_params(sr, caller_channel, min_duration_s, max_duration_s)
+    _check_params(sr, caller_channel, min_duration_s, max_duration_s, max_samples)
     stream, name = _open_source(source)
+    start = _tell(stream)
     try:
-        snd = sf.SoundFile(stream)
+        snd = _SequentialFile(stream)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        # libsndfile refuses some headers it could describe (a rate of 0, 0 or 65,535
+        # channels) with an internal reason: say what is wrong with the file instead.
+        _check_wav_fmt(_head(stream, start), name)
         raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
     with snd:
         fmt, subtype = str(snd.format), str(snd.subtype)
         orig_sr, channels, frames = int(snd.samplerate), int(snd.channels), int(snd.frames)
+        known = frames < _UNKNOWN_FRAMES
         _check_header(name, fmt, subtype, orig_sr, channels, frames, caller_channel)
-        # Some streams report an unknown length; never decode more than the maximum + 1.
-        max_frames = math.floor(max_duration_s * orig_sr) + 1
-        if frames / orig_sr > max_duration_s:
+        if known and frames / orig_sr > max_duration_s:
             raise AudioTooLongError(
                 f"audio is {frames / orig_sr:.2f} s long; expected at most {max_duration_s:g} s"
             )
+        if known and max_samples is not None and frames * channels > max_samples:
+            raise AudioTooLongError(
+                f"{_decoded_size(frames, orig_sr, channels)}; expected at most "
+                f"{max_samples} samples (frames x channels at the file's rate)"
+            )
+        # The header may lie or say nothing: never decode more than one frame past
+        # either limit, whatever it said.
+        cap = math.floor(max_duration_s * orig_sr) + 1
+        if max_samples is not None:
+            cap = min(cap, max_samples // channels + 1)
         try:
-            data = snd.read(frames=min(frames, max_frames), dtype="float32", always_2d=True)
+            decoded = _decode(snd, cap, caller_channel, orig_sr, sr, frames if known else None)
         except (sf.SoundFileError, RuntimeError, ValueError) as exc:
             raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
-
-    n = data.shape[0]
+    n = decoded.frames
     if n == 0:
         raise InvalidAudioError(f"{name} has no audio frames; expected at least one")
     if n / orig_sr > max_duration_s:
         raise AudioTooLongError(
             f"audio is longer than {n / orig_sr:.2f} s; expected at most {max_duration_s:g} s"
         )
+    if max_samples is not None and n * channels > max_samples:
+        # Decoding stopped one frame past the budget: all that is known is "more".
+        raise AudioTooLongError(
+            f"{_decoded_size(max_samples // channels, orig_sr, channels, more=True)}; "
+            "expected at most "
+            f"{max_samples} samples (frames x channels at the file's rate)"
+        )
     if n / orig_sr < min_duration_s:
         raise AudioTooShortError(
             f"audio is {n / orig_sr:.2f} s long; expected at least {min_duration_s:g} s"
         )
-    if not np.isfinite(data).all():
-        bad = int(np.count_nonzero(~np.isfinite(data)))
+    if decoded.non_finite:
         raise InvalidAudioError(
-            f"{name} has {bad} NaN or infinite samples; expected finite samples only"
+            f"{name} has {decoded.non_finite} NaN or infinite samples; expected finite samples only"
         )
-
-    if caller_channel == "mix":
-        caller = data[:, 0] if channels == 1 else data.mean(axis=1, dtype=np.float32)
-        other = None
-    else:
-        idx = 0 if caller_channel == "left" else 1
-        caller, other = data[:, idx], data[:, 1 - idx]
-
-    caller = _resample(caller, orig_sr, sr)
-    if other is not None:
-        other = _resample(other, orig_sr, sr)
+    if decoded.too_loud:
+        raise InvalidAudioError(
+            f"{name} has {decoded.too_loud} samples beyond +-{MAX_SAMPLE_VALUE:.0f} times "
+            "full scale; expected float samples scaled to about +-1.0"
+        )
+    caller, other = decoded.caller, decoded.other
     return CallAudio(
         caller=caller,
         other=other,
@@ -249,8 +309,198 @@ def load_audio(
     )
 
 
+def _decoded_size(frames: int, orig_sr: int, channels: int, *, more: bool = False) -> str:
+    side = "channel" if channels == 1 else "channels"
+    at_least = "more than " if more else ""
+    return (
+        f"audio is {at_least}{frames / orig_sr:.2f} s at {orig_sr} Hz x {channels} {side}: "
+        f"{at_least}{frames * channels} samples to decode"
+    )
+
+
+class _SequentialFile(sf.SoundFile):
+    """A SoundFile read front to back only.
+
+    After each read soundfile seeks to where it computed the read ended; libsndfile's
+    FLAC decoder refuses that seek at the end of a stream that does not say its length
+    (STREAMINFO of 0 samples), which lost the last block. libsndfile keeps its own read
+    position, so nothing needs the seek.
+    """
+
+    def seekable(self) -> bool:
+        return False
+
+
+@dataclass
+class _Decoded:
+    caller: np.ndarray
+    other: np.ndarray | None
+    frames: int
+    non_finite: int
+    too_loud: int
+
+
+def _decode(
+    snd: sf.SoundFile,
+    cap: int,
+    caller_channel: str,
+    orig_sr: int,
+    sr: int,
+    frames: int | None,
+) -> _Decoded:
+    """Decode at most ``cap`` frames block by block, resampling each block as it comes.
+
+    ``frames`` (the header's length, None when unknown) only sizes the output.
+    """
+    channels = snd.channels
+    expected = min(frames, cap) if frames is not None else None
+    caller = _Resampler(orig_sr, sr, expected)
+    other = _Resampler(orig_sr, sr, expected) if caller_channel != "mix" else None
+    idx = {"left": 0, "right": 1}.get(caller_channel, 0)
+    block = np.empty((min(BLOCK_FRAMES, cap), channels), dtype=np.float32)
+    n = non_finite = too_loud = 0
+    while n < cap:
+        data = snd.read(out=block[: min(len(block), cap - n)])
+        got = data.shape[0]
+        if got == 0:
+            break
+        n += got
+        # The sum is finite for every block of finite samples within MAX_SAMPLE_VALUE:
+        # one reduction per block instead of a mask, and a mask only when it is not.
+        total = float(np.abs(data).sum(dtype=np.float64))
+        if not math.isfinite(total) or total > MAX_SAMPLE_VALUE:
+            finite = np.isfinite(data)
+            non_finite += int(data.size - np.count_nonzero(finite))
+            too_loud += int(np.count_nonzero(np.abs(np.where(finite, data, 0)) > MAX_SAMPLE_VALUE))
+        if other is not None:
+            caller.push(data[:, idx])
+            other.push(data[:, 1 - idx])
+        elif channels == 1:
+            caller.push(data[:, 0])
+        else:
+            caller.push(data.mean(axis=1, dtype=np.float32))
+        if got < len(block):  # a short read is the end of the stream
+            break
+    return _Decoded(
+        caller=caller.finish(),
+        other=None if other is None else other.finish(),
+        frames=n,
+        non_finite=non_finite,
+        too_loud=too_loud,
+    )
+
+
+class _Resampler:
+    """``resample_poly(x, up, down)`` of a signal that arrives in blocks, sample for
+    sample: each output is computed once, from the same inputs in the same order as on
+    the whole signal, and only the filter's span of input is kept between blocks.
+
+    Parameters
+    ----------
+    orig_sr, sr : int
+        Input and output rates.
+    expected : int or None
+        Input frames the header announces: the output is allocated once at its size.
+    """
+
+    def __init__(self, orig_sr: int, sr: int, expected: int | None) -> None:
+        self.up, self.down = _ratio(orig_sr, sr)
+        self.n_in = 0
+        self._parts: list[np.ndarray] = []
+        self._out: np.ndarray | None = None
+        self._filled = 0
+        if expected is not None and expected > 0:
+            self._out = np.empty(self._out_len(expected), dtype=np.float32)
+        if self.up == self.down:
+            return
+        # The filter of scipy.signal.resample_poly (scipy 1.17), in its dtype and order.
+        max_rate = max(self.up, self.down)
+        half_len = 10 * max_rate
+        h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+        h = np.asarray(h, dtype=np.float32)
+        h *= self.up
+        n_pre_pad = self.down - half_len % self.down
+        self.h = np.concatenate((np.zeros(n_pre_pad, dtype=h.dtype), h))
+        self.n_pre_remove = (half_len + n_pre_pad) // self.down
+        # Inputs one output depends on: upfirdn's taps per phase.
+        self.span = -(-len(self.h) // self.up)
+        self.buf = np.zeros(0, dtype=np.float32)
+        self.buf_start = 0  # input index of buf[0], a multiple of down
+        self.next_j = self.n_pre_remove  # upfirdn index of the next output to give
+
+    def _out_len(self, n_in: int) -> int:
+        return -(-n_in * self.up // self.down)
+
+    def push(self, x: np.ndarray) -> None:
+        """Take the next block of input (float32, shape (k,))."""
+        self.n_in += x.shape[0]
+        if self.up == self.down:
+            self._emit(x)
+            return
+        self.buf = np.concatenate((self.buf, x.astype(np.float32, copy=False)))
+        # Outputs whose newest input has arrived: upfirdn output j reads inputs up to
+        # floor(j * down / up).
+        self._produce((self.n_in * self.up - 1) // self.down + 1, final=False)
+
+    def finish(self) -> np.ndarray:
+        """The whole output, float32 contiguous of length ceil(n_in * up / down)."""
+        if self.up != self.down:
+            self._produce(self.n_pre_remove + self._out_len(self.n_in), final=True)
+        if self._out is not None and not self._parts:
+            if self._filled == len(self._out):
+                return self._out
+            return self._out[: self._filled].copy()  # the header promised more
+        parts = ([self._out[: self._filled]] if self._out is not None else []) + self._parts
+        if len(parts) == 1:
+            return np.ascontiguousarray(parts[0])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    def _produce(self, j_end: int, *, final: bool) -> None:
+        if j_end <= self.next_j:
+            return
+        # Start the slice at a multiple of down, so that its outputs fall on the same
+        # filter phases as the whole signal's.
+        lo = max(0, self.next_j * self.down // self.up - self.span + 1)
+        s = lo // self.down * self.down
+        local = upfirdn(self.h, self.buf[s - self.buf_start :], self.up, self.down)
+        off = s * self.up // self.down
+        y = local[self.next_j - off : j_end - off]
+        if final and y.shape[0] < j_end - self.next_j:  # past the input: zeros
+            y = np.concatenate((y, np.zeros(j_end - self.next_j - y.shape[0], np.float32)))
+        self._emit(y)
+        self.next_j = j_end
+        lo = max(0, self.next_j * self.down // self.up - self.span + 1)
+        keep = lo // self.down * self.down
+        if keep > self.buf_start:
+            self.buf = self.buf[keep - self.buf_start :].copy()
+            self.buf_start = keep
+
+    def _emit(self, y: np.ndarray) -> None:
+        out = self._out
+        if out is not None and not self._parts and self._filled + y.shape[0] <= len(out):
+            out[self._filled : self._filled + y.shape[0]] = y
+            self._filled += y.shape[0]
+        else:  # no length announced, or more than announced; y may be a reused buffer
+            self._parts.append(np.array(y, dtype=np.float32))
+
+
+def _ratio(orig_sr: int, sr: int) -> tuple[int, int]:
+    """(up, down) with up / down = sr / orig_sr, terms at most _MAX_RATIO_TERM."""
+    exact = Fraction(sr, orig_sr)
+    if max(exact.numerator, exact.denominator) <= _MAX_RATIO_TERM:
+        return exact.numerator, exact.denominator
+    near = exact.limit_denominator(_MAX_RATIO_TERM)
+    if near.numerator > _MAX_RATIO_TERM:  # upsampling by an odd ratio
+        near = 1 / (1 / exact).limit_denominator(_MAX_RATIO_TERM)
+    return near.numerator, near.denominator
+
+
 def _check_params(
-    sr: int, caller_channel: str, min_duration_s: float, max_duration_s: float
+    sr: int,
+    caller_channel: str,
+    min_duration_s: float,
+    max_duration_s: float,
+    max_samples: int | None,
 ) -> None:
     if isinstance(sr, bool) or not isinstance(sr, int | np.integer):
         raise InvalidParameterError(f"sr must be an int; got {type(sr).__name__}")
@@ -267,6 +517,12 @@ def _check_params(
         raise InvalidParameterError(
             f"min_duration_s must be <= max_duration_s; got {min_duration_s} > {max_duration_s}"
         )
+    if max_samples is not None and (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, int | np.integer)
+        or max_samples < 1
+    ):
+        raise InvalidParameterError(f"max_samples must be an int >= 1 or None; got {max_samples!r}")
 
 
 def _open_source(
@@ -308,16 +564,10 @@ def _check_header(
         raise UnsupportedAudioError(
             f"{name} is encoded as {subtype}; expected one of {', '.join(SUPPORTED_SUBTYPES)}"
         )
-    if orig_sr < MIN_SAMPLE_RATE:
-        raise UnsupportedAudioError(
-            f"{name} is sampled at {orig_sr} Hz; expected at least {MIN_SAMPLE_RATE} Hz"
-        )
+    _check_rate(name, orig_sr)
     # More than two channels is not a call recording (caller + call-taker); averaging
     # unknown channels would silently blend sides, so refuse instead of guessing.
-    if channels not in (1, 2):
-        raise UnsupportedAudioError(
-            f"{name} has {channels} channels; expected 1 (mono) or 2 (stereo)"
-        )
+    _check_channels(name, channels)
     if caller_channel != "mix" and channels != 2:
         raise InvalidParameterError(
             f"caller_channel={caller_channel!r} needs a stereo file; {name} has 1 channel"
@@ -326,13 +576,55 @@ def _check_header(
         raise InvalidAudioError(f"{name} has no audio frames; expected at least one")
 
 
-def _resample(x: np.ndarray, orig_sr: int, sr: int) -> np.ndarray:
-    """float32 (n,) at ``orig_sr`` -> float32 contiguous (m,) at ``sr``."""
-    if orig_sr == sr:
-        return np.ascontiguousarray(x, dtype=np.float32)
-    g = gcd(orig_sr, sr)
-    y = resample_poly(x, sr // g, orig_sr // g)
-    return np.ascontiguousarray(y, dtype=np.float32)
+def _check_rate(name: str, rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise UnsupportedAudioError(
+            f"{name} is sampled at {rate} Hz; expected at least {MIN_SAMPLE_RATE} Hz and at "
+            f"most {MAX_SAMPLE_RATE} Hz"
+        )
+
+
+def _check_channels(name: str, channels: int) -> None:
+    # More than two channels is not a call recording (caller + call-taker); averaging
+    # unknown channels would silently blend sides, so refuse instead of guessing.
+    if channels not in (1, 2):
+        raise UnsupportedAudioError(
+            f"{name} has {channels} channels; expected 1 (mono) or 2 (stereo)"
+        )
+
+
+def _tell(stream: str | BinaryIO) -> int:
+    try:
+        return 0 if isinstance(stream, str) else stream.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+def _head(stream: str | BinaryIO, start: int, size: int = 4096) -> bytes:
+    """The first ``size`` bytes of the source, or b"" when they cannot be read."""
+    try:
+        if isinstance(stream, str):
+            with open(stream, "rb") as fh:
+                return fh.read(size)
+        stream.seek(start)
+        return stream.read(size)
+    except (OSError, ValueError):
+        return b""
+
+
+def _check_wav_fmt(head: bytes, name: str) -> None:
+    """Name the rate or channel count of a RIFF/WAVE 'fmt ' chunk libsndfile refused."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk == b"fmt " and pos + 16 <= len(head):
+            channels, rate = struct.unpack_from("<HI", head, pos + 10)
+            _check_channels(name, channels)
+            _check_rate(name, rate)
+            return
+        pos += 8 + size + (size & 1)
 
 
 def _reason(exc: BaseException) -> str:
