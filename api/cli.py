@@ -134,8 +134,6 @@ def serve_command(
 
     Open http://HOST:PORT/docs for the API documentation.
     """
-    import uvicorn
-
     from api.settings import Settings
 
     for name, value, choices in (
@@ -151,14 +149,35 @@ def serve_command(
         # The workers share this name, and with it one limit of live streams; the port
         # tells apart two servers on one host.
         os.environ["CALLSIFT_INSTANCE"] = f"{socket.gethostname()[:190]}:{port}"
-    config = uvicorn.Config(
+    config = server_config(settings, host=host, port=port, workers=workers, loop=loop, http=http)
+    # Bound first: a port in use is said at once, not after the model has loaded.
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged the cause (address in use, ...)
+        typer.echo(f"error: cannot listen on {host}:{port}", err=True)
+        raise typer.Exit(3) from None
+    with sock:
+        _serve(config, sock, settings, host=host, port=port, workers=workers)
+
+
+def server_config(
+    settings: Any, *, host: str, port: int, workers: int, loop: str = "auto", http: str = "auto"
+) -> Any:
+    """The uvicorn config of ``callsift serve`` (an ``api.slow_clients.ServerConfig``)."""
+    from api.slow_clients import ServerConfig, protocol_path
+
+    return ServerConfig(
         "api.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
         loop=loop,
-        http=http,
+        # uvicorn's protocols with a deadline for a request's line and headers: a
+        # client sending them slowly or never is closed, not kept (api/slow_clients.py).
+        http=protocol_path(http),
+        head_timeout_s=settings.http_head_timeout_s,
+        timeout_keep_alive=settings.http_keep_alive_s,
         log_level=settings.log_level.lower(),
         # uvicorn's access log prints raw paths, which hold phone numbers; the app logs
         # every request itself with the route template instead.
@@ -168,14 +187,6 @@ def serve_command(
         ws_ping_interval=settings.stream_ping_interval_s,
         ws_ping_timeout=settings.stream_ping_timeout_s,
     )
-    # Bound first: a port in use is said at once, not after the model has loaded.
-    try:
-        sock = config.bind_socket()
-    except SystemExit:  # uvicorn has logged the cause (address in use, ...)
-        typer.echo(f"error: cannot listen on {host}:{port}", err=True)
-        raise typer.Exit(3) from None
-    with sock:
-        _serve(config, sock, settings, host=host, port=port, workers=workers)
 
 
 def _serve(config: Any, sock: socket.socket, settings: Any, **where: Any) -> None:

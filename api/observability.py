@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 
 logger = logging.getLogger("callsift.api")
 request_logger = logging.getLogger("callsift.api.request")
@@ -32,6 +33,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Scoring answers within milliseconds; audio scoring in tens of milliseconds.
 _BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _HANDLER_MARK = "_callsift_json"
+#: Status recorded for a request whose client disconnected before the answer (nginx's
+#: "client closed request"): a 4xx, not a server error. Never sent: nobody is listening.
+CLIENT_CLOSED_REQUEST = 499
 # E.164 numbers and SIM-less handset ids, wherever they turn up in free text.
 _PHONE = re.compile(r"\+[1-9]\d{6,14}|\b(simless:)[A-Za-z0-9._-]{1,64}")
 
@@ -228,6 +232,11 @@ class RequestMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # Raised past the app's handler (main._client_disconnect): still the client's
+            # doing, not the server's.
+            log_client_disconnect(scope)
+            status = CLIENT_CLOSED_REQUEST
         except Exception as exc:
             # Answer here rather than in Starlette's outermost handler, which re-raises
             # so that the server logs the raw traceback (it may quote phone numbers).
@@ -266,6 +275,15 @@ class RequestMiddleware:
                 "ms": round(elapsed * 1000, 3),
             },
         )
+
+
+def log_client_disconnect(scope: Scope) -> None:
+    """One INFO line for a client that closed its connection before the answer."""
+    route = getattr(scope.get("route"), "path", None) or "unmatched"
+    logger.info(
+        "client disconnected before the answer",
+        extra={"route": route, "method": scope.get("method", "")},
+    )
 
 
 def _content_length(scope: Scope) -> int | None:

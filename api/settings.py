@@ -43,6 +43,18 @@ class Settings(BaseSettings):
         Largest accepted upload, in bytes.
     max_audio_seconds, min_audio_seconds : float
         Accepted recording length.
+    max_audio_samples : int
+        Most samples (frames x channels, at the file's own rate) a recording may decode
+        to: checked from its header before decoding, and while decoding (a FLAC of
+        silence compresses 10,000 to 1). The default is 30 min of 48 kHz stereo.
+    upload_timeout_s : float
+        A recording's body must arrive within this many seconds of its headers (408
+        otherwise): a client that trickles it does not keep a connection forever.
+    http_head_timeout_s : float
+        A request's line and headers must arrive within this many seconds of the
+        connection opening or of the previous response (``callsift serve`` only).
+    http_keep_alive_s : float
+        An idle keep-alive connection is closed after this many seconds.
     max_future_skew_s : float
         How far in the future ``started_at`` may lie (switch clock drift).
     max_json_bytes : int
@@ -127,6 +139,11 @@ class Settings(BaseSettings):
     max_audio_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_audio_seconds: float = Field(default=1800.0, gt=0)
     min_audio_seconds: float = Field(default=0.25, ge=0)
+    # classifier.audio.MAX_DECODED_SAMPLES (not imported: settings stay light).
+    max_audio_samples: int = Field(default=1800 * 48_000 * 2, gt=0)
+    upload_timeout_s: float = Field(default=120.0, gt=0)
+    http_head_timeout_s: float = Field(default=10.0, gt=0)
+    http_keep_alive_s: float = Field(default=5.0, gt=0)
     max_future_skew_s: float = Field(default=300.0, ge=0)
     max_json_bytes: int = Field(default=256 * 1024, gt=0)
     auto_migrate: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -215,8 +216,9 @@ async def register_call(body: CallIn, principal: CallTakerDep, runtime: RuntimeD
     return _answer(content)
 
 
-async def _read_recording(request: Request, limit: int) -> bytes:
-    """The uploaded recording's bytes, refusing anything past ``limit`` early."""
+async def _read_recording(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The uploaded recording's bytes, refusing anything past ``limit`` early, or not
+    received within ``timeout_s`` (a client trickling its body keeps nothing for long)."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     multipart = media == "multipart/form-data"
@@ -238,12 +240,30 @@ async def _read_recording(request: Request, limit: int) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > body_limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > body_limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        logger.info(
+            "slow upload: recording not received in time",
+            extra={"timeout_s": timeout_s, "received_bytes": size},
+        )
+        raise HTTPException(
+            status_code=408,
+            detail=(
+                f"the recording did not arrive within {timeout_s:g} s ({size} bytes received); "
+                "send it at once, or ask for a longer CALLSIFT_UPLOAD_TIMEOUT_S"
+            ),
+            # The rest of the body will not be read: the connection cannot serve another
+            # request after it.
+            headers={"Connection": "close"},
+        ) from None
     body = b"".join(chunks)
+    chunks.clear()  # one copy of the body, not two, while the multipart is parsed
     if not multipart:
         return body
 
@@ -289,6 +309,7 @@ def _score_recording(
         caller_channel=caller_channel,
         min_duration_s=settings.min_audio_seconds,
         max_duration_s=settings.max_audio_seconds,
+        max_samples=settings.max_audio_samples,
     )
     if history_unavailable:
         runtime.metrics.history_unavailable.inc()
@@ -374,7 +395,8 @@ async def upload_audio(
     still counted once.
     """
     start = time.perf_counter()
-    data = await _read_recording(request, runtime.settings.max_audio_bytes)
+    settings = runtime.settings
+    data = await _read_recording(request, settings.max_audio_bytes, settings.upload_timeout_s)
     # Decoding and scoring are CPU work: keep them off the event loop.
     return await run_in_threadpool(_score_recording, runtime, call_id, data, caller_channel, start)
 
