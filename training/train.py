@@ -561,6 +561,14 @@ def train_command(
             "together; manifest when each manifest is a corpus of its own",
         ),
     ] = "caller",
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--domain",
+            help="where each manifest's audio comes from (e.g. sim, real), once per "
+            "manifest in order: the flag thresholds keep the emergency budget on each",
+        ),
+    ] = None,
 ) -> None:
     """Train the prank and ghost model on labelled manifests; report and register it."""
     params = {
@@ -582,6 +590,7 @@ def train_command(
         prefixes=parse_prefixes(prefixes),
         prefix_weight=prefix_weight,
         fold_by=fold_by,
+        domains=domain or None,
     )
     card = result.card
     typer.echo(f"model {card['version']} written to {out}")

@@ -364,3 +364,15 @@ def test_train_folds_by_manifest_refuse_too_few_manifests(corpus: Path, tmp_path
     assert isinstance(result.exception, InvalidParameterError)
     assert "at least 4 manifests" in str(result.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_train_refuses_domains_that_do_not_match_the_manifests(
+    corpus: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        ["train", str(corpus), "--out", str(tmp_path / "x"), "--domain", "sim", "--domain", "real"],
+    )
+    assert isinstance(result.exception, InvalidParameterError)
+    assert "2 domains for 1 manifests; expected one per manifest" in str(result.exception)
+    assert not (tmp_path / "x").exists()
