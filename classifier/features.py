@@ -919,6 +919,9 @@ def _stereo_voices(caller: np.ndarray, taker: np.ndarray) -> dict[str, float]:
         "taker_prompt_share": (
             float(len(theirs) / (len(theirs) + len(mine))) if len(theirs) + len(mine) else np.nan
         ),
+        # Levels of two channels are not comparable (each has its own gain).
+        "other_level_rel_db": np.nan,
+        "other_tilt_rel": np.nan,
     }
 
 

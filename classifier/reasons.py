@@ -38,6 +38,8 @@ _SILENCE = (
     "caller_response_s",
     *VOICE_FEATURES,
 )
+#: Another voice this far (dB) under the call-taker's opening is called far from the phone.
+FAR_VOICE_DB = -15.0
 _LEVEL = (
     "energy_db_std",
     "energy_db_p10_rel",
@@ -134,6 +136,15 @@ def _silence(f: Mapping[str, float]) -> tuple[str, str]:
             return (
                 "only the call-taker's voice on the line: no other voice answered",
                 "hanya suara petugas di saluran: tidak ada suara lain yang menjawab",
+            )
+        rel = _get(f, "other_level_rel_db")
+        if math.isfinite(rel) and rel <= FAR_VOICE_DB:
+            # Faint beside the call-taker: talk away from the phone, a TV, a pocket.
+            return (
+                f"another voice than the call-taker's for {_pct(other)} of the call, "
+                f"{-rel:.0f} dB under the call-taker: far from the phone",
+                f"suara selain suara petugas selama {_pct(other)} dari panggilan, "
+                f"{-rel:.0f} dB di bawah petugas: jauh dari telepon",
             )
         return (
             f"another voice than the call-taker's for {_pct(other)} of the call",

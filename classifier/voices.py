@@ -138,6 +138,8 @@ VOICE_FEATURES: tuple[str, ...] = (
     "other_turns",
     "taker_only",
     "taker_prompt_share",
+    "other_level_rel_db",
+    "other_tilt_rel",
 )
 
 
@@ -493,6 +495,14 @@ def attribute_voices(
         stops = np.append(theirs[np.flatnonzero(new)[1:] - 1, 1], theirs[-1, 1])
         longest = float((stops - starts).max()) / FPS
     turns = int(other[0]) + int(np.count_nonzero(other[1:] & ~other[:-1])) if other.size else 0
+    level_rel = tilt_rel = float("nan")
+    if other.any():
+        mine = _frames_of(found.enrol)
+        theirs_frames = _frames_of(runs[other])
+        db = 10.0 * np.log10(np.asarray(power, dtype=np.float64) + 1e-12)
+        level_rel = float(np.median(db[theirs_frames]) - np.median(db[mine]))
+        c1 = np.asarray(cepstra, dtype=np.float64)[:, 1]
+        tilt_rel = float(np.mean(c1[theirs_frames]) - np.mean(c1[mine]))
     return {
         "voice_enrolled": 1.0,
         "other_speech_ratio": float(lengths[other].sum()) / max(int(np.size(mask)), 1),
@@ -500,4 +510,13 @@ def attribute_voices(
         "other_turns": float(turns),
         "taker_only": float(not other.any()),
         "taker_prompt_share": float(np.mean(~other)) if other.size else float("nan"),
+        "other_level_rel_db": level_rel,
+        "other_tilt_rel": tilt_rel,
     }
+
+
+def _frames_of(ranges: np.ndarray) -> np.ndarray:
+    """Frame indices of ``[start, stop)`` rows."""
+    if len(ranges) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(int(a), int(b)) for a, b in ranges])

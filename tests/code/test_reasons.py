@@ -82,6 +82,16 @@ def test_silence_of_a_mono_line_tells_the_call_takers_voice_apart() -> None:
     )
     assert en == "another voice than the call-taker's for 42% of the call"
     assert describe("silence", {}, reference={}) == ("no audio yet", "belum ada audio")
+    # A faint other voice is called far from the phone; a near one is not.
+    far = _call(**mono, other_speech_ratio=0.3, taker_only=0.0, other_level_rel_db=-22.4)
+    en, idn = describe("silence", far, reference={})
+    assert en == (
+        "another voice than the call-taker's for 30% of the call, 22 dB under the "
+        "call-taker: far from the phone"
+    )
+    assert "jauh dari telepon" in idn
+    near = _call(**mono, other_speech_ratio=0.3, taker_only=0.0, other_level_rel_db=-4.0)
+    assert describe("silence", near, reference={})[0].endswith("30% of the call")
 
 
 def test_prank_history_of_the_week() -> None:

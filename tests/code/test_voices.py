@@ -241,3 +241,24 @@ def test_real_speaker_pairs_are_attributed(corpus: str) -> None:
         tally.add(call)
     assert tally.unenrolled == 0
     assert tally.share >= 0.85
+
+
+def test_a_far_voice_is_quieter_against_the_call_taker() -> None:
+    """Near caller or talk across the room: the other voice's level against the opening's."""
+    script = [("-", 0.5, 0), ("A", 2.5, 1), ("-", 0.6, 0), ("B", 3.0, 2), ("-", 0.5, 0)]
+    near, _ = make_call(script)
+    out_near = voices.attribute_voices(*inputs(near))
+    far = near.copy()
+    start = int((0.5 + 2.5 + 0.6) * SR)
+    far[start:] *= 10 ** (-20 / 20)
+    out_far = voices.attribute_voices(*inputs(far))
+    assert out_near["other_turns"] == out_far["other_turns"] == 1
+    # The caller speaks 6 dB (RMS) under the call-taker (CALLER vs TAKER), then 20 dB more.
+    assert -13 < out_near["other_level_rel_db"] < -3
+    assert out_far["other_level_rel_db"] == pytest.approx(
+        out_near["other_level_rel_db"] - 20, abs=2
+    )
+    assert math.isfinite(out_near["other_tilt_rel"])
+    # Nobody else spoke: nothing to compare.
+    taker_only, _ = make_call([("-", 0.5, 0), ("A", 1.8, 1), ("-", 3.0, 0)])
+    assert math.isnan(voices.attribute_voices(*inputs(taker_only))["other_level_rel_db"])
