@@ -376,7 +376,9 @@ class ModelOut(BaseModel):
 
 
 class ReloadIn(_In):
-    registry_ref: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+    registry_ref: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)] | None
+    ) = Field(
         default=None,
         description="Registry alias or version to switch to; empty reloads the configured model.",
     )

@@ -235,3 +235,28 @@ def test_date_time_query_parameters_are_validated_as_documented(
     assert schema.is_valid(since) is valid
     response = env.client.get(path, params={"since": since}, headers=env.auth("admin"))
     assert response.status_code == (200 if valid else 422), response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/model/reload", {"registry_ref": "champion\x00"}, "registry_ref"),
+        ("/v1/calls", {"metadata": {"trunk": "7\x00"}}, "metadata"),
+    ],
+)
+def test_text_with_nul_is_refused_by_the_schema(
+    env: Env, doc: dict[str, Any], path: str, body: dict[str, Any], field: str
+) -> None:
+    # Found by bench/fuzz_api.py on PostgreSQL: a failed reload is audited with its
+    # registry_ref, and PostgreSQL refuses NUL in text (500).
+    if path == "/v1/calls":
+        body = {
+            "call_id": "c-nul-1",
+            "caller_id": new_number(),
+            "started_at": "2025-06-03T19:04:11+08:00",
+            **body,
+        }
+    assert not _request_schema(doc, path).is_valid(body)
+    response = env.client.post(path, json=body, headers=env.auth("admin"))
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"]
