@@ -342,6 +342,7 @@ ERROR_STATUSES: dict[int, str] = {
     401: "missing, unknown, revoked or expired API key",
     403: "the key's role may not use this endpoint; detail names the roles that may",
     404: "not found",
+    408: "the request body did not arrive in time",
     409: "conflicts with what is stored",
     413: "request body larger than the limit (CALLSIFT_MAX_JSON_BYTES, for recordings "
     "CALLSIFT_MAX_AUDIO_BYTES)",

@@ -372,6 +372,7 @@ def _score_recording(
         401,
         403,
         (404, "call_id not registered"),
+        (408, "the recording did not arrive within CALLSIFT_UPLOAD_TIMEOUT_S"),
         (413, "recording larger than CALLSIFT_MAX_AUDIO_BYTES"),
         (415, "unsupported content type, container or encoding"),
         (422, "corrupt, too short or too long recording; no 'file' field; bad parameter"),
