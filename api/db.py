@@ -8,6 +8,7 @@ each call's original UTC offset is kept in ``calls.utc_offset_s``.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,36 @@ CALLER_ID_MAX = 128
 #: Longest server instance name and worker id of a stream lease.
 INSTANCE_MAX = 200
 WORKER_MAX = 64
+
+#: Characters no text column can hold: NUL (PostgreSQL refuses it in text and varchar)
+#: and lone surrogates (they have no UTF-8 form, so neither driver can send them).
+_REFUSED_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on either database, or None when it can.
+
+    The one check of every free text the service stores (notes, metadata, key names),
+    so that SQLite and PostgreSQL accept and refuse the same values. The reason never
+    quotes the value.
+    """
+    found = _REFUSED_TEXT.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    if char == "\x00":
+        return "contains the NUL character (U+0000), which the database cannot store"
+    return (
+        f"contains a lone surrogate (U+{ord(char):04X}), which is not valid Unicode text "
+        "and cannot be stored"
+    )
+
+
+def escape_refused_text(value: str) -> str:
+    """``value`` with each character :func:`text_problem` refuses written as an escape
+    (``\\x00``, ``\\ud800``): for records of what happened, such as audit entries, which
+    are kept rather than refused."""
+    return _REFUSED_TEXT.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -219,7 +250,8 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
         With ``pool_pre_ping`` for PostgreSQL; for SQLite WAL, foreign keys,
         ``check_same_thread=False``
         and explicit ``BEGIN`` (write sessions use ``BEGIN IMMEDIATE``, see
-        :data:`SQLITE_WRITE_OPTIONS`).
+        :data:`SQLITE_WRITE_OPTIONS`). Statement parameters never appear in its errors
+        (``hide_parameters``): they hold notes and phone numbers, and errors are logged.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -238,7 +270,7 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
             kwargs["pool_timeout"] = pool_timeout_s
         # No pre-ping: a local file has no connection to lose, and the ping was one more
         # statement on every call.
-        engine = create_engine(url, pool_pre_ping=False, **kwargs)
+        engine = create_engine(url, pool_pre_ping=False, hide_parameters=True, **kwargs)
         _configure_sqlite(engine, wal=not memory)
         return engine
     if backend == "postgresql":
@@ -249,6 +281,7 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
             pool_timeout=pool_timeout_s,
             connect_args={"connect_timeout": connect_timeout},
             json_serializer=json_dumps,
+            hide_parameters=True,
         )
     raise InvalidParameterError(
         f"unsupported database {backend!r} in DATABASE_URL; expected sqlite or postgresql"

@@ -45,7 +45,9 @@ from api.db import (
     Call,
     Review,
     StreamLease,
+    escape_refused_text,
     make_engine,
+    text_problem,
 )
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.formats import CALLER_CHANNELS, LABELS
@@ -180,10 +182,31 @@ def _key_id(actor: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _check_text(name: str, value: str) -> str:
+    """``value``, or InvalidParameterError naming ``name`` when neither database can
+    store it (:func:`api.db.text_problem`); the message never quotes the value."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidParameterError(f"{name} {problem}; remove it")
+    return value
+
+
+def _check_metadata(metadata: Mapping[str, str]) -> None:
+    if not isinstance(metadata, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise InvalidParameterError("metadata must map strings to strings")
+    for key, value in metadata.items():
+        if text_problem(key) is not None:
+            _check_text("a key of metadata", key)
+        # The key is clean here; keys are names such as "trunk", not free text.
+        _check_text(f"metadata.{key}" if len(key) <= 64 else "a value of metadata", value)
+
+
 def _check_actor(actor: str) -> str:
     if not isinstance(actor, str) or not actor or len(actor) > 256:
         raise InvalidParameterError("actor must be a non-empty string of at most 256 characters")
-    return actor
+    return _check_text("actor", actor)
 
 
 def _check_call_id(call_id: str) -> str:
@@ -212,6 +235,7 @@ def _check_lease_owner(instance: str, worker: str) -> None:
     for name, value, most in (("instance", instance, INSTANCE_MAX), ("worker", worker, WORKER_MAX)):
         if not isinstance(value, str) or not value or len(value) > most:
             raise InvalidParameterError(f"{name} must be 1 to {most} characters")
+        _check_text(name, value)
 
 
 def _check_limit(limit: int, offset: int = 0) -> None:
@@ -309,9 +333,12 @@ def _audit_dict(row: AuditEntry) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Datetimes to ISO text, recursively, so audit before/after read back as stored."""
+    """Datetimes to ISO text, recursively, so audit before/after read back as stored;
+    text a database cannot hold is kept escaped (an audit entry is never lost for it)."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str):
+        return escape_refused_text(value)
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -567,10 +594,7 @@ class Store:
         _check_caller_id(caller_id)
         _aware(started_at, "started_at")
         _check_actor(actor)
-        if not isinstance(metadata, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-        ):
-            raise InvalidParameterError("metadata must map strings to strings")
+        _check_metadata(metadata)
         score = None if pre_score is None else _check_score(pre_score)
         if (score is None) != (model_version is None):
             raise InvalidParameterError("pre_score and model_version go together; got only one")
@@ -821,6 +845,8 @@ class Store:
             )
         if note is not None and not isinstance(note, str):
             raise InvalidParameterError(f"note must be a string; got {type(note).__name__}")
+        if note is not None:
+            _check_text("note", note)
         _check_actor(actor)
         with self._session(write=True) as session:
             row = self._call_row(session, call_id, lock=True)
@@ -974,6 +1000,7 @@ class Store:
         """
         if caller_id == "":
             raise InvalidParameterError("a withheld number (empty caller_id) has no timeline")
+        _check_text("caller_id", caller_id)
         with self._session() as session:
             calls = (
                 session.execute(
@@ -1044,6 +1071,9 @@ class Store:
                 raise InvalidParameterError(f"until applies to action 'watch' only; got {action!r}")
         if note is not None and not isinstance(note, str):
             raise InvalidParameterError(f"note must be a string; got {type(note).__name__}")
+        if note is not None:
+            _check_text("note", note)
+        _check_text("caller_id", caller_id)
         _check_actor(actor)
         at = _now() if now is None else _aware(now, "now")
         with self._session(write=True) as session:
@@ -1310,6 +1340,7 @@ class Store:
         security.check_role(role)
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             raise InvalidParameterError("key name must be 1 to 128 characters")
+        _check_text("key name", name)
         if expires_at is not None:
             _aware(expires_at, "expires_at")
         _check_actor(actor)
@@ -1409,7 +1440,8 @@ class Store:
             actor=actor,
             action=action,
             target_type=target_type,
-            target_id=target_id,
+            # What the entry is about may come from a refused request: kept, escaped.
+            target_id=escape_refused_text(target_id),
             before=_jsonable(before),
             after=_jsonable(after),
         )
@@ -1431,6 +1463,8 @@ class Store:
                 raise InvalidParameterError(f"{name} must be 1 to 64 characters")
         if not isinstance(target_id, str) or len(target_id) > 256:
             raise InvalidParameterError("target_id must be a string of at most 256 characters")
+        for name, value in (("action", action), ("target_type", target_type)):
+            _check_text(name, value)
         with self._session(write=True) as session:
             session.add(self._audit_row(actor, action, target_type, target_id, before, after))
 
