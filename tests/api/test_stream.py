@@ -45,8 +45,11 @@ def _frames(wav: bytes, subtype: str, frame_ms: int = 20) -> list[bytes]:
     width = 2 if subtype == "PCM_16" else 1
     step = frame_ms * SR // 1000 * width
     frames = [raw[i : i + step] for i in range(0, len(raw), step)]
-    if len(frames[-1]) < 20 * SR // 1000 * width:
-        frames[-2] += frames.pop()  # a short tail joins the frame before it
+    if len(frames) > 1 and len(frames[-1]) < 20 * SR // 1000 * width:
+        # A short tail joins the frame before it (popped first: `frames[-2] += frames.pop()`
+        # would write into the slot before that one).
+        tail = frames.pop()
+        frames[-1] += tail
     return frames
 
 
