@@ -8,6 +8,7 @@ each call's original UTC offset is kept in ``calls.utc_offset_s``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -242,7 +243,11 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
         SQLAlchemy URL, e.g. ``sqlite:///runs/callsift.db`` or
         ``postgresql+psycopg://postgres@127.0.0.1:5432/test``.
     pool_timeout_s : float, keyword-only
-        Longest wait for a pooled connection; also bounds the PostgreSQL connect.
+        Longest wait of one database call, at each step: for a pooled connection, for
+        the PostgreSQL connect, and for each statement (PostgreSQL ``statement_timeout``
+        and ``lock_timeout`` of every connection; SQLite's busy timeout). A database
+        that hangs (a table locked, a stuck statement) then fails the call as an
+        unreachable one does, instead of holding the request.
 
     Returns
     -------
@@ -261,7 +266,8 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
         if not memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {
-            "connect_args": {"check_same_thread": False, "timeout": 5.0},
+            # timeout: SQLite's busy timeout, the wait for another process's write lock.
+            "connect_args": {"check_same_thread": False, "timeout": pool_timeout_s},
             "json_serializer": json_dumps,
         }
         if memory:
@@ -275,7 +281,7 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
         return engine
     if backend == "postgresql":
         connect_timeout = max(1, round(pool_timeout_s))
-        return create_engine(
+        engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_timeout=pool_timeout_s,
@@ -283,9 +289,41 @@ def make_engine(url: str, *, pool_timeout_s: float = 2.0) -> Engine:
             json_serializer=json_dumps,
             hide_parameters=True,
         )
+        _configure_postgresql(engine, statement_timeout_s=pool_timeout_s)
+        return engine
     raise InvalidParameterError(
         f"unsupported database {backend!r} in DATABASE_URL; expected sqlite or postgresql"
     )
+
+
+def postgresql_timeout_ms(seconds: float) -> int:
+    """A timeout in PostgreSQL's unit (ms); at least 1, as 0 turns it off."""
+    return max(1, round(seconds * 1000))
+
+
+def _configure_postgresql(engine: Engine, *, statement_timeout_s: float) -> None:
+    timeout_ms = postgresql_timeout_ms(statement_timeout_s)
+
+    @event.listens_for(engine, "do_connect")
+    def _name(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        # pg_stat_activity then says which process holds a connection (one per worker
+        # of ``callsift serve --workers N``), unless the URL names it otherwise.
+        cparams.setdefault("application_name", f"callsift[{os.getpid()}]")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # For the session, outside any transaction: a statement waiting on a lock or
+        # running longer than this is cancelled (an OperationalError, so the request
+        # degrades as if the database were unreachable), and the connection stays usable.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(
+                    f"SET statement_timeout = {timeout_ms}; SET lock_timeout = {timeout_ms}"
+                )
+        finally:
+            dbapi_connection.autocommit = autocommit
 
 
 #: Execution options of write sessions: on SQLite take the write lock at BEGIN, so a

@@ -9,7 +9,9 @@ transaction; a method that refuses its input changes nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
 import math
 import os
 import random
@@ -27,7 +29,13 @@ from sqlalchemy import bindparam, case, delete, func, insert, select, text, upda
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,11 +55,14 @@ from api.db import (
     StreamLease,
     escape_refused_text,
     make_engine,
+    postgresql_timeout_ms,
     text_problem,
 )
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.formats import CALLER_CHANNELS, LABELS
 from classifier.history import PastCall
+
+logger = logging.getLogger("callsift.api.store")
 
 API_DIR = Path(__file__).resolve().parent
 ALEMBIC_INI = API_DIR / "alembic.ini"
@@ -85,6 +96,11 @@ _PG_MIGRATION_LOCK = 0x63_73_69_66_74  # any constant shared by every replica
 #: Tries of a stream claim that withdrew from a race for a server's last places.
 _CLAIM_ATTEMPTS = 3
 _MAX_LIMIT = 1000
+#: A call that waited this long for a pooled connection has its statement timeout
+#: shortened by the wait (one more round trip; a free connection takes under 1 ms).
+_BOUND_AFTER_S = 0.05
+#: Tables the readiness check needs writable.
+_READY_TABLES = "calls, reviews, api_keys, audit_log"
 
 
 class StoreError(CallsiftError):
@@ -100,7 +116,26 @@ class ConflictError(StoreError):
 
 
 class StoreUnavailableError(StoreError):
-    """The database cannot be reached (refused, timed out, or went away)."""
+    """The database cannot be reached (refused, timed out, or went away).
+
+    Attributes
+    ----------
+    reason : {"unreachable", "timeout"}
+        ``timeout``: the database did not answer in time (a statement or a lock wait
+        cancelled, no free connection); ``unreachable``: no connection, or it was lost.
+    """
+
+    def __init__(self, message: str, *, reason: Literal["unreachable", "timeout"] = "unreachable"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class RecordingStorageError(StoreError):
+    """A recording could not be written to the recordings folder (read-only, no access)."""
+
+
+class StorageFullError(RecordingStorageError):
+    """No space left (or quota exceeded) for recordings."""
 
 
 #: What claiming a stream lease found (:meth:`Store.claim_stream`).
@@ -271,6 +306,34 @@ def _local(utc: datetime, offset_s: int) -> datetime:
     return utc.astimezone(timezone(timedelta(seconds=offset_s)))
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a reader never sees half a file,
+    and a failed write leaves nothing behind)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _storage_error(exc: OSError) -> RecordingStorageError:
+    # The message names the cause, not the server's folders.
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(
+            "recording not stored: no space left on the recordings disk "
+            "(the call is unchanged); retry after space is freed"
+        )
+    reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    return RecordingStorageError(
+        f"recording not stored: the recordings folder cannot be written ({reason}); "
+        "the call is unchanged"
+    )
+
+
 def _record(row: Call) -> CallRecord:
     return CallRecord(
         call_id=row.call_id,
@@ -346,10 +409,35 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+#: SQLSTATEs of a statement PostgreSQL cancelled: statement_timeout, lock_timeout.
+_PG_TIMEOUT_STATES = frozenset({"57014", "55P03"})
+
+
 def _unavailable(exc: Exception) -> StoreUnavailableError:
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    orig = getattr(exc, "orig", None)
+    detail = str(orig or exc).strip().splitlines()
     first = detail[0] if detail else type(exc).__name__
-    return StoreUnavailableError(f"database unavailable: {first}")
+    timed_out = (
+        isinstance(exc, PoolTimeoutError)
+        or getattr(orig, "sqlstate", None) in _PG_TIMEOUT_STATES
+        or "database is locked" in first  # SQLite's busy timeout
+    )
+    return StoreUnavailableError(
+        f"database unavailable: {first}", reason="timeout" if timed_out else "unreachable"
+    )
+
+
+def _refused_value(exc: DataError) -> InvalidParameterError:
+    # Input the checks above let through and the database refused (a DataError is about
+    # the values sent): the request's fault, so 422, not 500. Its message may quote the
+    # value, so only the SQLSTATE is logged and the client gets no driver text.
+    logger.warning(
+        "database refused a value", extra={"sqlstate": getattr(exc.orig, "sqlstate", None)}
+    )
+    return InvalidParameterError(
+        "the database refused a value of this request as invalid; check the fields' "
+        "characters, types and lengths"
+    )
 
 
 # Statements of the per-call hot path, built once: building a statement cost more than
@@ -437,13 +525,16 @@ class Store:
     data_dir : Path, keyword-only
         Folder of stored recordings (``<data_dir>/recordings/<sha256>.<ext>``).
     pool_timeout_s : float, keyword-only
-        Longest wait for a database connection before :class:`StoreUnavailableError`.
+        Longest wait of one database call (``CALLSIFT_DB_TIMEOUT_S``): for a connection,
+        a lock or a statement (:func:`api.db.make_engine`); past it the call raises
+        :class:`StoreUnavailableError` with reason ``timeout``.
     """
 
     def __init__(self, url: str, *, data_dir: Path, pool_timeout_s: float = 2.0) -> None:
         if pool_timeout_s <= 0:
             raise InvalidParameterError(f"pool_timeout_s must be > 0; got {pool_timeout_s}")
         self.url = url
+        self.timeout_s = float(pool_timeout_s)
         self.data_dir = Path(data_dir).resolve()
         self.engine = make_engine(url, pool_timeout_s=pool_timeout_s)
         self._read = sessionmaker(bind=self.engine, expire_on_commit=False)
@@ -467,32 +558,80 @@ class Store:
     # -- plumbing ---------------------------------------------------------------------
 
     @contextlib.contextmanager
+    def _write_turn(self, write: bool) -> Iterator[None]:
+        """This process's turn to write to SQLite, waited for at most the timeout.
+
+        SQLite allows one writer: threads that queue on a lock here instead of on the
+        database avoid its busy handler, which sleeps and retries (measured: 16
+        concurrent clients fell to 87 requests/s with a 1.2 s p99). The wait is bounded
+        as the database's own: a writer stuck behind another process's lock must not
+        hold every later one without end.
+        """
+        if not (write and self._sqlite):
+            yield
+            return
+        if not self._write_lock.acquire(timeout=self.timeout_s):
+            raise StoreUnavailableError(
+                f"database unavailable: no turn to write within {self.timeout_s:g} s",
+                reason="timeout",
+            )
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    def _bound(self, conn: Connection, started: float) -> None:
+        """Keep one database call within the timeout on PostgreSQL: a call that waited
+        for a pooled connection (all busy, e.g. behind a lock) gets only what is left
+        of it for its statements and lock waits, in this transaction."""
+        waited = time.monotonic() - started
+        if self._sqlite or waited < _BOUND_AFTER_S:
+            return
+        left = self.timeout_s - waited
+        if left <= 0:
+            raise StoreUnavailableError(
+                f"database unavailable: no connection within {self.timeout_s:g} s",
+                reason="timeout",
+            )
+        ms = str(postgresql_timeout_ms(left))
+        conn.execute(
+            text(
+                "SELECT set_config('statement_timeout', :ms, true), "
+                "set_config('lock_timeout', :ms, true)"
+            ),
+            {"ms": ms},
+        )
+
+    @contextlib.contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
         factory = self._write if write else self._read
-        # SQLite allows one writer: threads that queue on a lock here instead of on the
-        # database avoid its busy handler, which sleeps and retries (measured: 16
-        # concurrent clients fell to 87 requests/s with a 1.2 s p99).
-        lock = self._write_lock if write and self._sqlite else contextlib.nullcontext()
+        started = time.monotonic()
         try:
-            with lock, factory() as session, session.begin():
+            with self._write_turn(write), factory() as session, session.begin():
+                self._bound(session.connection(), started)
                 yield session
         except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
             raise _unavailable(exc) from exc
+        except DataError as exc:
+            raise _refused_value(exc) from exc
 
     @contextlib.contextmanager
     def _tx(self, *, write: bool = False) -> Iterator[Connection]:
         """A plain connection in a transaction, for the per-call hot path.
 
-        Same locking and error mapping as :meth:`_session`, without the ORM session,
-        whose setup costs more than the statements it runs.
+        Same locking, bounds and error mapping as :meth:`_session`, without the ORM
+        session, whose setup costs more than the statements it runs.
         """
         engine = self._write_engine if write else self.engine
-        lock = self._write_lock if write and self._sqlite else contextlib.nullcontext()
+        started = time.monotonic()
         try:
-            with lock, engine.begin() as conn:
+            with self._write_turn(write), engine.begin() as conn:
+                self._bound(conn, started)
                 yield conn
         except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
             raise _unavailable(exc) from exc
+        except DataError as exc:
+            raise _refused_value(exc) from exc
 
     @contextlib.contextmanager
     def _driver(self, *, write: bool = False) -> Iterator[Any]:
@@ -503,9 +642,8 @@ class Store:
         """
         dbapi = self.engine.dialect.dbapi
         assert dbapi is not None
-        lock = self._write_lock if write else contextlib.nullcontext()
         try:
-            with lock:
+            with self._write_turn(write):
                 pooled = self.engine.raw_connection()
                 try:
                     yield pooled.driver_connection
@@ -524,6 +662,14 @@ class Store:
         try:
             with self.engine.execution_options(**SQLITE_WRITE_OPTIONS).begin() as conn:
                 if conn.dialect.name == "postgresql":
+                    # A schema change on a large table may take longer than a request's
+                    # statement, and a replica waits here for another's migration.
+                    conn.execute(
+                        text(
+                            "SELECT set_config('statement_timeout', '0', true), "
+                            "set_config('lock_timeout', '0', true)"
+                        )
+                    )
                     # Replicas starting together must not migrate twice.
                     conn.execute(
                         text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
@@ -534,13 +680,49 @@ class Store:
             raise _unavailable(exc) from exc
 
     def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+        """True when the database answers a trivial query (within the timeout)."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return False
         return True
+
+    def readiness(self) -> tuple[Literal["ok", "unreachable", "timeout", "error"], str | None]:
+        """Whether a write to the main tables could start now, within the timeout.
+
+        A trivial query is not enough: while a table is locked the database answers
+        ``SELECT 1`` at once and every request on that table waits. So this takes, and
+        gives back at once, the lock each INSERT or UPDATE takes (PostgreSQL: ROW
+        EXCLUSIVE on the main tables, which conflicts only with locks that stop writes;
+        SQLite: the write lock), bounded like any statement.
+
+        Returns
+        -------
+        (status, detail)
+            ``ok`` and None; ``unreachable`` or ``timeout`` (no answer in time) with the
+            reason; ``error``: the database answered with an error (e.g. the schema is
+            not migrated), the driver's text in the log only.
+        """
+        try:
+            if self._sqlite:
+                with self._tx(write=True) as conn:  # BEGIN IMMEDIATE: the write lock
+                    conn.execute(select(Call.id).limit(1))
+            else:
+                with self._tx() as conn:
+                    conn.execute(text(f"LOCK TABLE {_READY_TABLES} IN ROW EXCLUSIVE MODE"))
+        except StoreUnavailableError as exc:
+            if exc.reason == "timeout":
+                return "timeout", (
+                    f"database did not answer within {self.timeout_s:g} s "
+                    "(a lock held on a table, or a hung statement)"
+                )
+            return "unreachable", "database unreachable"
+        except SQLAlchemyError as exc:
+            first = str(getattr(exc, "orig", None) or exc).splitlines()
+            logger.warning("readiness check failed: %s", first[0] if first else type(exc).__name__)
+            return "error", "database error (is the schema migrated? callsift db upgrade)"
+        return "ok", None
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -793,15 +975,10 @@ class Store:
         digest = hashlib.sha256(data).hexdigest()
         path = self.data_dir / "recordings" / f"{digest}.{ext}"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=f".{ext}")
             try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                os.replace(tmp, path)  # atomic: a reader never sees half a file
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+                _write_file(path, data)
+            except OSError as exc:
+                raise _storage_error(exc) from exc
         with self._session(write=True) as session:
             row = self._call_row(session, call_id, lock=True)
             row.audio_sha256 = digest

@@ -20,14 +20,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable and a model loaded",
+    summary="Readiness: database writable within CALLSIFT_DB_TIMEOUT_S and a model loaded",
     responses={503: {"description": "not ready, with the reasons"}},
 )
 def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """200 when a write to the main tables could start now and a model serves; else 503
+    with ``database`` (``unreachable``, ``timeout``: a table locked or a statement hung,
+    ``error``) and ``detail``. Answers within ``CALLSIFT_DB_TIMEOUT_S`` and a little."""
     reasons: list[str] = []
-    database = "ok" if runtime.store.ping() else "unreachable"
-    if database != "ok":
-        reasons.append("database unreachable")
+    database, problem = runtime.store.readiness()
+    if problem is not None:
+        reasons.append(problem)
     current = runtime.models.current
     model: dict[str, Any] = (
         {"status": "ok", "version": current.version}
