@@ -8,7 +8,7 @@ import typer
 
 from api import cli as api_cli
 from classifier.errors import CallsiftError
-from training import data, default, demo, evaluate, features, promote, simulate, train
+from training import data, default, demo, evaluate, features, promote, reference, simulate, train
 
 app = typer.Typer(
     name="callsift",
@@ -28,6 +28,7 @@ app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("promote")(promote.promote_command)
 app.command("build-default")(default.build_default_command)
+app.add_typer(reference.model_app, name="model")
 app.command("demo")(demo.demo)
 # Service commands: api.cli imports SQLAlchemy and FastAPI only when a command runs.
 app.add_typer(api_cli.keys_app, name="keys")

@@ -34,6 +34,7 @@ import typer
 
 import classifier
 from classifier.artifact import CARD_FILE, save_model
+from classifier.drift import make_reference
 from classifier.errors import InvalidManifestError, InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
@@ -488,6 +489,15 @@ def train_table(
         if len(failures):
             failures.to_csv(work / "report" / "errors.csv", index=False)
         card["metrics"] = _headline(metrics)
+        # What the service compares the calls it scores with (docs/model.md, "Drift").
+        card["reference"] = make_reference(
+            calls.iloc[split.train],
+            scored,
+            source=(
+                f"features: the {len(split.train)} training calls (whole calls); scores "
+                f"and flags: the {len(scored)} held-out test calls"
+            ),
+        )
         joblib.dump(baselines, work / BASELINES_FILE, compress=3)
         save_model(
             out,
