@@ -148,6 +148,9 @@ class Call(Base):
     p_ghost: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(128))
     scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The watched features (classifier.drift.MONITORED_FEATURES) of the latest audio
+    # score, for the drift of the calls scored against the model's training calls.
+    drift_features: Mapped[dict[str, float | None] | None] = mapped_column(JSON)
     label: Mapped[str | None] = mapped_column(String(32))
     label_note: Mapped[str | None] = mapped_column(Text)
     label_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

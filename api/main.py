@@ -29,6 +29,7 @@ from starlette.routing import compile_path
 
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
+from api.drift import DriftCollector, DriftMonitor
 from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
 from api.memory import reserve_memory
@@ -366,6 +367,15 @@ def create_app(
         )
     # Read from the streams themselves at each scrape: no count to keep in step.
     metrics.live_streams.set_function(lambda: len(runtime.streams))
+    drift = DriftMonitor(
+        window_days=settings.drift_window_days,
+        min_calls=settings.drift_min_calls,
+        cache_s=settings.drift_cache_s,
+        tz=runtime.timezone,
+    )
+    metrics.registry.register(
+        DriftCollector(drift, lambda: (runtime.store, runtime.models.current))
+    )
     app = FastAPI(
         title="callsift",
         summary="Prank and ghost call screening for emergency call centres (advisory only).",
@@ -374,6 +384,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.drift = drift
     default_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -368,12 +368,63 @@ def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict[st
 # --- model, audit ----------------------------------------------------------------------
 
 
+class DriftGroupOut(BaseModel):
+    group: str = Field(description="Feature group (docs/model.md, Drift).")
+    psi: float | None = Field(description="The largest PSI of its features; null: not judged.")
+    level: Literal["ok", "watch", "shift"] | None
+    features: dict[str, float | None] = Field(description="PSI of each feature of the group.")
+
+
+class DriftScoreOut(BaseModel):
+    score: str
+    psi: float | None
+    level: Literal["ok", "watch", "shift"] | None
+
+
+class FlagRateOut(BaseModel):
+    flag: Literal["prank", "ghost"]
+    calls: int
+    flagged: int
+    rate: float | None = Field(description="Share of the window's calls flagged (any level).")
+    reference: float = Field(description="Share of the model's held-out calls flagged.")
+    ratio: float | None = Field(description="rate / reference; null: not judged.")
+    p_value: float | None = Field(description="Two-sided binomial test against the reference.")
+    shifted: bool
+
+
+class DriftDayOut(BaseModel):
+    day: str = Field(description="Local date (YYYY-MM-DD).")
+    calls: int
+    prank: float = Field(description="Share of the day's calls flagged prank.")
+    ghost: float = Field(description="Share of the day's calls flagged ghost.")
+
+
+class DriftOut(BaseModel):
+    """The serving model's recent calls against its training reference."""
+
+    status: Literal["ok", "warning", "insufficient_data", "no_reference", "unavailable"]
+    warning: str | None = Field(description="Plain text when the status is warning.")
+    detail: str | None
+    model_version: str
+    window_days: int
+    since: datetime
+    until: datetime
+    calls: int = Field(description="Calls scored from audio by this model in the window.")
+    min_calls: int
+    groups: list[DriftGroupOut]
+    scores: list[DriftScoreOut]
+    flag_rates: list[FlagRateOut]
+    days: list[DriftDayOut]
+    thresholds: dict[str, float]
+
+
 class ModelOut(BaseModel):
     version: str
     source: str
     loaded_at: datetime
     metrics: dict[str, Any] | None
     card: dict[str, Any]
+    drift: DriftOut
 
 
 class ReloadIn(_In):

@@ -23,6 +23,7 @@ import numpy as np
 
 from api.store import Store, StoreUnavailableError
 from classifier.audio import CallAudio
+from classifier.drift import monitored_values
 from classifier.errors import CallsiftError
 from classifier.features import call_features
 from classifier.history import empty_history, history_features
@@ -355,6 +356,22 @@ def audio_score(
     timezone: tzinfo | None,
 ) -> CallScore:
     """Score a call from its recording, metadata and caller history."""
+    return scored_audio(
+        model, audio, caller_id=caller_id, started_at=started_at, history=history, timezone=timezone
+    )[0]
+
+
+def scored_audio(
+    model: ScoringModel,
+    audio: CallAudio,
+    *,
+    caller_id: str,
+    started_at: datetime,
+    history: dict[str, float],
+    timezone: tzinfo | None,
+) -> tuple[CallScore, dict[str, float | None]]:
+    """:func:`audio_score` and the watched features it was scored from (stored for drift,
+    :func:`classifier.drift.monitored_values`)."""
     feats = call_features(
         audio,
         caller_id=caller_id,
@@ -363,7 +380,7 @@ def audio_score(
         history=history,
         timezone=timezone,
     )
-    return model.score(feats, stage="call")
+    return model.score(feats, stage="call"), monitored_values(feats)
 
 
 def score_payload(score: CallScore, *, model_version: str) -> dict[str, Any]:

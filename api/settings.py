@@ -117,6 +117,16 @@ class Settings(BaseSettings):
         ``callsift serve --workers N``: how long a worker may take to load the model and
         warm up before the server gives up and stops with the reason (a busy machine
         slows a start; a worker that never starts is not restarted forever).
+    drift_window_days : int
+        Drift (``GET /v1/model``, ``/metrics``): the calls that started in the last this
+        many days and were scored from audio by the serving model are compared with its
+        training reference.
+    drift_min_calls : int
+        Fewer calls in that window are not judged (``insufficient_data``): PSI over ten
+        bins is mostly noise below about 200 calls (docs/model.md, "Drift").
+    drift_cache_s : float
+        How long a drift computation is reused by ``GET /v1/model`` and ``/metrics``
+        (per worker process); 0 computes it at every request.
     """
 
     model_config = SettingsConfigDict(
@@ -166,6 +176,9 @@ class Settings(BaseSettings):
     memory_reserve_mb: int = Field(default=0, ge=0, le=MAX_RESERVE_MB)
     loop_stall_ms: float = Field(default=100.0, ge=0)
     worker_start_timeout_s: float = Field(default=180.0, gt=0)
+    drift_window_days: int = Field(default=7, ge=1, le=366)
+    drift_min_calls: int = Field(default=200, ge=1)
+    drift_cache_s: float = Field(default=60.0, ge=0)
 
     @field_validator("timezone")
     @classmethod

@@ -286,6 +286,22 @@ def _check_score(score: Mapping[str, Any]) -> dict[str, Any]:
     return dict(score)
 
 
+def _check_drift_features(
+    values: Mapping[str, float | None] | None,
+) -> dict[str, float | None] | None:
+    """Watched feature values as stored: finite numbers, a missing one as null (JSON has
+    no NaN, and PostgreSQL refuses it)."""
+    if values is None:
+        return None
+    out: dict[str, float | None] = {}
+    for name, value in values.items():
+        if not isinstance(name, str):
+            raise InvalidParameterError("drift feature names must be strings")
+        v = None if value is None else float(value)
+        out[name] = v if v is not None and math.isfinite(v) else None
+    return out
+
+
 def _probability(score: Mapping[str, Any], label: str) -> float | None:
     value = score.get(f"p_{label}")
     if value is None and isinstance(score.get("probabilities"), Mapping):
@@ -987,9 +1003,19 @@ class Store:
             row.caller_channel = caller_channel
         return str(path)
 
-    def save_score(self, call_id: str, score: Mapping[str, Any], *, model_version: str) -> None:
-        """Store the latest audio score of a call: the whole dict, its flag and p_prank/p_ghost."""
+    def save_score(
+        self,
+        call_id: str,
+        score: Mapping[str, Any],
+        *,
+        model_version: str,
+        drift_features: Mapping[str, float | None] | None = None,
+    ) -> None:
+        """Store the latest audio score of a call: the whole dict, its flag and
+        p_prank/p_ghost, and the watched features it was scored from (``drift_features``,
+        for :meth:`drift_calls`)."""
         data = _check_score(score)
+        watched = _check_drift_features(drift_features)
         flag = data.get("flag")
         if flag is not None and not isinstance(flag, str):
             raise InvalidParameterError(f"score flag must be a string; got {type(flag).__name__}")
@@ -1003,6 +1029,7 @@ class Store:
             row.p_ghost = p_ghost
             row.model_version = model_version
             row.scored_at = _now()
+            row.drift_features = watched
 
     def set_disposition(
         self, call_id: str, *, label: str, note: str | None, actor: str
@@ -1725,6 +1752,49 @@ class Store:
                 "call": _record(r),
                 "created_at": r.created_at,
                 "caller_recent": dict(counts.get(r.caller_id, zeros)),
+            }
+            for r in rows
+        ]
+
+    def drift_calls(
+        self, *, model_version: str, since: datetime, until: datetime, limit: int = 50_000
+    ) -> list[dict[str, Any]]:
+        """Calls scored from audio by ``model_version`` that started in ``(since, until]``,
+        newest first, at most ``limit``: ``started_at``, ``utc_offset_s``, ``flag``,
+        ``p_prank``, ``p_ghost`` and ``features`` (the watched features, None when the
+        score was stored without them)."""
+        _aware(since, "since")
+        _aware(until, "until")
+        if limit < 1:
+            raise InvalidParameterError(f"limit must be 1 or more; got {limit}")
+        query = (
+            select(
+                Call.started_at,
+                Call.utc_offset_s,
+                Call.flag,
+                Call.p_prank,
+                Call.p_ghost,
+                Call.drift_features,
+            )
+            .where(
+                Call.model_version == model_version,
+                Call.scored_at.is_not(None),
+                Call.started_at > since,
+                Call.started_at <= until,
+            )
+            .order_by(Call.started_at.desc())
+            .limit(limit)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return [
+            {
+                "started_at": r.started_at,
+                "utc_offset_s": r.utc_offset_s,
+                "flag": r.flag,
+                "p_prank": r.p_prank,
+                "p_ghost": r.p_ghost,
+                "features": r.drift_features if isinstance(r.drift_features, dict) else None,
             }
             for r in rows
         ]

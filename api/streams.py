@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 from fastapi.concurrency import run_in_threadpool
 
+from classifier.drift import monitored_values
 from classifier.errors import CallsiftError
 from classifier.features import SR, call_features
 from classifier.scoring import CallScore, ScoringModel
@@ -149,6 +150,8 @@ class LiveCall:
     lease_lost : bool
         The lease went stale and another process took the call over: the stream goes
         on, but its result is not stored (the new stream's is).
+    watched : dict or None
+        The watched features of the latest score (stored with the final one, for drift).
     """
 
     call_id: str
@@ -170,6 +173,7 @@ class LiveCall:
     leased: bool = True
     lease_lost: bool = False
     released: bool = False  # its place in LiveCalls and its lease given back
+    watched: dict[str, float | None] | None = None
     _pending: int = 0  # frames at the end of ``raw`` not yet given to ``features``
 
     def receive(self, data: bytes) -> None:
@@ -234,7 +238,9 @@ class LiveCall:
             acoustic=self.features.features(),
             complete=complete,
         )
-        return model.score(feats, stage="call")
+        score = model.score(feats, stage="call")
+        self.watched = monitored_values(feats)
+        return score
 
     def recording(self) -> bytes:
         """The audio scored, as a WAV file in the stream's own encoding."""

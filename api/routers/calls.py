@@ -32,12 +32,12 @@ from api.service import (
     LoadedModel,
     ModelUnavailableError,
     RecentCall,
-    audio_score,
     history_at,
     no_history,
     pre_answer_score,
     registered_call,
     score_payload,
+    scored_audio,
 )
 from api.store import CallRecord, StoreUnavailableError
 from classifier.audio import load_audio
@@ -313,7 +313,7 @@ def _score_recording(
     )
     if history_unavailable:
         runtime.metrics.history_unavailable.inc()
-    score = audio_score(
+    score, watched = scored_audio(
         loaded.model,
         audio,
         caller_id=call.caller_id,
@@ -332,7 +332,9 @@ def _score_recording(
                 duration_s=audio.duration_s,
                 caller_channel=caller_channel,
             )
-            runtime.store.save_score(call_id, payload, model_version=loaded.version)
+            runtime.store.save_score(
+                call_id, payload, model_version=loaded.version, drift_features=watched
+            )
             stored = True
         except StoreUnavailableError as exc:
             logger.warning("audio score not stored: %s", exc, extra={"call_id": call_id})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import AnyRoleDep, DataScientistDep, RuntimeDep
-from api.schemas import ModelOut, ReloadIn, ReloadOut, error_responses
+from api.drift import DriftMonitor
+from api.schemas import DriftOut, ModelOut, ReloadIn, ReloadOut, error_responses
 from api.service import LoadedModel, ModelReloadError
 from api.store import StoreUnavailableError
 
@@ -24,19 +25,23 @@ def _describe(loaded: LoadedModel | None) -> dict[str, str] | None:
 @router.get(
     "",
     response_model=ModelOut,
-    summary="The serving model: version, card and metrics",
+    summary="The serving model: version, card, metrics and drift of its recent calls",
     responses=error_responses(401, 413, (503, "no usable model, or the database down")),
 )
-def model_info(principal: AnyRoleDep, runtime: RuntimeDep) -> ModelOut:
+def model_info(principal: AnyRoleDep, runtime: RuntimeDep, request: Request) -> ModelOut:
+    """The model, its card, and the drift of the calls it scored lately against its
+    training reference (docs/api.md, "Drift")."""
     loaded = runtime.models.get()
     card = loaded.model.card
     metrics = card.get("metrics")
+    drift: DriftMonitor = request.app.state.drift
     return ModelOut(
         version=loaded.version,
         source=loaded.source,
         loaded_at=loaded.loaded_at,
         metrics=metrics if isinstance(metrics, dict) else None,
         card=card,
+        drift=DriftOut.model_validate(drift.report(runtime.store, loaded)),
     )
 
 

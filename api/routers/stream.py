@@ -127,7 +127,12 @@ def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> 
         duration_s=live.heard_s,
         caller_channel="mix",
     )
-    runtime.store.save_score(live.call_id, payload, model_version=payload["model_version"])
+    runtime.store.save_score(
+        live.call_id,
+        payload,
+        model_version=payload["model_version"],
+        drift_features=live.watched,
+    )
 
 
 def _scored(
