@@ -1,4 +1,4 @@
-"""``callsift keys ...``, ``callsift db ...`` and ``callsift serve``.
+"""``callsift keys ...``, ``callsift db ...`` (``upgrade``, ``retention``) and ``callsift serve``.
 
 Mounted on the root command in :mod:`training.cli`. Importing this module must stay
 cheap (no SQLAlchemy, no FastAPI): every heavy import happens inside a command.
@@ -112,6 +112,45 @@ def db_upgrade() -> None:
     finally:
         store.dispose()
     typer.echo("database is up to date")
+
+
+@db_app.command("retention")
+def db_retention(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what would be deleted or pseudonymised; change nothing."
+    ),
+) -> None:
+    """Delete recordings and pseudonymise caller numbers older than the retention settings.
+
+    CALLSIFT_RETENTION_DAYS: recordings of calls that started more than this many days
+    ago are deleted. CALLSIFT_NUMBER_RETENTION_DAYS: their numbers (and reviews') become
+    keyed pseudonyms (CALLSIFT_PSEUDONYM_KEY). Calls inside the window are never
+    touched; each batch is audited. Run it daily (cron, a systemd timer).
+    """
+    from api.retention import apply_retention, pseudonym_key
+    from api.settings import Settings
+
+    settings = Settings()
+    key = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
+    pseudonym_key(settings.number_retention_days, key)  # refused before touching anything
+    store = _store()
+    try:
+        store.upgrade()
+        report = apply_retention(
+            store,
+            now=datetime.now(UTC),
+            recordings_days=settings.retention_days,
+            numbers_days=settings.number_retention_days,
+            key=key,
+            dry_run=dry_run,
+            actor=CLI_ACTOR,
+        )
+    finally:
+        store.dispose()
+    for line in report.lines():
+        typer.echo(line)
+    if report.problems:
+        raise typer.Exit(1)
 
 
 # --- `callsift serve` --------------------------------------------------------------------

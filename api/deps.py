@@ -11,6 +11,7 @@ aliases below, so a route without a role check stands out in review.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -22,7 +23,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api.leases import StreamLeases
 from api.observability import CallerHasher, Metrics
-from api.security import ROLES, looks_like_token
+from api.security import ROLES, FailedKeyLimiter, looks_like_token
 from api.service import KeyCache, LoadedModel, ModelHolder, Principal, RecentCalls
 from api.settings import Settings
 from api.store import Store, StoreUnavailableError
@@ -48,6 +49,7 @@ class Runtime:
     timezone: tzinfo | None
     streams: LiveCalls
     leases: StreamLeases
+    failed_keys: FailedKeyLimiter
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -91,6 +93,7 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 async def get_principal(
+    request: Request,
     runtime: RuntimeDep,
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
@@ -100,24 +103,56 @@ async def get_principal(
     Raises
     ------
     HTTPException
-        401 for a missing, unknown, revoked or expired key; 503 when the database is
-        unreachable and the key was not verified recently.
+        401 for a missing, unknown, revoked or expired key; 429 when the client's
+        address failed too often lately; 503 when the database is unreachable and the
+        key was not verified recently.
     """
     token = api_key or (bearer.credentials if bearer is not None else None)
-    return await principal_for_token(runtime, token)
+    client = request.client.host if request.client is not None else None
+    return await principal_for_token(runtime, token, client=client)
 
 
-async def principal_for_token(runtime: Runtime, token: str | None) -> Principal:
-    """The holder of API key ``token`` (raises HTTPException 401 or 503, as get_principal)."""
+def _failed(runtime: Runtime, client: str, detail: str) -> HTTPException:
+    """Count a failed key check by ``client``; the 401 to raise."""
+    limiter = runtime.failed_keys
+    if limiter.failed(client):
+        logger.warning(
+            "API key checks limited",
+            extra={"client": client, "failures": limiter.per_minute, "window_s": 60},
+        )
+    return _unauthorized(detail)
+
+
+async def principal_for_token(
+    runtime: Runtime, token: str | None, *, client: str | None = None
+) -> Principal:
+    """The holder of API key ``token`` sent from address ``client`` (raises
+    HTTPException 401, 429 or 503, as :func:`get_principal`)."""
     if not token:
         raise _unauthorized("missing API key; send it in the X-API-Key header")
-    if not looks_like_token(token):
-        raise _unauthorized("invalid API key")
+    client = client or "unknown"
     keys = runtime.keys
+    well_formed = looks_like_token(token)
     digest = keys.digest(token)
-    cached = keys.get(digest, max_age_s=keys.fresh_s)
-    if cached is not None:
-        return cached
+    if well_formed:
+        cached = keys.get(digest, max_age_s=keys.fresh_s)
+        if cached is not None:
+            return cached
+    retry_after = runtime.failed_keys.retry_after(client)
+    # A limited address may still use a key this process verified before (call-takers
+    # behind the same NAT as a misconfigured client keep working); any other key is
+    # refused without a database lookup.
+    if retry_after is not None and keys.get(digest, max_age_s=math.inf) is None:
+        raise HTTPException(
+            status_code=429,
+            detail=(
+                f"too many failed API key checks from this address "
+                f"({runtime.failed_keys.per_minute} in 60 s); retry after {retry_after} s"
+            ),
+            headers={"Retry-After": str(retry_after)},
+        )
+    if not well_formed:
+        raise _failed(runtime, client, "invalid API key")
     try:
         info = await run_in_threadpool(runtime.store.verify_key, token, now=datetime.now(UTC))
     except StoreUnavailableError as exc:
@@ -130,7 +165,7 @@ async def principal_for_token(runtime: Runtime, token: str | None) -> Principal:
         ) from exc
     if info is None:
         keys.forget(digest)
-        raise _unauthorized("invalid, revoked or expired API key")
+        raise _failed(runtime, client, "invalid, revoked or expired API key")
     principal = Principal(key_id=int(info["id"]), role=str(info["role"]), name=str(info["name"]))
     keys.put(digest, principal)
     return principal

@@ -44,6 +44,7 @@ from api.observability import (
 )
 from api.routers import audit, calls, console, export, health, model, numbers, stream
 from api.schemas import ERROR_STATUSES, SERVICE_ADVISORY
+from api.security import FailedKeyLimiter
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
 from api.settings import Settings
 from api.store import ConflictError, NotFoundError, Store, StoreUnavailableError
@@ -187,6 +188,10 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_LIMITED = (
+    "too many failed API key checks from this address (CALLSIFT_AUTH_FAILURES_PER_MINUTE); "
+    "Retry-After says when to try again"
+)
 #: FastAPI's own validation error models, which describe an answer the service never sends.
 _FASTAPI_422 = ("HTTPValidationError", "ValidationError")
 
@@ -199,6 +204,7 @@ def _describe_errors(schema: dict[str, Any]) -> dict[str, Any]:
       without a body gets that one.
     - 413 on every operation: the body limit is :class:`RequestMiddleware`'s, before any
       route (the audio upload declares its own limit).
+    - 429 wherever a key is checked (401 declared): the failed-key limit per address.
     - An optional query parameter is a string or absent, never JSON null: its schema
       loses the ``null`` that FastAPI adds for ``X | None``.
     """
@@ -208,6 +214,8 @@ def _describe_errors(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             responses.setdefault("413", {"description": ERROR_STATUSES[413]})
+            if "401" in responses:  # a key is checked: its address may be limited
+                responses.setdefault("429", {"description": _LIMITED})
             for status, response in responses.items():
                 if status[0] in "45":
                     response["content"] = {**error_body}
@@ -360,6 +368,7 @@ def create_app(
             limit=settings.stream_max,
             lease_s=settings.stream_lease_s,
         ),
+        failed_keys=FailedKeyLimiter(settings.auth_failures_per_minute),
     )
     for result, attr in (("hit", "hits"), ("miss", "misses")):
         metrics.pre_answer_cache.labels(result=result).set_function(

@@ -175,8 +175,24 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(out, default=str, ensure_ascii=False))
 
 
+class StatementDataFilter(logging.Filter):
+    """Drops SQLAlchemy's log lines that carry data: a statement's parameters (INFO) and
+    result rows (DEBUG). They hold phone numbers and notes; the statements themselves,
+    which hold neither, still log when an operator turns ``sqlalchemy.engine`` on."""
+
+    #: SQLAlchemy 2's formats of those lines (tests/api/test_security.py logs at DEBUG).
+    _DATA_FORMATS = frozenset({"[%s] %r", "Row %r"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg in self._DATA_FORMATS)
+
+
+_ENGINE_LOGGER = "sqlalchemy.engine.Engine"
+
+
 def configure_logging(level: str) -> None:
-    """Send the ``callsift`` loggers to stderr as JSON lines (once per process)."""
+    """Send the ``callsift`` loggers to stderr as JSON lines (once per process), and keep
+    statement data out of SQLAlchemy's log whatever its level."""
     root = logging.getLogger("callsift")
     root.setLevel(level)
     if not any(getattr(h, _HANDLER_MARK, False) for h in root.handlers):
@@ -184,6 +200,9 @@ def configure_logging(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         setattr(handler, _HANDLER_MARK, True)
         root.addHandler(handler)
+    engine_logger = logging.getLogger(_ENGINE_LOGGER)
+    if not any(isinstance(f, StatementDataFilter) for f in engine_logger.filters):
+        engine_logger.addFilter(StatementDataFilter())
 
 
 class RequestMiddleware:

@@ -70,6 +70,21 @@ class Settings(BaseSettings):
     key_offline_grace_s : float
         While the database is unreachable, keys verified within this many seconds keep
         working, so scoring goes on during an outage.
+    auth_failures_per_minute : int
+        Failed API key checks (unknown, revoked, expired or malformed keys) one client
+        address may make in 60 s; past it a key this process has not verified before
+        gets 429 with ``Retry-After`` until the oldest failure is a minute old. Counted
+        per worker process; 0 turns the limit off.
+    retention_days : int or None
+        ``callsift db retention``: recordings of calls that started more than this many
+        days ago are deleted; None keeps them.
+    number_retention_days : int or None
+        ``callsift db retention``: caller numbers of calls (and reviews) older than this
+        many days are replaced by a keyed pseudonym; None keeps them.
+    pseudonym_key : SecretStr or None
+        Key of those pseudonyms (HMAC-SHA256): the same number gets the same pseudonym
+        in every run, so training still keeps a caller on one side of its split.
+        Required when ``number_retention_days`` is set.
     log_salt : SecretStr or None
         Salt of the phone-number hashes in logs; None draws a random salt per process
         (hashes then only correlate within one process).
@@ -160,6 +175,10 @@ class Settings(BaseSettings):
     db_timeout_s: float = Field(default=2.0, gt=0)
     key_cache_s: float = Field(default=10.0, ge=0)
     key_offline_grace_s: float = Field(default=3600.0, ge=0)
+    auth_failures_per_minute: int = Field(default=30, ge=0)
+    retention_days: int | None = Field(default=None, ge=1)
+    number_retention_days: int | None = Field(default=None, ge=1)
+    pseudonym_key: SecretStr | None = None
     log_salt: SecretStr | None = None
     log_level: LogLevel = "INFO"
     # At most api.db.INSTANCE_MAX characters (not imported: settings stay light).

@@ -39,6 +39,9 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("caller_channel",)
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SIMLESS = re.compile(r"^simless:[A-Za-z0-9._-]{1,64}$")
+# A number the service's retention replaced by a keyed pseudonym (api/retention.py); a
+# SIM-less id's pseudonym is still a valid simless: id.
+_PSEUDONYM = re.compile(r"^anon:[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,12 @@ def caller_id_problem(value: str) -> str | None:
         if _SIMLESS.match(value):
             return None
         return f"{value!r} is not a valid SIM-less id; expected simless:<handset id>"
-    if _E164.match(value):
+    if _E164.match(value) or _PSEUDONYM.match(value):
         return None
     return (
         f"{value!r} is not an E.164 number; expected +<country code><number> "
-        "(e.g. +6281234567890), simless:<handset id>, or empty when withheld"
+        "(e.g. +6281234567890), simless:<handset id>, anon:<16 hex digits> (a pseudonym), "
+        "or empty when withheld"
     )
 
 

@@ -1,7 +1,13 @@
-"""Data scientists: reviewed calls back as training data, in the manifest format."""
+"""Data scientists: reviewed calls back as training data, in the manifest format.
+
+The export names each recording by its path in the recordings folder
+(``<sha256>.<ext>``), never by its place on the server: a manifest saved in that folder,
+or in a copy of it, resolves its audio (``audio_path`` is relative to the manifest).
+"""
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -31,9 +37,13 @@ def export_labelled(
         Query(description="Only calls dispositioned at or after this time (RFC 3339 with offset)."),
     ] = None,
 ) -> Response:
-    """Every call with a disposition and a recording, oldest disposition first; audio paths
-    are absolute paths on the server. Check the file with ``callsift validate``."""
+    """Every call with a disposition and a recording, oldest disposition first. Each
+    ``audio_path`` is relative to the recordings folder (``<sha256>.<ext>``): save the
+    CSV there, or in a copy of that folder, and check it with ``callsift validate``."""
     rows = store.export_labelled(since=since)
+    for row in rows:
+        # Stored recordings lie flat in <data_dir>/recordings, named by their content.
+        row["audio_path"] = PurePath(row["audio_path"]).name
     return Response(
         content=rows_to_csv(rows),
         media_type="text/csv; charset=utf-8",

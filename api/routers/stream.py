@@ -14,11 +14,11 @@ Protocol (also in docs/api.md):
    and its score, and closes with 1000.
 
 Errors come as ``{"type": "error", "code": ..., "detail": ...}`` and a close with that
-code: 4400 bad frame, message or parameter; 4401 missing or invalid key; 4403 role not
-allowed; 4404 unknown call; 4408 no audio for ``stream_idle_s`` (after a final score of
-what was heard); 4409 call already streaming (on any worker or replica); 4503 model or
-database unavailable; 1013 too many live streams (on all this server's workers together);
-1011 internal error.
+code: 4400 bad frame, message or parameter; 4401 missing or invalid key; 4429 too many
+failed key checks from the client's address; 4403 role not allowed; 4404 unknown call;
+4408 no audio for ``stream_idle_s`` (after a final score of what was heard); 4409 call
+already streaming (on any worker or replica); 4503 model or database unavailable; 1013
+too many live streams (on all this server's workers together); 1011 internal error.
 
 A stream claims its lease (:mod:`api.leases`) at open, together with the call lookup in
 the thread pool, and releases it however it ends.
@@ -164,10 +164,12 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
     auth = websocket.headers.get("authorization", "")
     if not token and auth.lower().startswith("bearer "):
         token = auth[7:].strip()
+    client = websocket.client.host if websocket.client is not None else None
     try:
-        principal = await principal_for_token(runtime, token)
+        principal = await principal_for_token(runtime, token, client=client)
     except HTTPException as exc:
-        await _fail(websocket, 4401 if exc.status_code == 401 else 4503, str(exc.detail))
+        code = {401: 4401, 429: 4429}.get(exc.status_code, 4503)
+        await _fail(websocket, code, str(exc.detail))
         return
     if principal.role not in CALL_TAKER_ROLES:
         allowed = ", ".join(CALL_TAKER_ROLES)

@@ -396,7 +396,9 @@ def test_export_is_a_valid_manifest(env: Env) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert call["call_id"] in response.text
-    manifest = env.tmp / f"export-{uuid.uuid4().hex}.csv"
+    # Audio paths are relative to the recordings folder: the manifest is saved there.
+    recordings = env.app.state.runtime.store.data_dir / "recordings"
+    manifest = recordings / f"export-{uuid.uuid4().hex}.csv"
     manifest.write_text(response.text, encoding="utf-8")
     assert [p for p in validate_manifest(manifest) if p.severity == "error"] == []
 
