@@ -409,9 +409,100 @@
     )));
   }
 
+  // Drift of the recent calls against the model's training reference (GET /v1/model).
+  function renderDrift(drift) {
+    const num = (v, digits = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+    const pct = (v) => (v === null || v === undefined ? "–" : `${(100 * v).toFixed(1)}%`);
+    const status = drift.status;
+    const shifted = drift.groups.filter((g) => g.level === "shift").map((g) => t(`grp_${g.group}`))
+      .concat(drift.scores.filter((s) => s.level === "shift").map((s) => s.score));
+    const flagsMoved = drift.flag_rates.some((r) => r.shifted);
+    const warning = status === "warning"
+      ? [flagsMoved ? t("drift_warn_flags") : null, shifted.length ? t("drift_warn_groups", { groups: shifted.join(", ") }) : null]
+        .filter(Boolean).join(" ")
+      : null;
+    const head = el("p", {},
+      el("strong", { text: `${t("drift_status")}: ` }),
+      el("span", { class: `drift-status drift-${status}`, text: t(`drift_${status}`) }),
+      " ",
+      el("span", { class: "muted", text: t("drift_window", { days: drift.window_days, calls: drift.calls, min: drift.min_calls }) }));
+    const groups = drift.groups.length ? el("table", { class: "table drift-groups" },
+      el("caption", { text: t("drift_groups") }),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col", text: t("drift_group") }), el("th", { scope: "col", text: "PSI" }), el("th", { scope: "col", text: t("drift_level") }))),
+      el("tbody", {},
+        drift.groups.map((g) => el("tr", { class: g.level ? `level-${g.level}` : null },
+          el("th", { scope: "row", text: t(`grp_${g.group}`), title: Object.keys(g.features).join(", ") }),
+          el("td", { text: num(g.psi) }),
+          el("td", { text: g.level ? t(`lvl_${g.level}`) : "–" }))),
+        drift.scores.map((sc) => el("tr", { class: sc.level ? `level-${sc.level}` : null },
+          el("th", { scope: "row", text: sc.score }),
+          el("td", { text: num(sc.psi) }),
+          el("td", { text: sc.level ? t(`lvl_${sc.level}`) : "–" }))))) : null;
+    const rates = drift.flag_rates.length ? el("table", { class: "table drift-flags" },
+      el("caption", { text: t("drift_flags") }),
+      el("thead", {}, el("tr", {}, ["drift_flag", "drift_rate", "drift_reference", "drift_ratio", "drift_shifted"].map((k) => el("th", { scope: "col", text: t(k) })))),
+      el("tbody", {}, drift.flag_rates.map((r) => el("tr", { class: r.shifted ? "level-shift" : null },
+        el("th", { scope: "row", text: t(`lbl_${r.flag}`) }),
+        el("td", { text: pct(r.rate) }),
+        el("td", { text: pct(r.reference) }),
+        el("td", { text: r.ratio === null ? "–" : `${num(r.ratio)}×` }),
+        el("td", { text: r.shifted ? t("yes") : t("no") }))))) : null;
+    const days = drift.days.length ? el("table", { class: "table drift-days" },
+      el("caption", { text: t("drift_days") }),
+      el("thead", {}, el("tr", {}, ["drift_day", "col_calls", "lbl_prank", "lbl_ghost"].map((k) => el("th", { scope: "col", text: t(k) })))),
+      el("tbody", {}, drift.days.map((d) => el("tr", {},
+        el("th", { scope: "row", text: d.day }), el("td", { text: d.calls }), el("td", { text: pct(d.prank) }), el("td", { text: pct(d.ghost) }))))) : null;
+    $("#drift").replaceChildren(
+      el("h3", { text: t("drift_title") }),
+      head,
+      warning ? el("p", { class: "drift-warning", role: "alert", text: warning }) : null,
+      drift.detail ? el("p", { class: "muted", text: drift.detail }) : null,
+      el("div", { class: "drift-tables" }, groups, rates, days),
+    );
+  }
+
+  // The commands that close the loop: export, adapt, evaluate, promote (docs/model.md).
+  // The serving model as `callsift adapt --base` names it (the registry's default name).
+  function baseOf(source) {
+    if (source && source.startsWith("registry:")) {
+      const ref = source.slice(9);
+      if (ref.startsWith("models:/")) return ref;
+      return /^[0-9]+$/.test(ref) ? `models:/callsift/${ref}` : `models:/callsift@${ref}`;
+    }
+    if (source && source.startsWith("dir:")) return source.slice(4);
+    return "models/default";
+  }
+
+  function renderLoop(version, source) {
+    const origin = window.location.origin;
+    const key = `-H "X-API-Key: $CALLSIFT_KEY"`;
+    const steps = [
+      ["loop_export", `date -u +%Y-%m-%dT%H:%M:%SZ > recordings/labelled.time\ncurl -fsS ${key} "${origin}/v1/export/labelled" -o recordings/labelled.csv\ncallsift validate recordings/labelled.csv`],
+      ["loop_adapt", `callsift adapt recordings/labelled.csv --out models/centre --base ${baseOf(source)}`],
+      ["loop_evaluate", `curl -fsS ${key} "${origin}/v1/export/labelled?since=$(cat recordings/labelled.time)" -o recordings/since.csv\ncallsift evaluate recordings/since.csv --out eval/centre --model models/centre`],
+      ["loop_promote", `callsift promote recordings/since.csv\ncurl -fsS -X POST ${key} -H "Content-Type: application/json" -d '{"registry_ref": "champion"}' "${origin}/v1/model/reload"`],
+    ];
+    $("#loop").replaceChildren(
+      el("h3", { text: t("loop_title") }),
+      el("p", { class: "muted", text: t("loop_hint", { version }) }),
+      el("ol", { class: "loop" }, steps.map(([step, cmd]) => {
+        const msg = el("span", { class: "copied", role: "status" });
+        const copy = el("button", {
+          type: "button", class: "copy", text: t("copy"), "aria-label": `${t("copy")}: ${t(step)}`,
+          onclick: async () => {
+            try { await navigator.clipboard.writeText(cmd); msg.textContent = t("copied"); } catch (_) { msg.textContent = t("copy_failed"); }
+          },
+        });
+        return el("li", {}, el("p", { text: t(step) }), el("pre", { class: "cmd" }, el("code", { text: cmd })), copy, msg);
+      })),
+    );
+  }
+
   async function loadModel() {
-    const body = await guard(api("/v1/model/report"));
+    const [body, info] = await Promise.all([guard(api("/v1/model/report")), guard(api("/v1/model"))]);
+    if (info && info.drift) renderDrift(info.drift);
     if (!body) return;
+    renderLoop(body.version, info ? info.source : null);
     releaseBlobs();
     const card = body.card || {};
     const metrics = card.metrics || {};
