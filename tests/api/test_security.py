@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from starlette.websockets import WebSocketDisconnect
@@ -29,6 +30,7 @@ from api.store import Store
 from classifier.manifest import load_manifest, validate_manifest
 from tests.api.conftest import BACKENDS
 from tests.api.test_app_calls import UNREACHABLE_PG, Env, new_number, running_env, wav
+from tests.api.test_openapi_contract import _roles
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -234,6 +236,31 @@ def test_a_call_taker_key_reads_only_what_docs_api_md_allows(env: Env) -> None:
     # The supervisor hears the recording the call-taker could not fetch.
     heard = env.client.get(f"/v1/calls/{call['call_id']}/recording", headers=env.auth("supervisor"))
     assert heard.status_code == 200 and heard.content.startswith(b"RIFF")
+
+
+#: Routes anyone may call: probes, metrics and the console's static files.
+OPEN_ROUTES = {"/healthz", "/readyz", "/metrics", "/", "/console", "/console/", "/console/{name}"}
+
+
+def _all_routes(routes: list[Any]) -> Iterator[Any]:
+    """Every route of the app, inside the routers it includes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included router
+        yield from _all_routes(included.routes) if included is not None else [route]
+
+
+def test_every_route_checks_a_role_unless_it_is_listed_open(env: Env) -> None:
+    """Function-level authorization: a route without a role check stands out here."""
+    routes = list(_all_routes(env.app.routes))
+    api_routes = [r for r in routes if isinstance(r, APIRoute)]
+    assert len(api_routes) >= 25
+    unchecked = [r.path for r in api_routes if r.path not in OPEN_ROUTES and _roles(r) is None]
+    assert unchecked == []
+    # The live stream checks its key and role in its handler (tests/api/test_stream.py).
+    sockets = [r.path for r in routes if isinstance(r, APIWebSocketRoute)]
+    assert sockets == ["/v1/calls/{call_id}/stream"]
+    for path in ("/healthz", "/metrics", "/console/"):
+        assert env.client.get(path).status_code == 200
 
 
 # --- the export ------------------------------------------------------------------------
