@@ -192,3 +192,62 @@ def test_train_writes_the_reference_into_the_card(tmp_path: Path) -> None:
         for f in ("speech_ratio", "pitch_median_hz")
     ]
     assert max(psis) < PSI_SHIFT
+
+
+def test_model_reference_adds_a_reference_to_a_model_folder(tmp_path: Path) -> None:
+    """`callsift model reference` on a model whose card has none: the reference is made
+    from the manifest's calls, the card rewritten, the model file untouched."""
+    import hashlib
+    import json
+
+    from typer.testing import CliRunner
+
+    from classifier.artifact import load_model
+    from training.cli import app
+    from training.simulate import simulate_corpus
+
+    model_dir = tmp_path / "m"
+    train_table(
+        make_table(300, seed=5).assign(source="0"),
+        model_dir,
+        manifests=["x.csv"],
+        params={"max_iter": 10},
+    )
+    card = json.loads((model_dir / "card.json").read_text())
+    del card["reference"]
+    (model_dir / "card.json").write_text(json.dumps(card))
+    digest = hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest()
+    corpus = simulate_corpus(
+        tmp_path / "sim", preset="balanced", n_calls=24, seed=7, progress=False
+    )
+
+    result = CliRunner().invoke(
+        app, ["model", "reference", str(model_dir), str(corpus), "--jobs", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    ref = check_reference(read_card(model_dir)["reference"])
+    assert ref["features"]["calls"] == ref["scores"]["calls"] == 24
+    assert "not the training calls" in ref["source"]
+    assert "reference of 24 calls written to" in result.output
+    assert hashlib.sha256((model_dir / "model.joblib").read_bytes()).hexdigest() == digest
+    assert load_model(model_dir).card["reference"] == ref  # still loads, with it
+    # The model's own flags on those calls are the reference's rates.
+    from training.evaluate import score_table
+    from training.features import extract_features
+
+    table, _ = extract_features(corpus, n_jobs=1, progress=False)
+    flags = score_table(load_model(model_dir), table, explain=False)["flag"]
+    assert ref["scores"]["flag_rates"]["ghost"] == pytest.approx(
+        flags.str.endswith("_ghost").mean(), abs=1e-6
+    )
+
+
+def test_model_reference_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
+    from classifier.errors import CallsiftError
+    from training.reference import add_reference
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CallsiftError):
+        add_reference(tmp_path / "empty", ["nowhere/manifest.csv"])
+    with pytest.raises(InvalidParameterError, match="no manifest"):
+        add_reference(tmp_path / "empty", [])
