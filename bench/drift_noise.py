@@ -88,7 +88,7 @@ def compare_seconds(n: int = 50_000) -> float:
 
 def main() -> None:
     out = {"noise": noise(), "compare_50000_calls_s": round(compare_seconds(), 3)}
-    print(json.dumps(out, indent=2))  # noqa: T201
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
