@@ -16,6 +16,7 @@ flag is at most ``possible`` (:func:`cap_early_ghost`), whatever the model.
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from bisect import bisect_right
@@ -1188,7 +1189,236 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         M = feature_matrix(as_frame(X, self.features_), self.features_)
         return self.flag_proba(self.predict_proba_matrix(M), self.heard_seconds(M))
 
+    def recalibrate(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[str] | np.ndarray,
+        groups: Sequence[str] | np.ndarray | None = None,
+        *,
+        raw: np.ndarray | None = None,
+        possible_target: float | None = None,
+        likely_target: float | None = None,
+        confidence: float = 0.95,
+    ) -> CallClassifier:
+        """A copy whose calibrators and flag thresholds are set on the given rows; the
+        booster is the same, untouched (``callsift adapt``: a centre's own calls).
+
+        Calibrators and thresholds are made per time bucket as in :meth:`fit` (a bucket
+        with fewer than 30 emergency rows uses those of all rows), but each threshold
+        lets the given rows' emergency calls be flagged only as often as a one-sided
+        Clopper-Pearson upper bound allows: at each level, at most the largest number k of
+        flagged emergency calls whose upper bound at ``confidence`` stays within the
+        target (:func:`allowed_flags`). Fewer emergency calls than it takes to show the
+        target even with none flagged (299 for 1% at 95%) allow none: the threshold is
+        then just above the highest emergency score, and the bound says how far the
+        budget is from shown. The floors (``possible_floor``, ``likely_floor``) still hold.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n_rows, >= n_features)
+            Rows the booster did not learn from (unless ``raw`` gives out-of-fold scores).
+        y : sequence of str, shape (n_rows,)
+        groups : sequence of str or None, shape (n_rows,)
+            Caller of each row, as in :meth:`fit`: one caller's emergency rows count as one
+            emergency call in the bound (its rows are not independent; a call's prefix
+            rows share its caller). None: every row is its own.
+        raw : ndarray or None, shape (n_rows, 4), keyword-only
+            Uncalibrated probabilities of the rows (columns in LABELS order) from a model
+            that did not learn from them (out-of-fold scores); None: this booster's.
+        possible_target, likely_target : float or None, keyword-only
+            Largest share of emergency calls each level may flag; None keeps the model's.
+        confidence : float, keyword-only
+            Confidence of the upper bound, in (0, 1).
+
+        Returns
+        -------
+        CallClassifier
+            A new model sharing this one's booster; ``recalibration_`` holds, per level
+            (and per time bucket with thresholds of its own), the emergency calls, the
+            flags allowed, those raised on the given rows and their upper bound.
+        """
+        check_is_fitted(self, "estimator_")
+        possible = self.possible_target if possible_target is None else float(possible_target)
+        likely = self.likely_target if likely_target is None else float(likely_target)
+        confidence = float(confidence)
+        if not 0.0 < confidence < 1.0:
+            raise InvalidParameterError(f"confidence is {confidence}; expected a share in (0, 1)")
+        probe = clone(self).set_params(possible_target=possible, likely_target=likely)
+        probe.check_params()
+        M = feature_matrix(as_frame(X, self.features_), self.features_)
+        yy = np.asarray([str(v) for v in y], dtype=object)
+        if yy.shape[0] != M.shape[0]:
+            raise InvalidParameterError(f"X has {M.shape[0]} rows but y has {yy.shape[0]}")
+        unknown = sorted(set(yy) - set(LABELS))
+        if unknown:
+            raise InvalidParameterError(
+                f"unknown labels {unknown}; expected labels from {', '.join(LABELS)}"
+            )
+        if not (yy == PROTECTED_CLASS).any():
+            raise InvalidParameterError(
+                "the rows hold no emergency call; flag thresholds are set to protect "
+                "emergency calls and cannot be chosen without them"
+            )
+        if raw is None:
+            with _one_thread():
+                scores = self.predict_proba_matrix(M, calibrated=False)
+        else:
+            scores = np.asarray(raw, dtype=np.float64)
+            if scores.shape != (M.shape[0], len(LABELS)) or not np.isfinite(scores).all():
+                raise InvalidParameterError(
+                    f"raw has shape {scores.shape}; expected finite ({M.shape[0]}, {len(LABELS)})"
+                )
+        keys = self._groups(groups, yy.shape[0])
+        new = copy.copy(self)  # the booster and its flat walk are shared, never changed
+        new.possible_target, new.likely_target = possible, likely
+        heard = new.heard_seconds(M)
+        bucket = new._bucket_of(heard)
+        new.calibrators_ = new._fit_calibrators(scores, yy)
+        new.thresholds_, pooled = new._bounded_thresholds(
+            new._apply_calibrators(new.calibrators_, scores), yy, keys, confidence
+        )
+        new.threshold_domains_ = []
+        calibrators: list[list[Any] | None] = []
+        thresholds: list[dict[str, dict[str, float]]] = []
+        by_bucket: dict[str, Any] = {}
+        names = new.bucket_names()
+        for b in range(new._n_buckets()):
+            rows = bucket == b
+            enough = int((yy[rows] == PROTECTED_CLASS).sum()) >= _MIN_BUCKET_PROTECTED
+            if len(new.prefixes_) > 1 and enough:
+                cals = new._fit_calibrators(scores[rows], yy[rows])
+                th, by_bucket[names[b]] = new._bounded_thresholds(
+                    new._apply_calibrators(cals, scores[rows]), yy[rows], keys[rows], confidence
+                )
+                calibrators.append(cals)
+                thresholds.append(th)
+            else:
+                calibrators.append(None)
+                thresholds.append(new.thresholds_)
+        new.bucket_calibrators_ = calibrators
+        new.bucket_thresholds_ = thresholds
+        new.validation_ = new._validation_summary(new._calibrate(scores, heard), yy, heard)
+        new.recalibration_ = {
+            "rows": int(yy.shape[0]),
+            "confidence": confidence,
+            "targets": {"possible": possible, "likely": likely},
+            "all": pooled,
+            "by_prefix": by_bucket,
+        }
+        return new
+
+    def _bounded_thresholds(
+        self, cal: np.ndarray, y: np.ndarray, keys: np.ndarray, confidence: float
+    ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+        """Thresholds of :meth:`recalibrate` on calibrated rows, and what they do there."""
+        protected = y == PROTECTED_CLASS
+        n_calls = len(set(keys[protected].tolist()))
+        n_rows = int(protected.sum())
+        targets = {"possible": self.possible_target, "likely": self.likely_target}
+        allowed = {lv: allowed_flags(n_calls, t, confidence) for lv, t in targets.items()}
+        # choose_thresholds counts rows: k of them flagged is at most k calls flagged.
+        th = choose_thresholds(
+            cal,
+            y,
+            classes=LABELS,
+            targets={lv: max(k, 0) / n_rows for lv, k in allowed.items()},
+            floors={"possible": self.possible_floor, "likely": self.likely_floor},
+        )
+        codes = _flag_codes(cal[protected], classes=LABELS, thresholds=th)
+        level = np.where(codes >= 3, codes - 3, codes)  # 0 none, 1 possible, 2 likely
+        info: dict[str, Any] = {"emergency_calls": n_calls}
+        for lv, at_least in (("possible", 1), ("likely", 2)):
+            flagged = len(set(keys[protected][level >= at_least].tolist()))
+            bound = flag_rate_upper_bound(flagged, n_calls, confidence)
+            info[lv] = {
+                "target": targets[lv],
+                "allowed": max(allowed[lv], 0),
+                "flagged": flagged,
+                "upper_bound": bound,
+                "shown": bool(bound <= targets[lv]),
+            }
+        return th, info
+
+    def fit_recalibrated(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[str] | np.ndarray,
+        groups: Sequence[str] | np.ndarray | None = None,
+        sample_weight: Sequence[float] | np.ndarray | None = None,
+        *,
+        calibrate_on: Sequence[int] | np.ndarray,
+        possible_target: float | None = None,
+        likely_target: float | None = None,
+        confidence: float = 0.95,
+    ) -> CallClassifier:
+        """:meth:`fit` on every row, then :meth:`recalibrate` on the rows ``calibrate_on``
+        (positions) with their out-of-fold scores from this fit's own cross-validation.
+
+        The booster learnt from those rows too, so its own scores of them would be too
+        sure; the out-of-fold scores come from folds that never saw their caller, and
+        reusing the fit's saves a second cross-validation. ``self`` is fitted as by
+        :meth:`fit`; the returned copy has the recalibrated calibrators and thresholds.
+        """
+        at = np.asarray(calibrate_on)
+        if (
+            at.dtype == bool
+            or at.ndim != 1
+            or (at.size and not np.issubdtype(at.dtype, np.integer))
+        ):
+            raise InvalidParameterError("calibrate_on must be row positions (integers)")
+        kept: list[np.ndarray] = []
+        cross_fit = type(self)._out_of_fold
+
+        def keep(
+            M: np.ndarray, yy: np.ndarray, g: np.ndarray, w: np.ndarray | None = None
+        ) -> np.ndarray:
+            kept.append(cross_fit(self, M, yy, g, w))
+            return kept[-1]
+
+        # An instance attribute shadows the method for this one fit: fit's out-of-fold
+        # scores are kept instead of computed twice (four boosters each time).
+        self.__dict__["_out_of_fold"] = keep
+        try:
+            self.fit(X, y, groups, sample_weight)
+        finally:
+            self.__dict__.pop("_out_of_fold", None)
+        if at.size and (at.min() < 0 or at.max() >= len(kept[0])):
+            raise InvalidParameterError(
+                f"calibrate_on holds positions outside 0..{len(kept[0]) - 1}"
+            )
+        yy = np.asarray([str(v) for v in y], dtype=object)
+        g = None if groups is None else np.asarray([str(v) for v in groups], dtype=object)[at]
+        return self.recalibrate(
+            X.iloc[at],
+            yy[at],
+            g,
+            raw=kept[0][at],
+            possible_target=possible_target,
+            likely_target=likely_target,
+            confidence=confidence,
+        )
+
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q))
+
+
+def flag_rate_upper_bound(flagged: int, calls: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson upper bound on the share of calls flagged, at
+    ``confidence``, from ``flagged`` of ``calls`` (1.0 without calls)."""
+    if calls <= 0 or flagged >= calls:
+        return 1.0
+    from scipy.stats import beta  # a second's import the service never needs
+
+    return float(beta.ppf(confidence, flagged + 1, calls - flagged))
+
+
+def allowed_flags(calls: int, target: float, confidence: float) -> int:
+    """Most flagged calls, out of ``calls``, whose upper bound
+    (:func:`flag_rate_upper_bound`) is still within ``target``; -1 when even none is not
+    (too few calls to show the target: 0 of n has the bound 1 - (1 - confidence)^(1/n))."""
+    k = -1
+    while k + 1 < calls and flag_rate_upper_bound(k + 1, calls, confidence) <= target:
+        k += 1
+    return k

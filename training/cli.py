@@ -8,7 +8,18 @@ import typer
 
 from api import cli as api_cli
 from classifier.errors import CallsiftError
-from training import data, default, demo, evaluate, features, promote, reference, simulate, train
+from training import (
+    adapt,
+    data,
+    default,
+    demo,
+    evaluate,
+    features,
+    promote,
+    reference,
+    simulate,
+    train,
+)
 
 app = typer.Typer(
     name="callsift",
@@ -27,6 +38,7 @@ app.command("features")(features.features_command)
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("promote")(promote.promote_command)
+app.command("adapt")(adapt.adapt_command)
 app.command("build-default")(default.build_default_command)
 app.add_typer(reference.model_app, name="model")
 app.command("demo")(demo.demo)

@@ -1,0 +1,443 @@
+"""`callsift adapt` end to end on small simulated corpora, and its refusals.
+
+A tiny base model is trained on one simulated corpus (which also serves as the simulated
+corpus of the retrained candidates); the centre is another preset and seed. Every run,
+refused or not, must leave the base model's files byte for byte as they were.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from classifier.artifact import load_model, read_card
+from classifier.formats import LABELS
+from classifier.model import CallClassifier, allowed_flags, flag_rate_upper_bound
+from training.cli import main
+from training.simulate import simulate_corpus
+from training.train import train
+
+FAST = ["--max-iter", "8", "--weights", "1", "--no-mlflow"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("adapt-cache")
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The base model's training corpus, and the retrained candidates' simulated corpus."""
+    out = tmp_path_factory.mktemp("adapt-sim") / "bal"
+    return simulate_corpus(out, preset="balanced", n_calls=100, seed=31, progress=False)
+
+
+@pytest.fixture(scope="module")
+def centre(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A centre's reviewed calls: another preset and seed (WIB, +07:00)."""
+    out = tmp_path_factory.mktemp("adapt-centre") / "jak"
+    return simulate_corpus(out, preset="balanced", n_calls=112, seed=32, progress=False)
+
+
+@pytest.fixture(scope="module")
+def base(sim: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("adapt-base") / "base"
+    train(
+        [sim],
+        out,
+        cache_dir=cache,
+        n_jobs=1,
+        test_callers=0.4,
+        test_after=0.6,
+        params={"max_iter": 8, "n_folds": 2},  # the retrained candidates fold alike
+        prefixes=(2.0, 10.0),
+        progress=False,
+    )
+    return out
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _rewrite(manifest: Path, dest: Path, edit: Callable[[list[dict]], list[dict]]) -> Path:
+    """A copy of a manifest (audio paths made absolute) with rows changed by ``edit``."""
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fields = list(rows[0])
+    rows = edit(rows)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for r in rows:
+        r["audio_path"] = str((manifest.parent / r["audio_path"]).resolve())
+    with open(dest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return dest
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str):
+    """Run ``callsift`` as a user does (errors: one line, exit code 2)."""
+    monkeypatch.setattr(sys, "argv", ["callsift", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    out: Path,
+    *args: str,
+) -> str:
+    before = _digest(base)
+    code, _, err = _cli(monkeypatch, capsys, "adapt", *args, "--out", str(out), *FAST)
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert _digest(base) == before
+    return err
+
+
+def test_adapt_end_to_end(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    sim: Path,
+    centre: Path,
+    cache: Path,
+    tmp_path: Path,
+) -> None:
+    def unlabel(rows: list[dict]) -> list[dict]:
+        for r in rows[5:8]:
+            r["label"] = ""
+        return rows
+
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", unlabel)
+    out = tmp_path / "adapted"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    before = _digest(base)
+    args = ["adapt", str(manifest), "--out", str(out), "--base", str(base), "--sim", str(sim)]
+    args += ["--work", str(tmp_path / "work"), "--cache", str(cache), "--max-iter", "8"]
+    code, stdout, err = _cli(
+        monkeypatch, capsys, *args, "--weights", "1", "--tracking-uri", tracking
+    )
+    assert code == 0, err
+    assert "warning: " in err and "3 of 112 calls have no label and are skipped" in err
+    assert _digest(base) == before
+
+    model = load_model(out)
+    card = read_card(out)
+    base_card = read_card(base)
+    assert card["adapted_from"]["version"] == base_card["version"]
+    assert card["adapted_from"]["data_fingerprint"] == base_card["data_fingerprint"]
+    td = card["training_data"]
+    assert td["centre_labelled_calls"] == 109 and td["unlabelled_skipped"] == 3
+    assert sum(td["centre_class_counts"].values()) == 109
+    assert card["split"]["callers_in_both"] == 0
+    assert card["split"]["test_calls"] >= 109 // 4
+    a = card["adaptation"]
+    names = [c["name"] for c in a["candidates"]]
+    assert names == ["recalibrated", "retrained (weight 1)", "base (not adapted)"]
+    assert a["candidate"] in names[:2] and a["confidence"] == 0.95
+    for c in a["candidates"]:
+        assert 0 <= c["emergency_flagged"] <= c["emergency"] > 0
+        assert 0.0 <= c["caught_share"] <= 1.0
+    # The thresholds kept every emergency call of the adapting side unflagged: too few
+    # to show 1% at 95%, which the card says.
+    bound = a["bound"]["all"]
+    assert bound["possible"]["allowed"] == 0 and bound["possible"]["flagged"] == 0
+    assert bound["possible"]["shown"] is False and bound["possible"]["upper_bound"] > 0.01
+    if a["kind"] == "recalibrated":  # booster untouched: the base's own trees
+        assert card["params"]["max_iter"] == base_card["params"]["max_iter"]
+        assert a["weight"] is None
+    else:
+        assert a["weight"] == 1.0
+    # Learning curve: 25, 50, ... earliest calls, then all of the adapting side.
+    sizes = [p["centre_calls"] for p in a["curve"] if p["candidate"] == "recalibrated"]
+    assert sizes[:2] == [25, 50] and sizes[-1] == card["split"]["train_calls"]
+    report = out / "report"
+    assert (report / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    text = (report / "adapt.md").read_text()
+    assert "Clopper-Pearson" in text and "learning_curve.png" in text
+    assert base_card["version"] in text and "(chosen)" in text
+    assert (report / "report.md").is_file() and (out / "baselines.joblib").is_file()
+    assert f"written to {out}" in stdout
+    # Scores like any model folder.
+    assert model.call.thresholds_ == card["thresholds"]["call"]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    version = client.get_model_version_by_alias("callsift", "challenger")
+    assert version.tags["adapted_from"] == base_card["version"]
+    assert version.tags["callsift_model_version"] == card["version"]
+    with pytest.raises(Exception, match="champion"):
+        client.get_model_version_by_alias("callsift", "champion")  # promotion is not ours
+
+    # Adapting the adapted model on the same calls is refused: it learnt from them.
+    again = tmp_path / "again"
+    err = _refused(
+        monkeypatch, capsys, out, again, str(manifest), "--base", str(out), "--sim", str(sim)
+    )
+    assert "were used to train the base model" in err and "line " in err
+
+
+def test_too_few_calls_are_refused_with_counts(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", lambda rows: rows[:60])
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
+    )
+    assert "hold 60 labelled calls (" in err and "at least 100 labelled calls" in err
+    assert "label 40 more labelled calls" in err
+
+
+def test_too_few_of_a_class_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    def few_ghosts(rows: list[dict]) -> list[dict]:
+        ghosts = [r for r in rows if r["label"] == "ghost"]
+        for r in ghosts[4:]:
+            r["label"] = "non_emergency"
+        return rows
+
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", few_ghosts)
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
+    )
+    assert "ghost 4)" in err and "6 more ghost" in err
+
+
+def test_unlabelled_rows_are_skipped_then_too_few_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    def unlabel(rows: list[dict]) -> list[dict]:
+        for r in rows[:40]:
+            r["label"] = ""
+        return rows
+
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", unlabel)
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
+    )
+    assert "warning: " in err and "40 of 112 calls have no label and are skipped" in err
+    assert "hold 72 labelled calls" in err
+
+
+def test_unknown_label_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    def odd(rows: list[dict]) -> list[dict]:
+        rows[3]["label"] = "hoax"
+        return rows
+
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", odd)
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
+    )
+    assert "unknown label 'hoax'" in err and "line 5" in err
+
+
+def test_duplicate_call_ids_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    def dup(rows: list[dict]) -> list[dict]:
+        rows[9]["call_id"] = rows[2]["call_id"]
+        return rows
+
+    one = _rewrite(centre, tmp_path / "a" / "manifest.csv", dup)
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(one), "--base", str(base))
+    assert "duplicate call_id" in err
+    # The same calls in two exports of the centre.
+    first = _rewrite(centre, tmp_path / "b1" / "manifest.csv", lambda rows: rows[:70])
+    second = _rewrite(centre, tmp_path / "b2" / "manifest.csv", lambda rows: rows[60:])
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(first), str(second), "--base", str(base)
+    )
+    assert "duplicate call ids across the centre's manifests: 10 id(s)" in err
+    assert "b1/manifest.csv line 62" in err
+
+
+def test_calls_the_base_learnt_from_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    sim: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(sim), "--base", str(base))
+    assert "100 of the centre's 100 calls were used to train the base model" in err
+
+    # A copy of a few of its training calls, renamed, inside the centre's export.
+    with open(sim, newline="") as fh:
+        learnt = list(csv.DictReader(fh))[:3]
+
+    def mix(rows: list[dict]) -> list[dict]:
+        for k, r in enumerate(learnt):
+            r = dict(r, call_id=f"x{k}", audio_path=str((sim.parent / r["audio_path"]).resolve()))
+            rows.append(r)
+        return rows
+
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", mix)
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
+    )
+    assert "3 of the centre's 115 calls were used to train" in err
+    assert "line 114 (call_id x0)" in err
+
+
+def test_other_time_zone_is_warned_about_naming_rows(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    # Refused for its size after the warnings, so nothing is trained here.
+    def shift(rows: list[dict]) -> list[dict]:
+        rows = rows[:50]
+        for r in rows[10:12]:
+            r["started_at"] = r["started_at"].replace("+07:00", "+08:00")
+        return rows
+
+    manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", shift)
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
+    )
+    assert "started_at offsets are mixed (+07:00 on 48, +08:00 on 2 calls)" in err
+    assert "line 12" in err and "line 13" in err and "--timezone" in err
+    err = _refused(
+        monkeypatch,
+        capsys,
+        base,
+        tmp_path / "o",
+        str(manifest),
+        "--base",
+        str(base),
+        "--timezone",
+        "Asia/Makassar",
+    )
+    assert "48 of 50 calls have a UTC offset (+07:00) other than --timezone Asia/Makassar" in err
+
+
+def test_base_of_another_feature_version_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(base, old)
+    card = json.loads((old / "card.json").read_text())
+    card["features"] = card["features"][:-2]
+    (old / "card.json").write_text(json.dumps(card))
+    err = _refused(monkeypatch, capsys, old, tmp_path / "o", str(centre), "--base", str(old))
+    assert "model feature list differs from this callsift version" in err
+    err = _refused(
+        monkeypatch, capsys, base, tmp_path / "o", str(centre), "--base", str(tmp_path / "no")
+    )
+    assert "does not exist" in err
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _table(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    from classifier.features import FEATURE_NAMES
+
+    rng = np.random.default_rng(seed)
+    y = np.asarray(LABELS, dtype=object)[rng.integers(0, 4, n)]
+    X = pd.DataFrame(rng.normal(size=(n, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    for k, c in enumerate(LABELS):
+        X.iloc[:, k] += 2.0 * (y == c)
+    X["call_complete"] = 1.0
+    # A coarse grid: with class weights, scikit-learn bins a feature of more than 255
+    # distinct values through a slow weighted-percentile path.
+    return X.round(1), y
+
+
+def test_recalibrate_keeps_the_booster_and_the_original() -> None:
+    X, y = _table(400, 0)
+    model = CallClassifier(max_iter=10).fit(X, y)
+    before = (model.thresholds_, model.predict_proba(X))
+    Xc, yc = _table(200, 1)
+    Xc.iloc[:, 0] += 0.7  # the centre's calls sit elsewhere (on the same grid)
+    new = model.recalibrate(Xc, yc, possible_target=0.01, likely_target=0.002)
+    assert new.estimator_ is model.estimator_
+    M = Xc.loc[:, list(model.features_)].to_numpy()
+    np.testing.assert_array_equal(
+        new.predict_proba_matrix(M, calibrated=False),
+        model.predict_proba_matrix(M, calibrated=False),
+    )
+    assert model.thresholds_ == before[0]
+    np.testing.assert_array_equal(model.predict_proba(X), before[1])
+    assert "recalibration_" not in model.__dict__
+    # About 50 emergency calls cannot show 1%: none of them may be flagged.
+    info = new.recalibration_["all"]
+    assert info["possible"]["allowed"] == 0 and info["possible"]["flagged"] == 0
+    emergency = yc == "emergency"
+    assert (new.flag(Xc)[emergency] == "none").all()
+    assert info["possible"]["upper_bound"] == pytest.approx(
+        1 - 0.05 ** (1 / info["emergency_calls"])
+    )
+
+
+def test_recalibrate_refuses_rows_without_emergency() -> None:
+    X, y = _table(300, 2)
+    model = CallClassifier(max_iter=5).fit(X, y)
+    keep = y != "emergency"
+    with pytest.raises(ValueError, match="no emergency call"):
+        model.recalibrate(X[keep], y[keep])
+
+
+def test_the_bound_allows_flags_only_with_enough_emergency_calls() -> None:
+    # 0 of n flagged has the upper bound 1 - 0.05^(1/n): 1% needs n >= 299.
+    assert allowed_flags(298, 0.01, 0.95) == -1
+    assert allowed_flags(299, 0.01, 0.95) == 0
+    assert allowed_flags(1000, 0.01, 0.95) == 4
+    assert flag_rate_upper_bound(4, 1000, 0.95) <= 0.01 < flag_rate_upper_bound(5, 1000, 0.95)
+    assert flag_rate_upper_bound(0, 0, 0.95) == 1.0
