@@ -95,7 +95,7 @@ class RetentionReport:
             out.append("recordings: kept (CALLSIFT_RETENTION_DAYS not set)")
         else:
             out.append(
-                f"recordings of calls started before {self.recordings_cutoff.isoformat()}: "
+                f"recordings of calls started before {_when(self.recordings_cutoff)}: "
                 f"{self.recordings_removed} calls' recordings {would}removed, "
                 f"{self.files_deleted} files {would}deleted, {self.files_kept} kept for "
                 "calls inside the window"
@@ -104,11 +104,15 @@ class RetentionReport:
             out.append("numbers: kept (CALLSIFT_NUMBER_RETENTION_DAYS not set)")
         else:
             out.append(
-                f"numbers of calls and reviews before {self.numbers_cutoff.isoformat()}: "
+                f"numbers of calls and reviews before {_when(self.numbers_cutoff)}: "
                 f"{self.calls_pseudonymised} calls and {self.reviews_pseudonymised} reviews "
                 f"{would}pseudonymised"
             )
         return out + [f"problem: {p}" for p in self.problems]
+
+
+def _when(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
 
 
 def apply_retention(
