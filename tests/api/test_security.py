@@ -263,6 +263,24 @@ def test_every_route_checks_a_role_unless_it_is_listed_open(env: Env) -> None:
         assert env.client.get(path).status_code == 200
 
 
+def test_no_cross_origin_reads_and_the_console_is_locked_to_its_origin(env: Env) -> None:
+    """No CORS: a page of another origin cannot read an answer with a key it holds; the
+    console runs only its own scripts and cannot be framed."""
+    origin = {"Origin": "https://elsewhere.example"}
+    preflight = env.client.options(
+        "/v1/calls",
+        headers={**origin, "Access-Control-Request-Method": "GET"},
+    )
+    answer = env.client.get("/v1/calls", headers={**origin, **env.auth()})
+    for response in (preflight, answer):
+        assert "access-control-allow-origin" not in response.headers
+    page = env.client.get("/console/")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+
+
 # --- the export ------------------------------------------------------------------------
 
 
