@@ -44,6 +44,7 @@ import typer
 
 import classifier
 from classifier.artifact import DEFAULT_MODEL_DIR, load_model, save_model
+from classifier.drift import make_reference
 from classifier.errors import InvalidManifestError, InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
@@ -1031,6 +1032,16 @@ def _adapt(
             prefixes=cuts,
         )
         card["metrics"] = _headline(metrics)
+        # What the service compares the calls it scores with (docs/model.md, "Drift"):
+        # the centre's own calls, which the adapted model is meant for.
+        card["reference"] = make_reference(
+            calls,
+            scored,
+            source=(
+                f"features: the centre's {len(calls)} labelled calls (whole calls); scores "
+                f"and flags: the {len(scored)} calls of the validation quarter"
+            ),
+        )
         plot_curve(report / "learning_curve.png", curve, targets=targets)
         write_adapt_report(
             report / "adapt.md",

@@ -183,6 +183,9 @@ def test_adapt_end_to_end(
     assert base_card["version"] in text and "(chosen)" in text
     assert (report / "report.md").is_file() and (out / "baselines.joblib").is_file()
     assert f"written to {out}" in stdout
+    # The drift reference describes the centre's calls.
+    assert card["reference"]["features"]["calls"] == td["centre_labelled_calls"]
+    assert card["reference"]["scores"]["calls"] == card["split"]["test_calls"]
     # Scores like any model folder.
     assert model.call.thresholds_ == card["thresholds"]["call"]
 
@@ -211,9 +214,7 @@ def test_too_few_calls_are_refused_with_counts(
     tmp_path: Path,
 ) -> None:
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", lambda rows: rows[:60])
-    err = _refused(
-        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
-    )
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "hold 60 labelled calls (" in err and "at least 100 labelled calls" in err
     assert "label 40 more labelled calls" in err
 
@@ -232,9 +233,7 @@ def test_too_few_of_a_class_is_refused(
         return rows
 
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", few_ghosts)
-    err = _refused(
-        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
-    )
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "ghost 4)" in err and "6 more ghost" in err
 
 
@@ -251,9 +250,7 @@ def test_unlabelled_rows_are_skipped_then_too_few_refused(
         return rows
 
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", unlabel)
-    err = _refused(
-        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
-    )
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "warning: " in err and "40 of 112 calls have no label and are skipped" in err
     assert "hold 72 labelled calls" in err
 
@@ -270,9 +267,7 @@ def test_unknown_label_is_refused(
         return rows
 
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", odd)
-    err = _refused(
-        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
-    )
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "unknown label 'hoax'" in err and "line 5" in err
 
 
@@ -322,9 +317,7 @@ def test_calls_the_base_learnt_from_are_refused(
         return rows
 
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", mix)
-    err = _refused(
-        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
-    )
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "3 of the centre's 115 calls were used to train" in err
     assert "line 114 (call_id x0)" in err
 
@@ -344,9 +337,7 @@ def test_other_time_zone_is_warned_about_naming_rows(
         return rows
 
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", shift)
-    err = _refused(
-        monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base)
-    )
+    err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "started_at offsets are mixed (+07:00 on 48, +08:00 on 2 calls)" in err
     assert "line 12" in err and "line 13" in err and "--timezone" in err
     err = _refused(
