@@ -47,7 +47,14 @@ from api.schemas import ERROR_STATUSES, SERVICE_ADVISORY
 from api.security import FailedKeyLimiter
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
 from api.settings import Settings
-from api.store import ConflictError, NotFoundError, Store, StoreUnavailableError
+from api.store import (
+    ConflictError,
+    NotFoundError,
+    RecordingStorageError,
+    StorageFullError,
+    Store,
+    StoreUnavailableError,
+)
 from api.streams import LiveCalls
 from api.web import router as web_router
 from classifier.errors import (
@@ -86,6 +93,9 @@ _STATUS: tuple[tuple[type[CallsiftError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (StoreUnavailableError, 503),
+    # Before its parent: a full disk is the server's lack of room, not a failure to retry.
+    (StorageFullError, 507),
+    (RecordingStorageError, 503),
     (ModelUnavailableError, 503),
     (ModelReloadError, 409),
     (UnsupportedAudioError, 415),

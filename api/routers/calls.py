@@ -378,7 +378,12 @@ def _score_recording(
         (413, "recording larger than CALLSIFT_MAX_AUDIO_BYTES"),
         (415, "unsupported content type, container or encoding"),
         (422, "corrupt, too short or too long recording; no 'file' field; bad parameter"),
-        (503, "model unavailable; database down for a call this server never saw"),
+        (
+            503,
+            "model unavailable; database down for a call this server never saw; recording "
+            "not written",
+        ),
+        (507, "recordings disk full: the recording was not stored, the call is unchanged"),
     ),
 )
 async def upload_audio(

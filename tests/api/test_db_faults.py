@@ -401,10 +401,6 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/main.py must map api.store.StorageFullError to 507 (asked for in issue 19)",
-)
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_recordings_disk_refuses_the_upload_and_keeps_the_call(tmp_path: Path) -> None:
     with _small_disk(tmp_path / "data", 256), running_env("sqlite", tmp_path) as env:
