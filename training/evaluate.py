@@ -8,6 +8,8 @@ alone (the pre-answer model), and its reasons say so. ``DIR`` receives ``scores.
 and for labelled calls ``metrics.json`` and ``report.md`` with plots. ``--prefix 2,5``
 also scores every call on its first seconds only, as a live stream is scored
 (``scores_prefix.csv``, and recall against seconds heard in the report).
+``--cluster ADDRESS`` has the features extracted by a Dask cluster's workers
+(:mod:`training.cluster`); the scores are the same.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from classifier.errors import InvalidParameterError
 from classifier.scoring import SCORE_FIELDS, ScoringModel
 from training.baselines import BASELINE_NOTES, Baselines
 from training.features import PREFIX_COLUMN, extract_features, parse_prefixes, whole_calls
+from training.parallel import CLUSTER_OPTION
 
 SCORE_COLUMNS: tuple[str, ...] = ("call_id", *SCORE_FIELDS)
 _SLICE_COLUMNS: tuple[str, ...] = ("meta_withheld", "meta_simless", "meta_hour", "hist_has_history")
@@ -184,12 +187,14 @@ def evaluate_manifest(
     lang: str = "en",
     progress: bool = True,
     prefixes: Sequence[float] = (),
+    cluster: Any = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score a manifest and write the evaluation folder (see the module docstring).
 
     With ``prefixes`` (seconds), every call is also scored on its first seconds, as a
     live stream would be at that moment, and the report gains the early-warning table
-    and curve.
+    and curve. ``cluster`` (a Dask scheduler's address or client) is as in
+    :func:`training.features.extract_features`.
 
     Returns
     -------
@@ -208,6 +213,7 @@ def evaluate_manifest(
         progress=progress,
         keep_failed=True,
         prefixes=prefixes,
+        cluster=cluster,
     )
     rows = score_table(model, table, lang=lang)
     whole = whole_calls(table)
@@ -264,6 +270,7 @@ def evaluate_command(
             ),
         ),
     ] = None,
+    cluster: Annotated[str | None, CLUSTER_OPTION] = None,
 ) -> None:
     """Score every call of a manifest; with labels, measure the model against the baselines."""
     cuts = parse_prefixes(",".join(prefix or []))
@@ -276,6 +283,7 @@ def evaluate_command(
         timezone=timezone,
         lang=lang,
         prefixes=cuts,
+        cluster=cluster,
     )
     typer.echo(f"scored {metrics.get('calls', 0)} calls: {out / 'scores.csv'}")
     if metrics.get("labelled_calls"):

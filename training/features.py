@@ -3,7 +3,9 @@
 ``callsift features corpus/manifest.csv --out features.parquet`` extracts every call's
 features in parallel with the same code the service uses. History features replay the
 manifest in time order, so each call sees only the calls before it. A call whose audio
-fails is reported with its error and left out; the others are written.
+fails is reported with its error and left out; the others are written. ``--cluster``
+sends the calls to a Dask scheduler's workers instead (:mod:`training.cluster`); the
+table is the same.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -31,12 +33,14 @@ from classifier.features import (
 from classifier.history import replay_history, resolve_timezone
 from classifier.streaming import warm_up
 from classifier.threads import single_threaded_blas
+from training.parallel import CLUSTER_OPTION
 
 # The worker processes import this module to run _run_batch: what only the parent needs
 # (pandas, the manifest reader, classifier.model and its scikit-learn, the progress bar)
 # is imported where it is used, which takes about a second off each worker's start.
 if TYPE_CHECKING:
     import pandas as pd
+    from distributed import Client
 
 #: Calls per worker task. Small tasks, longest calls first: the last task to finish is a
 #: short one, so no worker idles for long at the end.
@@ -47,6 +51,11 @@ _BATCH = 4
 #: faster from 1.8 h on the 2-core machine (docs/benchmarks.md, "Feature extraction
 #: start-up").
 WORKERS_FROM_S = 3600.0
+#: Seconds of audio (whole calls and their prefixes) per task on a cluster: about 2 s of
+#: work at the 0.5 ms per second of audio measured on one core (docs/benchmarks.md,
+#: "Feature extraction start-up"), 5-6 s on a loaded machine; Dask's own cost per task
+#: is a few milliseconds.
+CLUSTER_TASK_AUDIO_S = 4000.0
 _ID_COLUMNS = ("call_id", "caller_id", "started_at", "label")
 #: Seconds heard of a prefix row; NaN on the row of the whole call.
 PREFIX_COLUMN = "prefix_s"
@@ -188,6 +197,7 @@ def extract_features(
     progress: bool = True,
     keep_failed: bool = False,
     prefixes: Sequence[float] = (),
+    cluster: str | Client | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of every call of a manifest.
 
@@ -212,6 +222,11 @@ def extract_features(
         Seconds heard: each call also gets one row per prefix shorter than the call,
         featured exactly as a live stream is at that moment (the first seconds of the
         recording, ``duration_s`` = seconds heard, the same caller history).
+    cluster : str, distributed.Client or None, keyword-only
+        A Dask scheduler's address (or a client of one): the calls are featured by its
+        workers, in tasks of about :data:`CLUSTER_TASK_AUDIO_S` of audio, instead of
+        ``n_jobs`` local processes; the audio and ``cache_dir`` must be on paths every
+        worker shares. The table is the same.
 
     Returns
     -------
@@ -252,13 +267,17 @@ def extract_features(
         n_jobs = 1
     n_jobs = min(n_jobs, len(batches)) or 1
     code = _code_fingerprint()
-    cache = str(cache_dir) if cache_dir else None
     results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]] = {}
-    for done in map_batches(
-        _run_batch, batches, cache, code, n_jobs=n_jobs, desc="features", progress=progress
-    ):
-        for index, parts, error in done:
-            results[index] = [(p, f, "") for p, f in parts] if parts else [(None, None, error)]
+    if cluster is None or (isinstance(cluster, str) and not cluster.strip()):
+        cache = str(cache_dir) if cache_dir else None
+        stream = map_batches(
+            _run_batch, batches, cache, code, n_jobs=n_jobs, desc="features", progress=progress
+        )
+        for done in stream:
+            _collect(results, done)
+    else:
+        work = [seconds[j.index] + sum(min(p, seconds[j.index]) for p in cuts) for j in jobs]
+        _on_cluster(results, cluster, jobs, work, cache_dir, code, progress=progress)
 
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
@@ -305,6 +324,57 @@ def extract_features(
     return table, pd.DataFrame(failures, columns=["call_id", "audio_path", "error"])
 
 
+def _collect(
+    results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]],
+    done: Sequence[_Result],
+) -> None:
+    for index, parts, error in done:
+        results[index] = [(p, f, "") for p, f in parts] if parts else [(None, None, error)]
+
+
+def _lost(job: _Job, reason: str) -> _Result:
+    return (job.index, [], f"not featured: {reason}")
+
+
+def _on_cluster(
+    results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]],
+    cluster: Any,
+    jobs: Sequence[_Job],
+    work: Sequence[float],
+    cache_dir: str | Path | None,
+    code: str,
+    *,
+    progress: bool,
+) -> None:
+    """The calls featured by a Dask cluster's workers, into ``results``."""
+    from training.cluster import cut_by_work, map_on_cluster, require_shared, threads_of, using
+
+    # Workers start elsewhere: every path they get is absolute.
+    cache = str(Path(cache_dir).resolve()) if cache_dir else None
+    with using(cluster) as client:
+        assert client is not None
+        # The audio folder, not a file: an unreadable file is a failed call, as locally.
+        require_shared(client, paths=[str(Path(j.path).parent) for j in jobs[:1]], folder=cache)
+        batches = cut_by_work(jobs, work, per_task=CLUSTER_TASK_AUDIO_S, threads=threads_of(client))
+        for done in map_on_cluster(
+            client,
+            _run_batch,
+            batches,
+            cache,
+            code,
+            desc="features",
+            progress=progress,
+            on_lost=_lost,
+            after_loss=(
+                f"the calls featured so far are in {cache}: the same command again does "
+                "only the others"
+                if cache
+                else "nothing was kept (give --cache to resume a stopped run)"
+            ),
+        ):
+            _collect(results, done)
+
+
 def whole_calls(table: pd.DataFrame) -> np.ndarray:
     """Mask of the rows that stand for whole calls (all rows of a table without prefixes)."""
     if PREFIX_COLUMN not in table:
@@ -328,13 +398,14 @@ def features_command(
         str | None, typer.Option("--timezone", help="centre time zone, e.g. Asia/Makassar")
     ] = None,
     prefixes: Annotated[str, PREFIXES_OPTION] = DEFAULT_PREFIXES_TEXT,
+    cluster: Annotated[str | None, CLUSTER_OPTION] = None,
 ) -> None:
     """Extract the features of every call of a manifest into a parquet file."""
     if out.suffix != ".parquet":
         raise InvalidParameterError(f"--out {out} should end in .parquet")
     cuts = parse_prefixes(prefixes)
     table, failures = extract_features(
-        manifest, n_jobs=jobs, cache_dir=cache, timezone=timezone, prefixes=cuts
+        manifest, n_jobs=jobs, cache_dir=cache, timezone=timezone, prefixes=cuts, cluster=cluster
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)

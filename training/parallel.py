@@ -5,11 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import typer
 from joblib import Parallel, delayed
-from tqdm import tqdm
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: The environment variable ``--cluster`` falls back on (Dask's own name for it).
+CLUSTER_ENV = "DASK_SCHEDULER_ADDRESS"
+#: ``--cluster`` of simulate, features, train and evaluate (training.cluster).
+CLUSTER_OPTION = typer.Option(
+    "--cluster",
+    envvar=CLUSTER_ENV,
+    help=(
+        "a Dask scheduler's address, e.g. tcp://10.0.0.5:8786: the work goes to its "
+        "workers (audio and --cache on paths every worker shares; docs/model.md)"
+    ),
+)
 
 
 def map_batches(
@@ -42,6 +54,8 @@ def map_batches(
     list
         ``fn``'s result for each batch, in the order of ``batches``.
     """
+    from tqdm import tqdm  # the parent's only: workers import this module too
+
     total = sum(len(b) for b in batches)
     with tqdm(total=total, desc=desc, unit="call", disable=not progress) as bar:
         if n_jobs == 1:

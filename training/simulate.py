@@ -2,13 +2,15 @@
 
 ``callsift simulate --preset kendari-2025 --calls 500 --seed 7 --out corpus/`` writes
 ``corpus/manifest.csv`` and ``corpus/audio/``. The same seed gives the same corpus,
-whatever the number of worker processes.
+whatever the number of worker processes, and on a Dask cluster (``--cluster``), whose
+workers send each call's file back for this process to write.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import io
 import math
 import os
 import shutil
@@ -19,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import numpy as np
 import soundfile as sf
@@ -27,13 +29,16 @@ import typer
 from scipy.signal import resample_poly
 
 from classifier.errors import InvalidParameterError
-from training.parallel import map_batches
+from training.parallel import CLUSTER_OPTION, map_batches
 from training.simulator import channel as ch
 from training.simulator import sounds, voice
 from training.simulator.population import CallPlan, plan_calls
 from training.simulator.presets import PRESETS, get_preset
 from training.simulator.realbank import ROLES, RealBank
 from training.simulator.render import RealClips, mix_recording, pick_file_format, render_call
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 EXTRA_COLUMNS: tuple[str, ...] = (
     "persona",
@@ -53,6 +58,9 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "real_noise",
 )
 _BATCH = 4  # calls per worker task: small, so the workers finish together
+#: Seconds of planned audio per task on a cluster: about 2 s of work at the 9 one-minute
+#: calls per second of one process (docs/benchmarks.md, "Simulator throughput").
+CLUSTER_TASK_AUDIO_S = 1000.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,23 @@ def _shift_voice(seed: int, shift_id: str, language: str) -> voice.Voice:
     return dataclasses.replace(person, language=language)
 
 
+@dataclass(frozen=True)
+class _Rendered:
+    row: dict[str, str]
+    rel: Path
+    audio: np.ndarray
+    rate: int
+    fmt: str
+    subtype: str
+
+
 def _render_one(plan: CallPlan, index: int, cfg: SimulationConfig, out_dir: Path) -> dict[str, str]:
+    r = _render(plan, index, cfg)
+    _write_audio(out_dir / r.rel, r.audio, r.rate, fmt=r.fmt, subtype=r.subtype)
+    return r.row
+
+
+def _render(plan: CallPlan, index: int, cfg: SimulationConfig) -> _Rendered:
     rng = np.random.default_rng([cfg.seed, index, 1])
     clips = _clips(cfg.speech_dir, cfg.noise_dir, cfg.real_dir)
     taker_voice = _shift_voice(cfg.seed, plan.shift_id, plan.language)
@@ -111,7 +135,6 @@ def _render_one(plan: CallPlan, index: int, cfg: SimulationConfig, out_dir: Path
         audio = _upsample_2x(audio) if rate == 16000 else _resample(audio, rate)
     ext = "flac" if fmt == "FLAC" else "wav"
     rel = Path("audio") / f"{plan.call_id}.{ext}"
-    _write_audio(out_dir / rel, audio, rate, fmt=fmt, subtype=subtype)
     row: dict[str, str] = {
         "call_id": plan.call_id,
         "caller_id": plan.caller_id,
@@ -128,7 +151,7 @@ def _render_one(plan: CallPlan, index: int, cfg: SimulationConfig, out_dir: Path
         "file_format": fmt_name,
     }
     row.update(rendered.meta)
-    return row
+    return _Rendered(row, rel, audio, rate, fmt, subtype)
 
 
 def _upsample_2x(x: np.ndarray) -> np.ndarray:
@@ -154,8 +177,11 @@ def _to_pcm16(x: np.ndarray) -> np.ndarray:
     return np.rint(a, out=a).astype(np.int16)
 
 
-def _write_audio(path: Path, audio: np.ndarray, rate: int, *, fmt: str, subtype: str) -> None:
-    """Write float audio of shape (n,) or (n, channels) in the stored encoding.
+def _write_audio(
+    path: Path | IO[bytes], audio: np.ndarray, rate: int, *, fmt: str, subtype: str
+) -> None:
+    """Write float audio of shape (n,) or (n, channels) in the stored encoding, to a file
+    or a binary stream (the same bytes).
 
     G.711 WAV files are encoded here with the reference companding (libsndfile's own
     float to mu-law path is several times slower and maps faint noise to code zero);
@@ -181,12 +207,15 @@ def _write_audio(path: Path, audio: np.ndarray, rate: int, *, fmt: str, subtype:
                 struct.pack("<I", len(data)),
             ]
         )
-        with open(path, "wb") as f:
-            f.write(header + data + pad)
+        if isinstance(path, Path):
+            path.write_bytes(header + data + pad)
+        else:
+            path.write(header + data + pad)
         return
     # FLAC is lossless at any level; the fastest level costs a little file size only.
     level = {"compression_level": 0.0} if fmt == "FLAC" else {}
-    sf.write(str(path), _to_pcm16(audio), rate, format=fmt, subtype=subtype, **level)
+    target = str(path) if isinstance(path, Path) else path
+    sf.write(target, _to_pcm16(audio), rate, format=fmt, subtype=subtype, **level)
 
 
 _MALLOC_TUNED: list[bool] = []
@@ -237,6 +266,55 @@ def _render_batch(
         return [_render_one(plan, i, cfg, out_dir) for i, plan in items]
 
 
+def _encode_batch(
+    items: Sequence[tuple[int, CallPlan]], cfg: SimulationConfig
+) -> list[tuple[int, dict[str, str], str, bytes]]:
+    """A cluster task: each call's manifest row and file bytes, for the client to write
+    (a task that runs twice, after its worker died, writes nothing twice)."""
+    _keep_freed_memory()
+    out = []
+    with _one_blas_thread():
+        for i, plan in items:
+            r = _render(plan, i, cfg)
+            buf = io.BytesIO()
+            _write_audio(buf, r.audio, r.rate, fmt=r.fmt, subtype=r.subtype)
+            out.append((i, r.row, r.rel.as_posix(), buf.getvalue()))
+    return out
+
+
+def _render_on_cluster(
+    cluster: Any, plans: list[CallPlan], cfg: SimulationConfig, work: Path, *, progress: bool
+) -> list[dict[str, str]]:
+    """The corpus rendered by a Dask cluster's workers; files written here, into ``work``."""
+    from training.cluster import cut_by_work, map_on_cluster, require_shared, threads_of, using
+
+    with using(cluster) as client:
+        assert client is not None
+        real = [p for p in (cfg.speech_dir, cfg.noise_dir, cfg.real_dir) if p is not None]
+        require_shared(client, paths=real)
+        items = list(enumerate(plans))
+        batches = cut_by_work(
+            items,
+            [p.duration_s for p in plans],
+            per_task=CLUSTER_TASK_AUDIO_S,
+            threads=threads_of(client),
+        )
+        rows: dict[int, dict[str, str]] = {}
+        for done in map_on_cluster(
+            client,
+            _encode_batch,
+            batches,
+            cfg,
+            desc=f"simulate {cfg.preset}",
+            progress=progress,
+            after_loss="nothing was written (the corpus is written whole or not at all)",
+        ):
+            for i, row, rel, data in done:
+                (work / rel).write_bytes(data)
+                rows[i] = row
+    return [rows[i] for i in range(len(plans))]
+
+
 def _batches(plans: list[CallPlan]) -> Iterator[list[tuple[int, CallPlan]]]:
     for start in range(0, len(plans), _BATCH):
         yield list(enumerate(plans[start : start + _BATCH], start=start))
@@ -270,6 +348,7 @@ def simulate_corpus(
     real_dir: str | Path | None = None,
     n_jobs: int = 2,
     progress: bool = True,
+    cluster: str | Client | None = None,
 ) -> Path:
     """Simulate a labelled corpus and write ``out/manifest.csv`` and ``out/audio/``.
 
@@ -293,6 +372,10 @@ def simulate_corpus(
         Worker processes.
     progress : bool, keyword-only
         Show a progress bar.
+    cluster : str, distributed.Client or None, keyword-only
+        A Dask scheduler's address (or a client of one): its workers render the calls
+        (the real-audio folders on paths they share) and send each file back to be
+        written here, instead of ``n_jobs`` local processes. The corpus is the same.
 
     Returns
     -------
@@ -339,16 +422,19 @@ def simulate_corpus(
     try:
         (work / "audio").mkdir()
         rows: list[dict[str, str]] = []
-        for result in map_batches(
-            _render_batch,
-            list(_batches(plans)),
-            cfg,
-            work,
-            n_jobs=n_jobs,
-            desc=f"simulate {spec.name}",
-            progress=progress,
-        ):
-            rows.extend(result)
+        if cluster is None or (isinstance(cluster, str) and not cluster.strip()):
+            for result in map_batches(
+                _render_batch,
+                list(_batches(plans)),
+                cfg,
+                work,
+                n_jobs=n_jobs,
+                desc=f"simulate {spec.name}",
+                progress=progress,
+            ):
+                rows.extend(result)
+        else:
+            rows = _render_on_cluster(cluster, plans, cfg, work, progress=progress)
         write_manifest(rows, work / "manifest.csv", extra_columns=EXTRA_COLUMNS)
         if out.exists():
             out.rmdir()  # checked empty above
@@ -380,6 +466,7 @@ def simulate_command(
         ),
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", help="worker processes")] = 2,
+    cluster: Annotated[str | None, CLUSTER_OPTION] = None,
 ) -> None:
     """Simulate a labelled corpus of 112 calls: manifest.csv and audio/."""
     from classifier.manifest import load_manifest
@@ -394,6 +481,7 @@ def simulate_command(
         noise_dir=noise_dir,
         real_dir=real_dir,
         n_jobs=jobs,
+        cluster=cluster,
     )
     from rich.console import Console
 

@@ -13,6 +13,9 @@ step: ``model.joblib``, ``card.json``, ``baselines.joblib`` and ``report/``. Unl
 Small or odd data gives a model or one clear error (docs/model.md, "Small or odd
 training data"): a class short on the train side of the split, a caller holding most
 calls, calls that leave one side of the split empty are refused with their counts.
+
+``--cluster ADDRESS`` has the features extracted by a Dask cluster's workers
+(:mod:`training.cluster`), one connection for every manifest; the table is the same.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from training.features import (
     parse_prefixes,
     whole_calls,
 )
+from training.parallel import CLUSTER_OPTION
 from training.split import Split, check_fold_by, fold_keys, honest_split
 
 _MIN_TRAIN_SHARE_OK = 0.5  # more failed audio than this and the training set is not trustworthy
@@ -110,14 +114,29 @@ def load_training_table(
     timezone: str | None,
     progress: bool,
     prefixes: Sequence[float] = (),
+    cluster: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of every labelled call of the manifests, and the calls whose audio failed.
 
     With ``prefixes``, each call also has its prefix rows (``prefix_s``), sharing its
-    ``call_id``.
+    ``call_id``. ``cluster`` (a Dask scheduler's address or client): the features are
+    extracted by its workers (:func:`training.features.extract_features`).
     """
     if not manifests:
         raise InvalidParameterError("no manifest given; expected one or more manifest.csv")
+    if isinstance(cluster, str) and cluster.strip():
+        from training.cluster import using
+
+        with using(cluster) as client:  # one connection and check for every manifest
+            return load_training_table(
+                manifests,
+                n_jobs=n_jobs,
+                cache_dir=cache_dir,
+                timezone=timezone,
+                progress=progress,
+                prefixes=prefixes,
+                cluster=client,
+            )
     tables: list[pd.DataFrame] = []
     failures: list[pd.DataFrame] = []
     for k, path in enumerate(manifests):
@@ -135,6 +154,7 @@ def load_training_table(
             timezone=timezone,
             progress=progress,
             prefixes=prefixes,
+            cluster=cluster,
         )
         table = table.assign(source=str(k))
         failed.insert(0, "manifest", str(path))
@@ -284,6 +304,7 @@ def train(
     fold_by: str = "caller",
     card_extra: dict[str, Any] | None = None,
     domains: Sequence[str] | None = None,
+    cluster: Any = None,
 ) -> TrainResult:
     """Train, evaluate on the honest test split and save the model folder atomically.
 
@@ -317,6 +338,9 @@ def train(
     domains : sequence of str or None, keyword-only
         One per manifest: where its audio comes from (``sim``, ``real``); the flag
         thresholds then keep the emergency budget on each domain alone. None: one.
+    cluster : str, distributed.Client or None, keyword-only
+        A Dask scheduler's address (or client) for the feature stage
+        (:func:`training.features.extract_features`); the model is fitted here.
 
     Returns
     -------
@@ -343,6 +367,7 @@ def train(
         timezone=timezone,
         progress=progress,
         prefixes=cuts,
+        cluster=cluster,
     )
     return train_table(
         table,
@@ -579,6 +604,7 @@ def train_command(
             "manifest in order: the flag thresholds keep the emergency budget on each",
         ),
     ] = None,
+    cluster: Annotated[str | None, CLUSTER_OPTION] = None,
 ) -> None:
     """Train the prank and ghost model on labelled manifests; report and register it."""
     params = {
@@ -601,6 +627,7 @@ def train_command(
         prefix_weight=prefix_weight,
         fold_by=fold_by,
         domains=domain or None,
+        cluster=cluster,
     )
     card = result.card
     typer.echo(f"model {card['version']} written to {out}")
