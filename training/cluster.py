@@ -33,6 +33,7 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from importlib import metadata
@@ -234,7 +235,10 @@ def connect(address: str) -> Client:
     # Then Dask's handshake, bounded: Client() waits for ever on a peer that accepts
     # connections and never answers.
     try:
-        kind = asyncio.run(asyncio.wait_for(_identity_of(address), CONNECT_TIMEOUT_S))
+        # On a thread of its own: the caller may be inside an event loop (a notebook).
+        with ThreadPoolExecutor(1) as pool:
+            probe = asyncio.wait_for(_identity_of(address), CONNECT_TIMEOUT_S)
+            kind = pool.submit(asyncio.run, probe).result()
     except (OSError, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {CONNECT_TIMEOUT_S:g} s"
         raise ClusterError(f"cannot reach {where}: {reason}") from None
