@@ -388,7 +388,9 @@ class FlagRateOut(BaseModel):
     rate: float | None = Field(description="Share of the window's calls flagged (any level).")
     reference: float = Field(description="Share of the model's held-out calls flagged.")
     ratio: float | None = Field(description="rate / reference; null: not judged.")
-    p_value: float | None = Field(description="Two-sided binomial test against the reference.")
+    p_value: float | None = Field(
+        description="Two-sided Fisher exact test of the window's count against the held-out one."
+    )
     shifted: bool
 
 

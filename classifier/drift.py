@@ -12,8 +12,8 @@ service's rolling window) against it:
   :data:`PSI_WATCH` worth watching, from :data:`PSI_SHIFT` shifted (the common
   convention for PSI over deciles);
 - each flag's rate (prank, ghost) against the held-out rate: shifted when it is at least
-  :data:`FLAG_RATE_RATIO` times higher or lower **and** a two-sided binomial test puts it
-  beyond chance (p below :data:`FLAG_RATE_ALPHA`);
+  :data:`FLAG_RATE_RATIO` times higher or lower **and** a two-sided Fisher exact test of
+  the two counts puts it beyond chance (p below :data:`FLAG_RATE_ALPHA`);
 - no judgment below ``min_calls`` calls (:data:`MIN_CALLS`): with fewer, PSI over ten
   bins is mostly sampling noise (docs/model.md, "Drift").
 
@@ -240,17 +240,21 @@ def flag_rate_test(
     flagged: int, calls: int, reference: float, reference_calls: int
 ) -> dict[str, Any]:
     """Whether ``flagged`` of ``calls`` is a shifted rate against ``reference`` (a rate
-    measured on ``reference_calls``): the ratio and a two-sided binomial test.
+    measured on ``reference_calls``): the ratio, and a two-sided Fisher exact test of the
+    two counts (the held-out rate is itself measured on a few hundred calls, or fewer
+    for a centre's model; a test against it as if exact would see shifts in its noise).
 
-    A reference rate of 0 is taken as half a call in ``reference_calls`` (it was below
-    one in that many), so that a ratio and a test exist.
+    For the ratio, a reference rate of 0 is taken as half a call in ``reference_calls``
+    (it was below one in that many).
     """
-    from scipy.stats import binomtest  # scipy.stats takes a while to import
+    from scipy.stats import fisher_exact  # scipy.stats takes a while to import
 
+    n_ref = max(int(reference_calls), 1)
+    k_ref = min(max(round(float(reference) * n_ref), 0), n_ref)
     rate = flagged / calls
-    base = max(float(reference), 0.5 / max(int(reference_calls), 1))
-    ratio = rate / base
-    p_value = float(binomtest(flagged, calls, min(base, 1.0)).pvalue)
+    ratio = rate / max(float(reference), 0.5 / n_ref)
+    table = [[flagged, calls - flagged], [k_ref, n_ref - k_ref]]
+    p_value = float(fisher_exact(table, alternative="two-sided").pvalue)
     far = ratio >= FLAG_RATE_RATIO or ratio <= 1 / FLAG_RATE_RATIO
     return {
         "rate": round(rate, 6),
@@ -303,7 +307,7 @@ def compare(
         ``warning`` (plain text or None), ``calls``, ``min_calls``, ``groups`` (per
         group: ``psi``, the largest of its features', ``level`` and ``features``),
         ``scores`` (PSI per score), ``flag_rates`` (per flag: rate, reference, ratio,
-        binomial p-value, ``shifted``) and ``thresholds``. PSIs and tests are None
+        Fisher p-value, ``shifted``) and ``thresholds``. PSIs and tests are None
         below ``min_calls``.
     """
     if min_calls < 1:

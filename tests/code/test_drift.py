@@ -149,6 +149,10 @@ def test_flag_rate_test_needs_both_the_ratio_and_the_evidence() -> None:
     assert not flag_rate_test(3, 10, 0.10, 800)["shifted"]  # 3x, but 10 calls
     assert not flag_rate_test(150, 1000, 0.10, 800)["shifted"]  # beyond chance, only 1.5x
     assert flag_rate_test(0, 1000, 0.10, 800)["shifted"]  # stopped flagging
+    # Twice a rate measured on 40 held-out calls (2 flagged) is within that rate's own
+    # noise: the counts are compared, not the window with the rate taken as exact.
+    assert not flag_rate_test(25, 250, 0.05, 40)["shifted"]
+    assert flag_rate_test(25, 250, 0.05, 4000)["shifted"]
     # A reference rate of 0 is half a call in the reference: 5% of calls flagged is a shift.
     zero = flag_rate_test(50, 1000, 0.0, 800)
     assert zero["shifted"] and np.isfinite(zero["ratio"])
