@@ -172,3 +172,44 @@ def test_a_model_without_reference_says_how_to_add_one(
     assert "callsift model reference" in drift["detail"]
     assert drift["calls"] == 2 and len(drift["days"]) == 1 and drift["groups"] == []
     assert _gauge(metrics, "callsift_drift_status", status="no_reference") == 1.0
+
+
+def test_a_live_streams_final_score_stores_its_features(
+    tmp_path: Path, small_model: LoadedModel, monkeypatch: Any
+) -> None:
+    """The features a stream's final score came from are stored, as an upload's are."""
+    from tests.api.test_stream import _closed_with, _connect, _frames
+
+    monkeypatch.setattr(
+        "tests.api.test_app_calls.preloaded_holder", lambda **kw: _holder(small_model)
+    )
+    wav = silent_wav(seed=9, seconds=3.0)
+    with running_env("sqlite", tmp_path, drift_min_calls=1, drift_cache_s=0) as env:
+        streamed = env.register()
+        with _connect(env, streamed["call_id"], encoding="pcm16") as ws:
+            assert ws.receive_json()["type"] == "ready"
+            for frame in _frames(wav, "PCM_16"):
+                ws.send_bytes(frame)
+            ws.send_text('{"type": "end"}')
+            code, messages = _closed_with(ws)
+        assert code == 1000 and messages[-1]["stored"] is True
+        uploaded = env.register()
+        assert env.upload(uploaded["call_id"], wav).status_code == 200
+        with env.store.engine.connect() as conn:
+            from sqlalchemy import text
+
+            rows = dict(
+                conn.execute(
+                    text(
+                        "SELECT call_id, drift_features FROM calls WHERE drift_features IS NOT NULL"
+                    )
+                ).all()
+            )
+        assert _drift(env)["calls"] == 2
+    live, posted = (
+        json.loads(v) if isinstance(v, str) else v
+        for v in (rows[streamed["call_id"]], rows[uploaded["call_id"]])
+    )
+    assert set(live) == set(MONITORED_FEATURES)
+    for name in MONITORED_FEATURES:
+        assert live[name] == pytest.approx(posted[name], abs=1e-6, nan_ok=True), name
