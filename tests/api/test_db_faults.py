@@ -394,10 +394,11 @@ def _small_disk(folder: Path, size_kb: int) -> Iterator[Path]:
 
 def _fill(folder: Path) -> Path:
     filler = folder / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    # Unbuffered, and the close inside the suppression: a buffered close on a full disk
+    # raised ENOSPC after the loop had stopped.
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         while True:
             out.write(b"\0" * 4096)
-            out.flush()
     return filler
 
 
