@@ -1203,9 +1203,13 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         """A copy whose calibrators and flag thresholds are set on the given rows; the
         booster is the same, untouched (``callsift adapt``: a centre's own calls).
 
-        Calibrators and thresholds are made per time bucket as in :meth:`fit` (a bucket
-        with fewer than 30 emergency rows uses those of all rows), but each threshold
-        lets the given rows' emergency calls be flagged only as often as a one-sided
+        The whole calls (``call_complete`` 1; every row for a model without time
+        buckets) set the new calibrators and thresholds; a bucket of calls still going on
+        gets its own when the rows hold at least 30 emergency rows in it, and otherwise
+        keeps this model's (``recalibration_["kept_buckets"]``): early scores are the
+        most error-prone, and this model's were set on its own, larger training calls.
+        Each threshold set here lets the given rows' emergency calls be flagged only as
+        often as a one-sided
         Clopper-Pearson upper bound allows: at each level, at most the largest number k of
         flagged emergency calls whose upper bound at ``confidence`` stays within the
         target (:func:`allowed_flags`). Fewer emergency calls than it takes to show the
@@ -1233,9 +1237,11 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         CallClassifier
-            A new model sharing this one's booster; ``recalibration_`` holds, per level
-            (and per time bucket with thresholds of its own), the emergency calls, the
-            flags allowed, those raised on the given rows and their upper bound.
+            A new model sharing this one's booster; ``recalibration_`` holds, per level,
+            for the whole calls (``calls``) and each time bucket with thresholds of its
+            own (``by_prefix``), the emergency calls, the flags allowed, those raised on
+            the given rows and their upper bound; ``kept_buckets`` names the buckets that
+            kept this model's calibration and thresholds.
         """
         check_is_fitted(self, "estimator_")
         possible = self.possible_target if possible_target is None else float(possible_target)
@@ -1273,25 +1279,46 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         new.possible_target, new.likely_target = possible, likely
         heard = new.heard_seconds(M)
         bucket = new._bucket_of(heard)
-        new.calibrators_ = new._fit_calibrators(scores, yy)
-        new.thresholds_, pooled = new._bounded_thresholds(
-            new._apply_calibrators(new.calibrators_, scores), yy, keys, confidence
+        n_buckets = new._n_buckets()
+        # With time buckets and a bucket of whole calls, the whole calls set the model's
+        # own calibrators and thresholds; otherwise every row does.
+        whole = n_buckets - 1 if 1 < len(new.prefixes_) < n_buckets else None
+        own = bucket == whole if whole is not None else np.ones(yy.shape[0], dtype=bool)
+        if not (yy[own] == PROTECTED_CLASS).any():
+            raise InvalidParameterError(
+                "the rows hold no whole emergency call; flag thresholds are set to protect "
+                "emergency calls and cannot be chosen without them"
+            )
+        new.calibrators_ = new._fit_calibrators(scores[own], yy[own])
+        new.thresholds_, main = new._bounded_thresholds(
+            new._apply_calibrators(new.calibrators_, scores[own]), yy[own], keys[own], confidence
         )
         new.threshold_domains_ = []
         calibrators: list[list[Any] | None] = []
         thresholds: list[dict[str, dict[str, float]]] = []
         by_bucket: dict[str, Any] = {}
+        kept: list[str] = []
         names = new.bucket_names()
-        for b in range(new._n_buckets()):
+        for b in range(n_buckets):
             rows = bucket == b
             enough = int((yy[rows] == PROTECTED_CLASS).sum()) >= _MIN_BUCKET_PROTECTED
-            if len(new.prefixes_) > 1 and enough:
+            if b == whole:
+                calibrators.append(new.calibrators_)
+                thresholds.append(new.thresholds_)
+            elif len(new.prefixes_) > 1 and enough:
                 cals = new._fit_calibrators(scores[rows], yy[rows])
                 th, by_bucket[names[b]] = new._bounded_thresholds(
                     new._apply_calibrators(cals, scores[rows]), yy[rows], keys[rows], confidence
                 )
                 calibrators.append(cals)
                 thresholds.append(th)
+            elif whole is not None:
+                # A call still going on, with too few emergency rows to recalibrate: this
+                # model's own calibration and thresholds, set on its far larger training
+                # calls, keep protecting early scores (measured, docs/benchmarks.md).
+                calibrators.append(self.bucket_calibrators_[b] or self.calibrators_)
+                thresholds.append(self.bucket_thresholds_[b])
+                kept.append(names[b])
             else:
                 calibrators.append(None)
                 thresholds.append(new.thresholds_)
@@ -1302,8 +1329,9 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
             "rows": int(yy.shape[0]),
             "confidence": confidence,
             "targets": {"possible": possible, "likely": likely},
-            "all": pooled,
+            "calls": main,
             "by_prefix": by_bucket,
+            "kept_buckets": kept,
         }
         return new
 

@@ -609,7 +609,8 @@ def write_adapt_report(
     base = card["adapted_from"]
     td = card["training_data"]
     split = card["split"]
-    bound = a["bound"]["all"]
+    bound = a["bound"]["calls"]
+    kept = a["bound"].get("kept_buckets") or []
     lines = [
         f"# callsift adaptation: {card['version']}",
         "",
@@ -645,6 +646,16 @@ def write_adapt_report(
         f"upper bound ({a['confidence']:.0%}) on the share flagged stays within the budget; "
         "when the calls are too few for that even with none flagged, none of them may be "
         "flagged (the threshold sits just above the highest emergency score).",
+        "",
+        "These thresholds are for whole calls. "
+        + (
+            f"Early scores (calls still going on; time buckets {', '.join(kept)} s) keep "
+            "the calibration and thresholds of the model recalibrated, set on its far "
+            "larger training calls: the centre's calls hold fewer than 30 emergency rows "
+            "in those buckets."
+            if kept
+            else "Every time bucket was recalibrated on the centre's calls."
+        ),
         "",
         f"Chosen model, on the {bound['emergency_calls']} emergency calls it was set on:",
         "",

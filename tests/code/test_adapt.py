@@ -165,12 +165,20 @@ def test_adapt_end_to_end(
         assert 0.0 <= c["caught_share"] <= 1.0
     # The thresholds kept every emergency call of the adapting side unflagged: too few
     # to show 1% at 95%, which the card says.
-    bound = a["bound"]["all"]
+    bound = a["bound"]["calls"]
     assert bound["possible"]["allowed"] == 0 and bound["possible"]["flagged"] == 0
     assert bound["possible"]["shown"] is False and bound["possible"]["upper_bound"] > 0.01
+    # Early scores: too few of the centre's emergency rows per time bucket, so those
+    # buckets keep the thresholds of the model recalibrated.
+    assert a["bound"]["kept_buckets"] == ["2", "10"]
     if a["kind"] == "recalibrated":  # booster untouched: the base's own trees
         assert card["params"]["max_iter"] == base_card["params"]["max_iter"]
         assert a["weight"] is None
+        for b in ("2", "10"):
+            assert (
+                card["thresholds"]["call_by_prefix"][b]
+                == (base_card["thresholds"]["call_by_prefix"][b])
+            )
     else:
         assert a["weight"] == 1.0
     # Learning curve: 25, 50, ... earliest calls, then all of the adapting side.
@@ -408,7 +416,7 @@ def test_recalibrate_keeps_the_booster_and_the_original() -> None:
     np.testing.assert_array_equal(model.predict_proba(X), before[1])
     assert "recalibration_" not in model.__dict__
     # About 50 emergency calls cannot show 1%: none of them may be flagged.
-    info = new.recalibration_["all"]
+    info = new.recalibration_["calls"]
     assert info["possible"]["allowed"] == 0 and info["possible"]["flagged"] == 0
     emergency = yc == "emergency"
     assert (new.flag(Xc)[emergency] == "none").all()
@@ -432,3 +440,30 @@ def test_the_bound_allows_flags_only_with_enough_emergency_calls() -> None:
     assert allowed_flags(1000, 0.01, 0.95) == 4
     assert flag_rate_upper_bound(4, 1000, 0.95) <= 0.01 < flag_rate_upper_bound(5, 1000, 0.95)
     assert flag_rate_upper_bound(0, 0, 0.95) == 1.0
+
+
+def _with_time(X: pd.DataFrame, n_early: int) -> pd.DataFrame:
+    """The first 2 x ``n_early`` rows as calls heard 3 s and 12 s so far, the rest whole."""
+    n = len(X)
+    X = X.copy()
+    X["audio_duration_s"] = np.r_[
+        np.full(n_early, 3.0), np.full(n_early, 12.0), np.full(n - 2 * n_early, 60.0)
+    ]
+    X["call_complete"] = np.r_[np.zeros(2 * n_early), np.ones(n - 2 * n_early)]
+    return X
+
+
+def test_recalibrate_keeps_early_buckets_without_enough_emergency_rows() -> None:
+    X, y = _table(480, 3)
+    model = CallClassifier(max_iter=10, prefixes=(2.0, 10.0)).fit(_with_time(X, 160), y)
+    Xc, yc = _table(240, 4)
+    Xc = _with_time(Xc, 80)  # about 20 emergency rows per early bucket: fewer than 30
+    new = model.recalibrate(Xc, yc)
+    assert new.recalibration_["kept_buckets"] == ["2", "10"]
+    assert new.bucket_thresholds_[:2] == model.bucket_thresholds_[:2]
+    early = Xc["call_complete"] == 0
+    np.testing.assert_array_equal(new.flag(Xc[early]), model.flag(Xc[early]))
+    np.testing.assert_array_equal(new.predict_proba(Xc[early]), model.predict_proba(Xc[early]))
+    # Whole calls: calibrators and thresholds of the centre's whole calls.
+    assert new.bucket_thresholds_[2] == new.thresholds_
+    assert new.recalibration_["calls"]["emergency_calls"] == int((yc[~early] == "emergency").sum())
