@@ -326,3 +326,38 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # only for display
         return "(unparsable DATABASE_URL)"
+
+
+def report_command(
+    week: str = typer.Option(..., "--week", help="ISO week, YYYY-Www (e.g. 2026-W49)."),
+    out: str = typer.Option(..., "--out", help="Where to write the HTML page."),
+    lang: str = typer.Option("en", "--lang", help="Page language: en or id."),
+    full_numbers: bool = typer.Option(
+        False, "--full-numbers", help="Show callers' numbers in full (default: masked)."
+    ),
+) -> None:
+    """Write the weekly report for management (one printable HTML page) to --out.
+
+    Reads the service's database (the same Settings); days and hours are in
+    CALLSIFT_TIMEZONE, else UTC.
+    """
+    from pathlib import Path
+
+    from api.reports import weekly_report_html
+    from api.settings import Settings
+    from classifier.history import resolve_timezone
+
+    settings = Settings()
+    store = _store()
+    try:
+        page = weekly_report_html(
+            store,
+            week=week,
+            tz=resolve_timezone(settings.timezone),
+            lang=lang,
+            unmask=full_numbers,
+        )
+    finally:
+        store.dispose()
+    Path(out).write_text(page, encoding="utf-8")
+    typer.echo(f"wrote the report of {week.strip()} to {out}", err=True)

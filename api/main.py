@@ -42,7 +42,7 @@ from api.observability import (
     log_client_disconnect,
     redact,
 )
-from api.routers import audit, calls, console, export, health, model, numbers, stream
+from api.routers import audit, calls, console, export, health, model, numbers, reports, stream
 from api.schemas import ERROR_STATUSES, SERVICE_ADVISORY
 from api.security import FailedKeyLimiter
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
@@ -418,7 +418,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
-    for module in (console, calls, stream, numbers, export, model, audit, health):
+    for module in (console, calls, stream, numbers, export, model, audit, reports, health):
         app.include_router(module.router)
     app.include_router(web_router)
     return app

@@ -1799,6 +1799,33 @@ class Store:
             for r in rows
         ]
 
+    def report_calls(self, *, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Calls started in ``[since, until)`` (aware), read-only, for the weekly report:
+        ``started_at`` (UTC), ``caller_id``, ``label``, ``flag``, ``duration_s`` and
+        ``incident_type`` (``metadata["incident_type"]`` or None), oldest first."""
+        query = (
+            select(
+                Call.started_at, Call.caller_id, Call.label, Call.flag, Call.duration_s, Call.meta
+            )
+            .where(
+                Call.started_at >= _aware(since, "since"), Call.started_at < _aware(until, "until")
+            )
+            .order_by(Call.started_at)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+        return [
+            {
+                "started_at": r.started_at,
+                "caller_id": r.caller_id,
+                "label": r.label,
+                "flag": r.flag,
+                "duration_s": r.duration_s,
+                "incident_type": (r.meta or {}).get("incident_type"),
+            }
+            for r in rows
+        ]
+
     def dashboard_counts(
         self, *, now: datetime, days: int = 30, tz: tzinfo | None = None, top: int = 10
     ) -> dict[str, Any]:

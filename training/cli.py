@@ -47,6 +47,7 @@ app.add_typer(api_cli.keys_app, name="keys")
 app.add_typer(api_cli.db_app, name="db")
 app.command("serve")(api_cli.serve_command)
 app.command("warm-up")(api_cli.warm_up_command)
+app.command("report")(api_cli.report_command)
 
 
 def main() -> None:

@@ -6,9 +6,10 @@ schemathesis's own engine, as ``st run --checks all`` runs it: the examples, cov
 fuzzing and stateful phases, positive and negative data, requests authenticated with an
 admin key (the ``ignored_auth`` check also sends them without).
 
-Two rules of the service cannot be written in JSON Schema, which has no notion of "now":
-``started_at`` at most ``CALLSIFT_MAX_FUTURE_SKEW_S`` ahead and a watch's ``until`` in the
-future. Both are in the fields' descriptions; a request breaking one is refused with 422
+Rules of the service that JSON Schema cannot write, having no notion of "now" or of the
+ISO calendar: ``started_at`` at most ``CALLSIFT_MAX_FUTURE_SKEW_S`` ahead, a watch's
+``until`` in the future, and a weekly report's week started and in its ISO year. All are
+in the fields' descriptions; a request breaking one is refused with 422
 and a detail naming the rule. :func:`_time_rule_refusal` lets exactly those refusals of
 schema-valid data through ``positive_data_acceptance`` and nothing else.
 
@@ -44,6 +45,9 @@ REQUEST_TIMEOUT_S = 60.0
 _TIME_RULES = (
     re.compile(r"started_at \S+ is [0-9]+ s in the future; expected at most \S+ s ahead .*"),
     re.compile(r"until \S+ is in the past; expected a future date"),
+    # The weekly report: a week not started yet, or one its ISO year lacks (2025-W53).
+    re.compile(r"week \S+ is in the future \(today is \S+\)"),
+    re.compile(r"week \S+ does not exist: ISO year [0-9]+ has no week [0-9]+ .*"),
 )
 
 
