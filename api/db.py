@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,22 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 
 from classifier.errors import InvalidParameterError
+
+#: Seconds of the database timeout an HTTP request already spent checking its API key
+#: (set by api.deps.get_principal): the store gives the request's later database calls
+#: only the rest, so a hung database answers the whole request within the timeout.
+_REQUEST_DB_SPENT: ContextVar[float] = ContextVar("callsift_request_db_spent", default=0.0)
+
+
+def request_db_spent() -> float:
+    """Seconds of the database timeout the current HTTP request has spent already."""
+    return _REQUEST_DB_SPENT.get()
+
+
+def spend_request_db(seconds: float) -> None:
+    """Count ``seconds`` of database waiting against the current HTTP request."""
+    _REQUEST_DB_SPENT.set(_REQUEST_DB_SPENT.get() + max(0.0, seconds))
+
 
 DEFAULT_DATABASE_URL = "sqlite:///runs/callsift.db"
 #: Longest call_id accepted.

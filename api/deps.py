@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -21,6 +22,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.db import spend_request_db
 from api.leases import StreamLeases
 from api.observability import CallerHasher, Metrics
 from api.security import ROLES, FailedKeyLimiter, looks_like_token
@@ -109,7 +111,13 @@ async def get_principal(
     """
     token = api_key or (bearer.credentials if bearer is not None else None)
     client = request.client.host if request.client is not None else None
-    return await principal_for_token(runtime, token, client=client)
+    started = time.monotonic()
+    try:
+        return await principal_for_token(runtime, token, client=client)
+    finally:
+        # A key checked against a hung database leaves the rest of the timeout to the
+        # request's own database calls (HTTP only: a stream lives on past its check).
+        spend_request_db(time.monotonic() - started)
 
 
 def _failed(runtime: Runtime, client: str, detail: str) -> HTTPException:

@@ -56,6 +56,7 @@ from api.db import (
     escape_refused_text,
     make_engine,
     postgresql_timeout_ms,
+    request_db_spent,
     text_problem,
 )
 from classifier.errors import CallsiftError, InvalidParameterError
@@ -573,8 +574,20 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    def _budget(self) -> float:
+        """What is left of the timeout for this database call: an HTTP request's key check
+        already spent its share (:func:`api.db.request_db_spent`), so that the request's
+        database waits together stay within the timeout."""
+        left = self.timeout_s - request_db_spent()
+        if left <= 0:
+            raise StoreUnavailableError(
+                f"database unavailable: no answer within {self.timeout_s:g} s",
+                reason="timeout",
+            )
+        return left
+
     @contextlib.contextmanager
-    def _write_turn(self, write: bool) -> Iterator[None]:
+    def _write_turn(self, write: bool, budget: float | None = None) -> Iterator[None]:
         """This process's turn to write to SQLite, waited for at most the timeout.
 
         SQLite allows one writer: threads that queue on a lock here instead of on the
@@ -586,7 +599,7 @@ class Store:
         if not (write and self._sqlite):
             yield
             return
-        if not self._write_lock.acquire(timeout=self.timeout_s):
+        if not self._write_lock.acquire(timeout=self.timeout_s if budget is None else budget):
             raise StoreUnavailableError(
                 f"database unavailable: no turn to write within {self.timeout_s:g} s",
                 reason="timeout",
@@ -596,14 +609,16 @@ class Store:
         finally:
             self._write_lock.release()
 
-    def _bound(self, conn: Connection, started: float) -> None:
+    def _bound(self, conn: Connection, started: float, budget: float | None = None) -> None:
         """Keep one database call within the timeout on PostgreSQL: a call that waited
-        for a pooled connection (all busy, e.g. behind a lock) gets only what is left
-        of it for its statements and lock waits, in this transaction."""
+        for a pooled connection (all busy, e.g. behind a lock), or whose request spent
+        part of the timeout on its key check, gets only what is left of it for its
+        statements and lock waits, in this transaction."""
+        budget = self.timeout_s if budget is None else budget
         waited = time.monotonic() - started
-        if self._sqlite or waited < _BOUND_AFTER_S:
+        if self._sqlite or (waited < _BOUND_AFTER_S and budget > self.timeout_s - _BOUND_AFTER_S):
             return
-        left = self.timeout_s - waited
+        left = budget - waited
         if left <= 0:
             raise StoreUnavailableError(
                 f"database unavailable: no connection within {self.timeout_s:g} s",
@@ -621,10 +636,11 @@ class Store:
     @contextlib.contextmanager
     def _session(self, *, write: bool = False) -> Iterator[Session]:
         factory = self._write if write else self._read
+        budget = self._budget()
         started = time.monotonic()
         try:
-            with self._write_turn(write), factory() as session, session.begin():
-                self._bound(session.connection(), started)
+            with self._write_turn(write, budget), factory() as session, session.begin():
+                self._bound(session.connection(), started, budget)
                 yield session
         except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
             raise _unavailable(exc) from exc
@@ -639,10 +655,11 @@ class Store:
         session, whose setup costs more than the statements it runs.
         """
         engine = self._write_engine if write else self.engine
+        budget = self._budget()
         started = time.monotonic()
         try:
-            with self._write_turn(write), engine.begin() as conn:
-                self._bound(conn, started)
+            with self._write_turn(write, budget), engine.begin() as conn:
+                self._bound(conn, started, budget)
                 yield conn
         except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
             raise _unavailable(exc) from exc
