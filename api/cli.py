@@ -55,20 +55,28 @@ def keys_create(
     if expires_days is not None and expires_days < 1:
         raise InvalidParameterError(f"--expires-days must be 1 or more; got {expires_days}")
     expires_at = None if expires_days is None else datetime.now(UTC) + timedelta(days=expires_days)
-    store = _store()
-    try:
-        store.upgrade()
-        token, info = store.create_key(
-            role=role, name=name or f"{role} key", actor=CLI_ACTOR, expires_at=expires_at
-        )
-    finally:
-        store.dispose()
+    token, info = create_api_key(role, name or f"{role} key", expires_at=expires_at)
     expiry = "never" if expires_at is None else expires_at.isoformat(timespec="seconds")
     typer.echo(
         f"created key {info['id']} ({info['name']}, role {role}, expires {expiry}):", err=True
     )
     typer.echo(token)
     typer.echo("Store this key now: it cannot be shown again.", err=True)
+
+
+def create_api_key(
+    role: str, name: str, *, expires_at: datetime | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A new key of ``role`` in the settings' database: (the token, shown once; its info).
+
+    How an admin bootstraps: ``keys create`` and ``callsift demo --serve`` use it.
+    """
+    store = _store()
+    try:
+        store.upgrade()
+        return store.create_key(role=role, name=name, actor=CLI_ACTOR, expires_at=expires_at)
+    finally:
+        store.dispose()
 
 
 @keys_app.command("revoke")
