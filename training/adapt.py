@@ -106,6 +106,8 @@ class Candidate:
     call: CallClassifier
     training_rows: pd.DataFrame
     figures: dict[str, Any] = field(default_factory=dict)
+    #: Whether each prank and ghost call of the validation quarter is flagged as such.
+    caught: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -438,24 +440,77 @@ def figures(
     return out
 
 
+#: Significance at which a retrained candidate must catch more prank and ghost calls
+#: than the recalibrated base to be kept instead (one-sided exact test on paired calls).
+CLEARLY_MORE_P = 0.05
+
+
+def caught_calls(call: CallClassifier, rows: pd.DataFrame) -> np.ndarray:
+    """For each whole prank or ghost call of ``rows``, whether its flag names its class."""
+    M = feature_matrix(rows, call.features_)
+    flags = call.flag_proba(call.predict_proba_matrix(M), call.heard_seconds(M)).astype(str)
+    whole = whole_calls(rows)
+    labels = rows["label"].astype(str).to_numpy()[whole]
+    flags = flags[whole]
+    target = np.isin(labels, ("prank", "ghost"))
+    return np.asarray(
+        [f.endswith(lab) for f, lab in zip(flags[target], labels[target], strict=True)]
+    )
+
+
+def clearly_more(a: np.ndarray, b: np.ndarray) -> tuple[bool, float]:
+    """Whether ``a`` catches more of the same calls than ``b`` beyond chance: an exact
+    one-sided sign test on the calls only one of them catches (McNemar's), and its p."""
+    from scipy.stats import binom
+
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n = only_a + only_b
+    if n == 0 or only_a <= only_b:
+        return False, 1.0
+    p = float(binom.sf(only_a - 1, n, 0.5))
+    return p < CLEARLY_MORE_P, p
+
+
 def choose(candidates: Sequence[Candidate]) -> Candidate:
-    """The candidate that validates best: within the emergency budget on the validation
-    quarter (else the fewest emergency calls flagged), then the most prank and ghost
-    calls flagged, then the fewest emergency calls flagged at any time heard; on a tie
-    the recalibrated base (the smaller change)."""
+    """The candidate that validates best.
 
-    def key(c: Candidate) -> tuple[float, ...]:
-        f = c.figures
-        caught = f["caught_share"] if np.isfinite(f["caught_share"]) else 0.0
-        return (
-            float(f["within_budget"]),
-            0.0 if f["within_budget"] else -float(f["emergency_flagged"]),
-            round(float(caught), 9),
-            -float(f["emergency_flagged_any_time"]),
-            float(c.kind == RECALIBRATED),
+    Within the emergency budget on the validation quarter comes first (if none is, the
+    one flagging the fewest emergency calls). Among those within it, the recalibrated
+    base, the smaller change, is kept unless a retrained candidate flags clearly more
+    of the validation quarter's prank and ghost calls (:func:`clearly_more`); then the
+    one of those flagging the most. A validation quarter holds a few dozen such calls:
+    a difference of one or two is chance, and a retrained model is the larger bet.
+    """
+
+    def caught(c: Candidate) -> float:
+        v = c.figures["caught_share"]
+        return float(v) if np.isfinite(v) else 0.0
+
+    within = [c for c in candidates if c.figures["within_budget"]]
+    if not within:
+        return min(
+            candidates,
+            key=lambda c: (
+                c.figures["emergency_flagged"],
+                -caught(c),
+                c.figures["emergency_flagged_any_time"],
+                c.kind != RECALIBRATED,
+            ),
         )
-
-    return max(candidates, key=key)
+    base = next((c for c in within if c.kind == RECALIBRATED), None)
+    if base is None:
+        return max(within, key=lambda c: (caught(c), -c.figures["emergency_flagged_any_time"]))
+    better = []
+    for c in within:
+        if c is base or c.caught is None or base.caught is None:
+            continue
+        ok, p = clearly_more(c.caught, base.caught)
+        c.figures["p_more_than_recalibrated"] = p
+        if ok:
+            better.append(c)
+    if not better:
+        return base
+    return max(better, key=lambda c: (caught(c), -c.figures["emergency_flagged_any_time"]))
 
 
 # --------------------------------------------------------------------------- candidates
@@ -960,6 +1015,7 @@ def _adapt(
             call, pool = _retrained(sim_rows, t_rows, w, s)
             candidates.append(Candidate(f"{RETRAINED} (weight {w:g})", RETRAINED, w, call, pool))
     for c in candidates:
+        c.caught = caught_calls(c.call, v_rows)
         c.figures = {
             "name": c.name,
             "kind": c.kind,
@@ -1095,16 +1151,32 @@ def _default_sim(work: Path, n_jobs: int, say: Say) -> Path:
 
 def _reason(chosen: Candidate, candidates: Sequence[Candidate]) -> str:
     f = chosen.figures
-    within = [c for c in candidates if c.figures["within_budget"]]
+    if not f["within_budget"]:
+        return (
+            "No candidate kept the budget on the validation quarter; this one flags the "
+            f"fewest emergency calls ({f['emergency_flagged']} of {f['emergency']})."
+        )
     head = (
-        f"Within the emergency budget on the validation quarter ({f['emergency_flagged']} of "
-        f"{f['emergency']} emergency calls flagged) and the most prank and ghost calls "
-        f"flagged ({_pct(f['caught_share'])}) of the {len(within)} candidate(s) within it."
-        if f["within_budget"]
-        else f"No candidate kept the budget on the validation quarter; this one flags the "
-        f"fewest emergency calls ({f['emergency_flagged']} of {f['emergency']})."
+        f"Within the emergency budget on the validation quarter ({f['emergency_flagged']} "
+        f"of {f['emergency']} emergency calls flagged), flagging {_pct(f['caught_share'])} "
+        "of its prank and ghost calls."
     )
-    return head
+    if chosen.kind == RECALIBRATED:
+        tried = [c for c in candidates if c.kind == RETRAINED and c.figures["within_budget"]]
+        if tried:
+            ps = ", ".join(
+                f"{c.name} p={c.figures.get('p_more_than_recalibrated', 1.0):.2f}" for c in tried
+            )
+            head += (
+                " No retrained candidate flagged clearly more of them (one-sided sign test "
+                f"on the calls only one of the two flags, p < {CLEARLY_MORE_P}: {ps})."
+            )
+        return head
+    p = f.get("p_more_than_recalibrated", 1.0)
+    return head + (
+        f" It flags clearly more of them than the recalibrated base (p={p:.3f}, one-sided "
+        "sign test on the calls only one of the two flags)."
+    )
 
 
 def _card(

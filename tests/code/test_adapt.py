@@ -467,3 +467,27 @@ def test_recalibrate_keeps_early_buckets_without_enough_emergency_rows() -> None
     # Whole calls: calibrators and thresholds of the centre's whole calls.
     assert new.bucket_thresholds_[2] == new.thresholds_
     assert new.recalibration_["calls"]["emergency_calls"] == int((yc[~early] == "emergency").sum())
+
+
+def test_choice_keeps_the_recalibrated_base_unless_clearly_beaten() -> None:
+    from training.adapt import Candidate, choose, clearly_more
+
+    def cand(kind: str, caught: np.ndarray, flagged: int = 0) -> Candidate:
+        figures = {
+            "within_budget": flagged == 0,
+            "emergency_flagged": flagged,
+            "emergency_flagged_any_time": flagged,
+            "caught_share": float(caught.mean()),
+        }
+        return Candidate(kind, kind, None, None, pd.DataFrame(), figures, caught)
+
+    some = np.r_[np.ones(20, bool), np.zeros(10, bool)]
+    one_more = some.copy()
+    one_more[20] = True
+    assert choose([cand("recalibrated", some), cand("retrained", one_more)]).kind == "recalibrated"
+    every = np.ones(30, bool)
+    assert clearly_more(every, some) == (True, pytest.approx(0.5**10))
+    assert choose([cand("recalibrated", some), cand("retrained", every)]).kind == "retrained"
+    # The emergency budget comes first, whatever is caught.
+    chosen = choose([cand("recalibrated", every, flagged=1), cand("retrained", some)])
+    assert chosen.kind == "retrained"
