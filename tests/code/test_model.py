@@ -501,9 +501,7 @@ def test_refitting_after_predicting_predicts_with_the_new_fit(table: pd.DataFram
     clf = CallClassifier(max_iter=5, n_folds=3, calibration="none").fit(table, table["label"])
     first = clf.predict_proba(table)
     clf.set_params(max_iter=12).fit(table, table["label"])
-    fresh = CallClassifier(max_iter=12, n_folds=3, calibration="none").fit(
-        table, table["label"]
-    )
+    fresh = CallClassifier(max_iter=12, n_folds=3, calibration="none").fit(table, table["label"])
     np.testing.assert_array_equal(clf.predict_proba(table), fresh.predict_proba(table))
     assert not np.array_equal(clf.predict_proba(table), first)
 
