@@ -620,34 +620,53 @@ def _num(v: Any) -> str:
 
 
 def plot_curve(path: Path, curve: Sequence[dict[str, Any]], *, targets: dict[str, float]) -> None:
-    """Recall and emergency calls flagged on the validation quarter against the number
-    of the centre's calls adapted on, one line per candidate recipe."""
+    """Recall, and emergency and non-emergency calls flagged, on the validation quarter
+    against the number of the centre's calls adapted on; one colour per candidate recipe."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
-    for name in dict.fromkeys(p["candidate"] for p in curve):
+    sizes: set[int] = set()
+    for k, name in enumerate(dict.fromkeys(p["candidate"] for p in curve)):
         pts = [p for p in curve if p["candidate"] == name and "caught_share" in p]
         if not pts:
             continue
+        colour = f"C{k}"
         x = [p["centre_calls"] for p in pts]
-        left.plot(x, [100 * p["caught_share"] for p in pts], marker="o", label=f"{name}: all")
-        left.plot(x, [100 * p["ghost_recall"] for p in pts], ls=":", marker=".", label="ghost")
-        left.plot(x, [100 * p["prank_recall"] for p in pts], ls="--", marker=".", label="prank")
-        share = [100 * p["emergency_flagged"] / max(p["emergency"], 1) for p in pts]
-        right.plot(x, share, marker="o", label=name)
-    right.axhline(100 * targets["possible"], color="red", lw=1, label="budget")
+        sizes.update(x)
+
+        share = [p["emergency_flagged"] / max(p["emergency"], 1) for p in pts]
+        lines = (
+            (left, [p["caught_share"] for p in pts], "-", "prank and ghost"),
+            (left, [p["ghost_recall"] for p in pts], ":", "ghost"),
+            (left, [p["prank_recall"] for p in pts], "--", "prank"),
+            (right, share, "-", "emergency"),
+            (right, [p["non_emergency_flagged_share"] for p in pts], "--", "non-emergency"),
+        )
+        for ax, ys, style, label in lines:
+            ax.plot(
+                x,
+                [100 * float(v) for v in ys],
+                ls=style,
+                marker="o",
+                ms=4,
+                color=colour,
+                label=f"{name}: {label}",
+            )
+    right.axhline(100 * targets["possible"], color="red", lw=1, label="emergency budget")
     for ax in (left, right):
         ax.set_xscale("log")
+        ax.set_xticks(sorted(sizes), [str(n) for n in sorted(sizes)])
+        ax.minorticks_off()
         ax.set_xlabel("centre calls adapted on (earliest first)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    left.set_ylabel("prank and ghost calls flagged, validation (%)")
-    right.set_ylabel("emergency calls flagged, validation (%)")
-    left.set_title("recall at the budget")
-    right.set_title("emergency calls flagged")
+    left.set_ylabel("flagged as such, validation quarter (%)")
+    right.set_ylabel("flagged, validation quarter (%)")
+    left.set_title("prank and ghost calls flagged (recall at the budget)")
+    right.set_title("emergency and non-emergency calls flagged")
     fig.savefig(path)
 
 
