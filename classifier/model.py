@@ -1205,7 +1205,8 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
 
         The whole calls (``call_complete`` 1; every row for a model without time
         buckets) set the new calibrators and thresholds; a bucket of calls still going on
-        gets its own when the rows hold at least 30 emergency rows in it, and otherwise
+        gets its own only when its emergency calls are enough to show the ``possible``
+        budget (:func:`allowed_flags` at least 0: 299 calls for 1% at 95%), and otherwise
         keeps this model's (``recalibration_["kept_buckets"]``): early scores are the
         most error-prone, and this model's were set on its own, larger training calls.
         Each threshold set here lets the given rows' emergency calls be flagged only as
@@ -1302,6 +1303,11 @@ class CallClassifier(ClassifierMixin, BaseEstimator):
         for b in range(n_buckets):
             rows = bucket == b
             enough = int((yy[rows] == PROTECTED_CLASS).sum()) >= _MIN_BUCKET_PROTECTED
+            if whole is not None:
+                # An early bucket is recalibrated only on emergency calls that can show the
+                # budget (299 for 1% at 95%): 34 flagged 6 of 20 later emergency calls early.
+                n_e = len(set(keys[rows & (yy == PROTECTED_CLASS)].tolist()))
+                enough = allowed_flags(n_e, possible, confidence) >= 0
             if b == whole:
                 calibrators.append(new.calibrators_)
                 thresholds.append(new.thresholds_)

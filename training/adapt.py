@@ -725,8 +725,8 @@ def write_adapt_report(
         + (
             f"Early scores (calls still going on; time buckets {', '.join(kept)} s) keep "
             "the calibration and thresholds of the model recalibrated, set on its far "
-            "larger training calls: the centre's calls hold fewer than 30 emergency rows "
-            "in those buckets."
+            "larger training calls: the centre's emergency calls in those buckets are too "
+            "few to show the budget (299 for 1% at 95%)."
             if kept
             else "Every time bucket was recalibrated on the centre's calls."
         ),

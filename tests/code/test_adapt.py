@@ -491,3 +491,15 @@ def test_choice_keeps_the_recalibrated_base_unless_clearly_beaten() -> None:
     # The emergency budget comes first, whatever is caught.
     chosen = choose([cand("recalibrated", every, flagged=1), cand("retrained", some)])
     assert chosen.kind == "retrained"
+
+
+def test_recalibrate_an_early_bucket_with_enough_emergency_calls_to_show_the_budget() -> None:
+    X, y = _table(480, 3)
+    model = CallClassifier(max_iter=10, prefixes=(2.0, 10.0)).fit(_with_time(X, 160), y)
+    Xc, yc = _table(800, 6)
+    yc[:300] = "emergency"  # 300 emergency calls heard 3 s so far: 1% can be shown
+    Xc = _with_time(Xc, 350)
+    new = model.recalibrate(Xc, yc)
+    assert new.recalibration_["kept_buckets"] == ["10"]
+    info = new.recalibration_["by_prefix"]["2"]
+    assert info["emergency_calls"] >= 300 and info["possible"]["shown"] is True
