@@ -206,12 +206,23 @@ def test_adapt_end_to_end(
     with pytest.raises(Exception, match="champion"):
         client.get_model_version_by_alias("callsift", "champion")  # promotion is not ours
 
-    # Adapting the adapted model on the same calls is refused: it learnt from them.
+    # Adapting the adapted model (from the registry) on the same calls is refused: it
+    # learnt from them.
     again = tmp_path / "again"
     err = _refused(
-        monkeypatch, capsys, out, again, str(manifest), "--base", str(out), "--sim", str(sim)
+        monkeypatch,
+        capsys,
+        out,
+        again,
+        str(manifest),
+        "--base",
+        "models:/callsift@challenger",
+        "--tracking-uri",
+        tracking,
+        "--sim",
+        str(sim),
     )
-    assert "were used to train the base model" in err and "line " in err
+    assert "were used to train the base model " + card["version"] in err and "line " in err
 
 
 def test_too_few_calls_are_refused_with_counts(
