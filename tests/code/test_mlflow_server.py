@@ -135,22 +135,33 @@ def test_train_promote_and_serve_through_a_postgres_backed_server(
     try:
         # The corpora are simulated while the server creates its tables.
         corpus = simulate_corpus(
-            tmp_path / "train", preset="balanced", n_calls=60, seed=5, n_jobs=2, progress=False
+            tmp_path / "train", preset="balanced", n_calls=60, seed=5, n_jobs=1, progress=False
         )
         evaluation = simulate_corpus(
-            tmp_path / "eval", preset="balanced", n_calls=12, seed=1, n_jobs=2, progress=False
+            tmp_path / "eval", preset="balanced", n_calls=12, seed=1, n_jobs=1, progress=False
         )
         _wait_healthy(proc, uri, log)
 
         model_dir = tmp_path / "model"
         result = runner.invoke(
-            cli, ["train", str(corpus), "--out", str(model_dir), *TINY, "--tracking-uri", uri]
+            cli,
+            [
+                "train",
+                str(corpus),
+                "--out",
+                str(model_dir),
+                *TINY,
+                "--jobs",
+                "1",
+                "--tracking-uri",
+                uri,
+            ],
         )
         assert result.exit_code == 0, (result.output, result.exception)
         assert "registered callsift version 1 as challenger" in result.output
 
         result = runner.invoke(
-            cli, ["promote", str(evaluation), "--tracking-uri", uri, "--jobs", "2"]
+            cli, ["promote", str(evaluation), "--tracking-uri", uri, "--jobs", "1"]
         )
         assert result.exit_code == 0, (result.output, result.exception)
 
