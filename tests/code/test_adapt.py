@@ -26,7 +26,7 @@ from training.cli import main
 from training.simulate import simulate_corpus
 from training.train import train
 
-FAST = ["--max-iter", "8", "--weights", "1", "--no-mlflow"]
+FAST = ["--max-iter", "8", "--weights", "1", "--no-mlflow", "--jobs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,16 @@ def test_adapt_end_to_end(
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     before = _digest(base)
     args = ["adapt", str(manifest), "--out", str(out), "--base", str(base), "--sim", str(sim)]
-    args += ["--work", str(tmp_path / "work"), "--cache", str(cache), "--max-iter", "8"]
+    args += [
+        "--work",
+        str(tmp_path / "work"),
+        "--cache",
+        str(cache),
+        "--max-iter",
+        "8",
+        "--jobs",
+        "1",
+    ]
     code, stdout, err = _cli(
         monkeypatch, capsys, *args, "--weights", "1", "--tracking-uri", tracking
     )

@@ -41,6 +41,8 @@ SMALL = [
     "--prefixes",
     "2,10",
     "--no-mlflow",
+    "--jobs",
+    "1",
 ]
 
 
