@@ -101,19 +101,29 @@ def _stamp(spec: CorpusSpec, real_dir: Path | None = None) -> dict[str, Any]:
     return stamp
 
 
+def _reusable(folder: Path, want: dict[str, Any], code: str) -> Path | None:
+    """The manifest already built in ``folder`` when its recipe stamp is ``want``; None
+    when nothing complete is there; an error when another recipe's calls are."""
+    stamp = folder / _RECIPE_FILE
+    if not ((folder / "manifest.csv").is_file() and stamp.is_file()):
+        return None
+    if json.loads(stamp.read_text()) == want:
+        return folder / "manifest.csv"
+    raise InvalidParameterError(
+        f"{folder} holds other calls than the recipe's {want} (other settings, {code} or "
+        "real recordings); remove it"
+    )
+
+
 def ensure_corpus(
     work: Path, spec: CorpusSpec, *, n_jobs: int, real_dir: Path | None = None
 ) -> Path:
     """The corpus of ``spec`` under ``work``, simulated unless an identical one is there."""
     folder = work / (spec.name if real_dir is None else f"{spec.name}-real")
     stamp = folder / _RECIPE_FILE
-    if (folder / "manifest.csv").is_file() and stamp.is_file():
-        if json.loads(stamp.read_text()) == _stamp(spec, real_dir):
-            return folder / "manifest.csv"
-        raise InvalidParameterError(
-            f"{folder} holds another corpus than the recipe's {_stamp(spec, real_dir)} (other "
-            "settings, simulator code or real recordings); remove it"
-        )
+    found = _reusable(folder, _stamp(spec, real_dir), "simulator code")
+    if found is not None:
+        return found
     manifest = simulate_corpus(
         folder,
         preset=spec.preset,
@@ -160,13 +170,9 @@ def ensure_real_calls(work: Path, spec: RealCallsSpec, real_dir: Path) -> Path:
     folder = work / spec.name
     stamp = folder / _RECIPE_FILE
     want = _realcalls_stamp(spec, real_dir)
-    if (folder / "manifest.csv").is_file() and stamp.is_file():
-        if json.loads(stamp.read_text()) == want:
-            return folder / "manifest.csv"
-        raise InvalidParameterError(
-            f"{folder} holds other calls than the recipe's {want} (other settings, code or "
-            "real recordings); remove it"
-        )
+    found = _reusable(folder, want, "composer code")
+    if found is not None:
+        return found
     if folder.exists() and not any(folder.iterdir()):
         folder.rmdir()
     manifest = build_real_calls(
