@@ -474,7 +474,12 @@ class MeOut(BaseModel):
     role: str
     name: str
     roles_allowed: dict[str, bool] = Field(
-        description="UI capabilities: dispose, review, queue, audit, model, export, dashboard."
+        description="UI capabilities: dispose, review, queue, audit, model, export, dashboard, "
+        "report."
+    )
+    timezone: str = Field(
+        description="The centre's time zone the console shows times in (CALLSIFT_TIMEZONE: "
+        "an IANA name or +HH:MM); UTC when not set."
     )
 
 

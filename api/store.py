@@ -1705,7 +1705,12 @@ class Store:
     # -- web console ------------------------------------------------------------------
 
     def recent_calls(
-        self, *, since: datetime | None = None, limit: int = 50, now: datetime
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int = 50,
+        now: datetime,
+        caller_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Calls registered most recently first, each with its number's recent record.
 
@@ -1717,6 +1722,8 @@ class Store:
             1 to 1000 calls.
         now : datetime, keyword-only
             Aware; ``calls_7d`` counts the number's calls started in the 7 days before it.
+        caller_id : str or None, keyword-only
+            Only this number's calls (a number's last calls, in the console's panel).
 
         Returns
         -------
@@ -1731,6 +1738,8 @@ class Store:
         query = select(Call)
         if since is not None:
             query = query.where(Call.created_at > _aware(since, "since"))
+        if caller_id is not None:
+            query = query.where(Call.caller_id == caller_id)
         # Newest first on (created_at, id): the page is the tail of the insertion order.
         query = query.order_by(Call.created_at.desc(), Call.id.desc()).limit(limit)
         week_ago = now - timedelta(days=7)

@@ -11,10 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from pydantic import AfterValidator
 
-from api.deps import AnyRoleDep, CallReaderDep, RuntimeDep, StoreDep, SupervisorDep, require_roles
+from api.deps import (
+    AnyRoleDep,
+    CallReaderDep,
+    RuntimeDep,
+    SettingsDep,
+    StoreDep,
+    SupervisorDep,
+    require_roles,
+)
 from api.routers.calls import CallIdPath, call_out
 from api.schemas import (
+    NUMBER_PATTERN,
     SERVICE_ADVISORY,
     DashboardOut,
     DateTime,
@@ -22,6 +32,7 @@ from api.schemas import (
     ModelReportOut,
     RecentCallOut,
     RecentCallsOut,
+    check_number,
     error_responses,
 )
 from api.service import LoadedModel, Principal
@@ -40,6 +51,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "model": frozenset({"call_taker", "supervisor", "data_scientist", "admin"}),
     "export": frozenset({"data_scientist", "admin"}),
     "dashboard": frozenset({"supervisor", "admin", "data_scientist"}),
+    "report": frozenset({"supervisor", "admin"}),
 }
 AUDIO_MEDIA_TYPES: dict[str, str] = {
     "wav": "audio/wav",
@@ -59,12 +71,13 @@ _PLOT_HEADERS = {"Cache-Control": "private, max-age=30"}
     summary="The key's holder and what they may do",
     responses=error_responses(401, 413, 503),
 )
-async def me(principal: AnyRoleDep) -> MeOut:
+async def me(principal: AnyRoleDep, settings: SettingsDep) -> MeOut:
     return MeOut(
         key_id=principal.key_id,
         role=principal.role,
         name=principal.name,
         roles_allowed={cap: principal.role in roles for cap, roles in CAPABILITIES.items()},
+        timezone=settings.timezone or "UTC",
     )
 
 
@@ -82,15 +95,26 @@ def recent_calls(
         Query(description="Only calls registered after this time (RFC 3339 with offset)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    caller_id: Annotated[
+        str | None,
+        AfterValidator(lambda v: None if v is None else check_number(v)),
+        Query(
+            max_length=128,
+            description="Only this number's calls (E.164 or simless:<id>); calls are "
+            "readable by call-takers anyway, the number's reviews and recordings are not.",
+            json_schema_extra={"pattern": NUMBER_PATTERN},
+        ),
+    ] = None,
 ) -> RecentCallsOut:
-    """For polling: pass the previous answer's ``latest`` as ``since``."""
+    """For polling: pass the previous answer's ``latest`` as ``since``. With
+    ``caller_id``: that number's last calls, the console's number panel."""
     if since is not None and (since.tzinfo is None or since.utcoffset() is None):
         raise HTTPException(
             status_code=422,
             detail=f"since {since.isoformat()} has no UTC offset; expected e.g. "
             "2025-06-03T19:04:11+08:00",
         )
-    rows = store.recent_calls(since=since, limit=limit, now=datetime.now(UTC))
+    rows = store.recent_calls(since=since, limit=limit, now=datetime.now(UTC), caller_id=caller_id)
     calls = [
         RecentCallOut(
             **call_out(row["call"]).model_dump(),

@@ -75,9 +75,9 @@ def test_recording_is_for_supervisors_only(env: Env) -> None:
 def test_me_lists_capabilities_per_role(env: Env) -> None:
     expected = {
         "call_taker": {"dispose", "model"},
-        "supervisor": {"dispose", "review", "queue", "model", "dashboard"},
+        "supervisor": {"dispose", "review", "queue", "model", "dashboard", "report"},
         "data_scientist": {"model", "export", "dashboard"},
-        "admin": {"dispose", "review", "queue", "audit", "model", "export", "dashboard"},
+        "admin": {"dispose", "review", "queue", "audit", "model", "export", "dashboard", "report"},
     }
     for role, allowed in expected.items():
         body = env.client.get("/v1/me", headers=env.auth(role)).json()
@@ -85,6 +85,7 @@ def test_me_lists_capabilities_per_role(env: Env) -> None:
         assert isinstance(body["key_id"], int)
         assert {k for k, v in body["roles_allowed"].items() if v} == allowed
         assert set(body["roles_allowed"]) == set(expected["admin"])
+        assert body["timezone"] == "UTC"  # no CALLSIFT_TIMEZONE: the console says UTC
 
 
 # --- call list -------------------------------------------------------------------------
@@ -148,6 +149,22 @@ def test_recent_calls_carry_the_numbers_recent_record(env: Env) -> None:
     calls = env.client.get("/v1/calls", params={"limit": 10}, headers=env.auth()).json()["calls"]
     mine = next(c for c in calls if c["call_id"] == latest["call_id"])
     assert mine["caller_recent"] == {"calls_7d": 2, "pranks": 0, "ghosts": 0}
+
+
+def test_a_numbers_last_calls_for_the_console_panel(env: Env) -> None:
+    number, other = new_number(), new_number()
+    mine = [env.register(caller_id=number)["call_id"] for _ in range(3)]
+    env.register(caller_id=other)
+    for role in ("call_taker", "data_scientist"):  # calls are readable; no timeline needed
+        listed = env.client.get(
+            "/v1/calls", params={"caller_id": number, "limit": 2}, headers=env.auth(role)
+        )
+        assert listed.status_code == 200, listed.text
+        assert [c["call_id"] for c in listed.json()["calls"]] == mine[:0:-1]
+    for bad in ("", "0812", "+62 812"):
+        refused = env.client.get("/v1/calls", params={"caller_id": bad}, headers=env.auth())
+        assert refused.status_code == 422, bad
+        assert "caller_id" in refused.text
 
 
 # --- recordings ------------------------------------------------------------------------
