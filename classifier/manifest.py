@@ -2,12 +2,14 @@
 centre's own export. The format is documented in ``docs/data-format.md``.
 
 A manifest is a UTF-8 CSV file with one row per call. Audio paths are relative to the
-manifest's folder.
+manifest's folder (or absolute), or URLs fsspec opens (``s3://``, ``gs://``,
+``http(s)://``, ``file://``; :mod:`classifier.remote`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -144,19 +146,49 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def resolve_audio_path(manifest_path: Path, audio_path: str) -> Path:
-    """Resolve a manifest's ``audio_path`` against the manifest's folder."""
-    p = Path(audio_path)
+    """Resolve a manifest's local ``audio_path`` against the manifest's folder (a
+    ``file://`` URL to its path; other URLs: :func:`audio_source`)."""
+    from classifier.remote import local_path
+
+    p = Path(local_path(audio_path) or audio_path)
     return p if p.is_absolute() else manifest_path.parent / p
 
 
-def _check_audio(file: Path, caller_channel: str) -> list[tuple[str, str, str]]:
-    """Return (column, message, severity) triples for one audio file."""
-    if not file.exists():
-        return [("audio_path", f"audio file {file} does not exist", "error")]
-    if not file.is_file():
-        return [("audio_path", f"audio path {file} is not a file", "error")]
+def audio_source(manifest_path: Path, audio_path: str, *, absolute: bool = True) -> str:
+    """Where a manifest's ``audio_path`` is read from: the local path of a path or a
+    ``file://`` URL (:func:`resolve_audio_path`; made absolute unless ``absolute`` is
+    False), else the URL itself (``s3://``, ``http://``, ..., read by
+    :func:`classifier.remote.read_url`)."""
+    from classifier.remote import is_url, local_path
+
+    if is_url(audio_path) and local_path(audio_path) is None:
+        return audio_path
+    local = resolve_audio_path(manifest_path, audio_path)
+    return str(local.resolve() if absolute else local)
+
+
+def _check_audio(source: str, caller_channel: str) -> list[tuple[str, str, str]]:
+    """Return (column, message, severity) triples for one audio file or URL."""
+    from classifier.remote import AudioSourceError, is_url, read_url, redact_url
+
+    target: str | io.BytesIO
+    if is_url(source):
+        # The whole file is read (there is no header-only read over every backend):
+        # validation of a manifest of URLs costs a download of each.
+        try:
+            target = io.BytesIO(read_url(source))
+        except AudioSourceError as exc:
+            return [("audio_path", str(exc), "error")]
+        file = redact_url(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            return [("audio_path", f"audio file {path} does not exist", "error")]
+        if not path.is_file():
+            return [("audio_path", f"audio path {path} is not a file", "error")]
+        target = file = str(path)
     try:
-        info = sf.info(str(file))
+        info = sf.info(target)
     except Exception as exc:  # libsndfile raises several types for corrupt files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return [("audio_path", f"audio file {file} is unreadable or not audio: {reason}", "error")]
@@ -310,7 +342,7 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[Man
             add("audio_path", "audio_path is empty; expected a path relative to the manifest")
         elif check_audio:
             for column, message, severity in _check_audio(
-                resolve_audio_path(path, audio_path), channel
+                audio_source(path, audio_path, absolute=False), channel
             ):
                 add(column, message, severity)
     return problems
@@ -331,7 +363,8 @@ def load_manifest(path: str | Path, *, check_audio: bool = False) -> pd.DataFram
     pandas.DataFrame
         One row per call with every column of the file (metadata columns are kept as
         text), plus ``started_at_utc`` (tz-aware UTC Timestamp), ``utc_offset_s``
-        (the call's UTC offset in seconds), ``audio_file`` (absolute path) and
+        (the call's UTC offset in seconds), ``audio_file`` (absolute path, or the URL
+        of a recording not on this machine: :func:`audio_source`) and
         ``caller_channel`` (filled with ``"mix"`` where absent). ``duration_s`` is float;
         ``label`` is ``""`` when unknown.
 
@@ -357,7 +390,7 @@ def load_manifest(path: str | Path, *, check_audio: bool = False) -> pd.DataFram
     frame["started_at_utc"] = pd.to_datetime([s.timestamp() for s in stamps], unit="s", utc=True)
     frame["utc_offset_s"] = [int(s.utcoffset().total_seconds()) for s in stamps]  # type: ignore[union-attr]
     frame["duration_s"] = frame["duration_s"].astype(float)
-    frame["audio_file"] = [str(resolve_audio_path(path, p).resolve()) for p in frame["audio_path"]]
+    frame["audio_file"] = [audio_source(path, p) for p in frame["audio_path"]]
     return frame
 
 

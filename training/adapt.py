@@ -49,7 +49,7 @@ from classifier.errors import InvalidManifestError, InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.history import resolve_timezone
-from classifier.manifest import load_manifest
+from classifier.manifest import audio_source, load_manifest
 from classifier.model import CallClassifier, feature_matrix
 from classifier.scoring import ScoringModel
 from training.evaluate import (
@@ -294,7 +294,7 @@ def check_not_trained_on(centre: pd.DataFrame, card: dict[str, Any], *, warn: Sa
         if not {"call_id", "caller_id", "started_at", "audio_path"} <= set(rows.columns):
             continue
         hit |= np.isin(keys, _keys(rows))
-        files = {str((path.parent / p).resolve()) for p in rows["audio_path"] if p}
+        files = {audio_source(path, p) for p in rows["audio_path"] if p}  # as audio_file
         hit |= np.isin(audio, list(files))
     if hit.any():
         rows = centre[hit]

@@ -31,6 +31,7 @@ from classifier.features import (
     call_features,
 )
 from classifier.history import replay_history, resolve_timezone
+from classifier.remote import is_url, read_url, redact_url, sha256_hex, url_problem
 from classifier.streaming import warm_up
 from classifier.threads import single_threaded_blas
 from training.parallel import CLUSTER_OPTION
@@ -91,16 +92,42 @@ def _file_digest(path: str) -> str:
 class _Decoded:
     """A call's audio, decoded on first use and kept: the whole call and its prefixes
     come from one decode (a prefix is the first samples of the whole call's), and a call
-    whose every row is in the cache is not decoded at all."""
+    whose every row is in the cache is not decoded at all.
+
+    A URL (:mod:`classifier.remote`) is read here, in the process that features the
+    call (a cluster's worker), once: for the cache key and for the decode.
+    """
 
     def __init__(self, path: str, caller_channel: str) -> None:
         self.path = path
         self.caller_channel = caller_channel
         self._audio: CallAudio | None = None
+        self._bytes: bytes | None = None
+
+    def digest(self) -> str:
+        """The cache key of the recording's content."""
+        if not is_url(self.path):
+            return _file_digest(self.path)
+        # A URL's key is the SHA-256 of the bytes read, as a local file's: the same
+        # recording shares its entries wherever it is kept, and a file replaced at the
+        # same URL gets new ones. Not an ETag: it is no content hash on S3 multipart
+        # uploads, differs between stores and web servers may give none. A hit still
+        # reads the bytes (kept for the decode on a miss), but neither decodes nor
+        # features them, which is most of the work.
+        self._bytes = read_url(self.path)
+        return sha256_hex(self._bytes)
 
     def get(self) -> CallAudio:
         if self._audio is None:
-            self._audio = load_audio(self.path, caller_channel=self.caller_channel)
+            if is_url(self.path):
+                data = self._bytes if self._bytes is not None else read_url(self.path)
+                self._bytes = None
+                try:
+                    self._audio = load_audio(data, caller_channel=self.caller_channel)
+                except CallsiftError as exc:  # the decoder names "audio bytes": say which
+                    raise type(exc)(f"{redact_url(self.path)}: {exc}") from None
+            else:
+                self._audio = load_audio(self.path, caller_channel=self.caller_channel)
         return self._audio
 
 
@@ -144,8 +171,8 @@ def _run_batch(jobs: Sequence[_Job], cache_dir: str | None, code: str) -> list[_
     out: list[_Result] = []
     for job in jobs:
         try:
-            digest = _file_digest(job.path) if cache_dir else ""
             source = _Decoded(job.path, job.caller_channel)
+            digest = source.digest() if cache_dir else ""
             whole = fn(digest, code, job.caller_channel, None, source)
             done: list[tuple[float | None, dict[str, float]]] = [(None, whole)]
             n = round(whole["audio_duration_s"] * SR)
@@ -157,7 +184,8 @@ def _run_batch(jobs: Sequence[_Job], cache_dir: str | None, code: str) -> list[_
         except CallsiftError as exc:
             out.append((job.index, [], str(exc)))
         except OSError as exc:
-            out.append((job.index, [], f"cannot read {job.path}: {exc.strerror or exc}"))
+            shown = redact_url(job.path)
+            out.append((job.index, [], f"cannot read {shown}: {exc.strerror or exc}"))
     return out
 
 
@@ -226,7 +254,8 @@ def extract_features(
         A Dask scheduler's address (or a client of one): the calls are featured by its
         workers, in tasks of about :data:`CLUSTER_TASK_AUDIO_S` of audio, instead of
         ``n_jobs`` local processes; the audio and ``cache_dir`` must be on paths every
-        worker shares. The table is the same.
+        worker shares (or the audio at URLs every worker reads, with the credentials in
+        the workers' environment). The table is the same.
 
     Returns
     -------
@@ -253,11 +282,20 @@ def extract_features(
     history = replay_history(
         list(frame["caller_id"]), stamps, list(frame["duration_s"]), list(frame["label"])
     )
+    # A URL that will not be read (scheme not allowed, credentials in it) fails here,
+    # before any work: it is never sent to a worker, and its call is reported as one
+    # whose audio failed.
+    refused = {
+        i: why
+        for i, path in enumerate(frame["audio_file"])
+        if is_url(path) and (why := url_problem(path))
+    }
     jobs = [
         _Job(i, path, ch, cuts)
         for i, (path, ch) in enumerate(
             zip(frame["audio_file"], frame["caller_channel"], strict=True)
         )
+        if i not in refused
     ]
     # Longest calls first (the results are put back in manifest order below).
     seconds = list(frame["duration_s"])
@@ -267,7 +305,9 @@ def extract_features(
         n_jobs = 1
     n_jobs = min(n_jobs, len(batches)) or 1
     code = _code_fingerprint()
-    results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]] = {}
+    results: dict[int, list[tuple[float | None, dict[str, float] | None, str]]] = {
+        i: [(None, None, why)] for i, why in refused.items()
+    }
     if cluster is None or (isinstance(cluster, str) and not cluster.strip()):
         cache = str(cache_dir) if cache_dir else None
         stream = map_batches(
@@ -286,7 +326,11 @@ def extract_features(
         for prefix, acoustic, error in results[i]:
             if acoustic is None:
                 failures.append(
-                    {"call_id": rec["call_id"], "audio_path": rec["audio_path"], "error": error}
+                    {
+                        "call_id": rec["call_id"],
+                        "audio_path": redact_url(rec["audio_path"]),
+                        "error": error,
+                    }
                 )
                 if not keep_failed:
                     continue
@@ -354,7 +398,8 @@ def _on_cluster(
     with using(cluster) as client:
         assert client is not None
         # The audio folder, not a file: an unreadable file is a failed call, as locally.
-        require_shared(client, paths=[str(Path(j.path).parent) for j in jobs[:1]], folder=cache)
+        local = [j for j in jobs if not is_url(j.path)][:1]  # URLs are read by the workers
+        require_shared(client, paths=[str(Path(j.path).parent) for j in local], folder=cache)
         batches = cut_by_work(jobs, work, per_task=CLUSTER_TASK_AUDIO_S, threads=threads_of(client))
         for done in map_on_cluster(
             client,
