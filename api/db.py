@@ -226,6 +226,32 @@ class StreamLease(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class Event(Base):
+    """One pushed update (a new call, a score, a disposition, a review): the outbox
+    of ``GET /v1/events``, written in the transaction of the change it reports, so that
+    every worker and replica reads the same events in ``id`` order (:mod:`api.events`)."""
+
+    __tablename__ = "events"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy's own form)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class EventToken(Base):
+    """A short-lived, one-use token that opens an event stream for an API key's holder
+    (a browser's EventSource cannot send the key in a header). Only its hash is kept."""
+
+    __tablename__ = "event_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class AuditEntry(Base):
     """One line of the append-only audit log (triggers refuse UPDATE and DELETE)."""
 

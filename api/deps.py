@@ -23,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.db import spend_request_db
+from api.events import EventHub
 from api.leases import StreamLeases
 from api.observability import CallerHasher, Metrics
 from api.security import ROLES, FailedKeyLimiter, looks_like_token
@@ -52,6 +53,7 @@ class Runtime:
     streams: LiveCalls
     leases: StreamLeases
     failed_keys: FailedKeyLimiter
+    events: EventHub
 
 
 async def get_runtime(request: Request) -> Runtime:

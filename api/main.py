@@ -30,6 +30,7 @@ from starlette.routing import compile_path
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
 from api.drift import DriftCollector, DriftMonitor
+from api.events import EventHub
 from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
 from api.memory import reserve_memory
@@ -42,7 +43,18 @@ from api.observability import (
     log_client_disconnect,
     redact,
 )
-from api.routers import audit, calls, console, export, health, model, numbers, reports, stream
+from api.routers import (
+    audit,
+    calls,
+    console,
+    events,
+    export,
+    health,
+    model,
+    numbers,
+    reports,
+    stream,
+)
 from api.schemas import ERROR_STATUSES, SERVICE_ADVISORY
 from api.security import FailedKeyLimiter
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
@@ -304,6 +316,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.streams.start_io()
     await _keep_request_threads()
     runtime.leases.start(lambda: runtime.store, runtime.streams)
+    runtime.events.start(lambda: runtime.store)
     watch = None
     if runtime.settings.loop_stall_ms > 0:
         watch = LoopWatch(
@@ -317,6 +330,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if watch is not None:
             await watch.stop()
+        await runtime.events.stop()
         await runtime.leases.stop(runtime.store)
         runtime.streams.shutdown()
         runtime.store.dispose()
@@ -379,6 +393,13 @@ def create_app(
             lease_s=settings.stream_lease_s,
         ),
         failed_keys=FailedKeyLimiter(settings.auth_failures_per_minute),
+        events=EventHub(
+            poll_s=settings.events_poll_s,
+            queue_max=settings.events_queue_max,
+            heartbeat_s=settings.events_heartbeat_s,
+            replay_s=settings.events_replay_s,
+            key_check_s=settings.events_key_check_s,
+        ),
     )
     for result, attr in (("hit", "hits"), ("miss", "misses")):
         metrics.pre_answer_cache.labels(result=result).set_function(
@@ -418,7 +439,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_json_bytes=settings.max_json_bytes)
-    for module in (console, calls, stream, numbers, export, model, audit, reports, health):
+    for module in (console, calls, stream, numbers, export, model, audit, reports, events, health):
         app.include_router(module.router)
     app.include_router(web_router)
     return app

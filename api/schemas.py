@@ -536,3 +536,14 @@ class ModelReportOut(BaseModel):
     card: dict[str, Any]
     report_md: str | None
     plots: list[str] = Field(description="Plot names; fetch each at /v1/model/report/{name}.png.")
+
+
+# --- pushed updates --------------------------------------------------------------------
+
+
+class EventTokenOut(BaseModel):
+    token: str = Field(
+        description="Opens one event stream: GET /v1/events?token=...; once, before expires_at."
+    )
+    expires_at: datetime
+    expires_in_s: float = Field(description="Seconds the token stays valid.")

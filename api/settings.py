@@ -142,6 +142,23 @@ class Settings(BaseSettings):
     drift_cache_s : float
         How long a drift computation is reused by ``GET /v1/model`` and ``/metrics``
         (per worker process); 0 computes it at every request.
+    events_poll_s : float
+        How often each worker reads new events for its ``GET /v1/events`` clients.
+    events_queue_max : int
+        Events one client may have waiting; a client that falls further behind (does
+        not read) is dropped.
+    events_heartbeat_s : float
+        An idle event stream gets a comment line this often (proxies keep it open).
+    events_replay_s : float
+        How old a missed event may be and still be replayed on reconnection (else the
+        client gets a ``reset``).
+    events_token_s : float
+        Lifetime of a one-use event stream token (``POST /v1/events/token``).
+    events_key_check_s : float
+        How often the keys of open event streams are checked (a revoked key ends its
+        stream within this).
+    events_retry_ms : int
+        The reconnection delay event streams ask browsers for.
     """
 
     model_config = SettingsConfigDict(
@@ -198,6 +215,13 @@ class Settings(BaseSettings):
     drift_window_days: int = Field(default=7, ge=1, le=366)
     drift_min_calls: int = Field(default=200, ge=1)
     drift_cache_s: float = Field(default=60.0, ge=0)
+    events_poll_s: float = Field(default=0.2, gt=0, le=5.0)
+    events_queue_max: int = Field(default=256, ge=1, le=100_000)
+    events_heartbeat_s: float = Field(default=15.0, gt=0)
+    events_replay_s: float = Field(default=600.0, ge=0)
+    events_token_s: float = Field(default=60.0, gt=0, le=3600)
+    events_key_check_s: float = Field(default=2.0, gt=0)
+    events_retry_ms: int = Field(default=2000, ge=100)
 
     @field_validator("timezone")
     @classmethod

@@ -39,6 +39,9 @@ __all__ = [
 
 logger = logging.getLogger("callsift.api.http")
 
+#: The endless response, closed at shutdown rather than waited for.
+EVENT_STREAM_PATH = "/v1/events"
+
 DEFAULT_HEAD_TIMEOUT_S = 10.0
 #: h11's own default limit (uvicorn's DEFAULT_MAX_INCOMPLETE_EVENT_SIZE).
 DEFAULT_MAX_HEAD_BYTES = 16 * 1024
@@ -136,6 +139,21 @@ class _HeadDeadline:
             detail = f"request line and headers not received within {timeout:g} s"
             self.transport.write(_answer(408, "Request Timeout", detail))
         self.transport.close()
+
+    def shutdown(self) -> None:
+        """At server shutdown an open event stream (``GET /v1/events``) is closed:
+        uvicorn waits for every response in progress to complete, and a stream never
+        does; its client reconnects (with its last event id) to another worker."""
+        cycle = getattr(self, "cycle", None)
+        scope = getattr(cycle, "scope", None) or {}
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and scope.get("path") == EVENT_STREAM_PATH
+        ):
+            self.transport.close()
+            return
+        super().shutdown()  # type: ignore[misc]
 
     def _head_too_large(self) -> None:
         limit = _max_head(self.config)
