@@ -26,6 +26,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+import training.features as features_stage
 from classifier.manifest import load_manifest, validate_manifest, write_manifest
 from classifier.remote import AudioSourceError, read_url, redact_url, url_problem
 from tests.code.test_features import _rustle
@@ -309,3 +310,70 @@ def test_schemes_size_and_timeout_are_settings(
         read_url(f"http://127.0.0.1:{port}/a.wav")
     assert time.perf_counter() - start < 5
     assert os.environ.get("CALLSIFT_AUDIO_URL_SCHEMES") is None
+
+
+# Spies of the cluster test, at module level: Dask pickles a task's function, and a
+# module's function goes by reference (a closure would be copied with its lists).
+_READERS: list[str] = []
+_SHIPPED: list[str] = []
+_REAL_READ = features_stage.read_url
+_REAL_BATCH = features_stage._run_batch
+
+
+def _spy_read(url: str, **kwargs: Any) -> bytes:
+    _READERS.append(threading.current_thread().name)
+    return _REAL_READ(url, **kwargs)
+
+
+def _spy_batch(jobs: Any, *args: Any) -> Any:
+    _SHIPPED.extend(job.path for job in jobs)
+    return _REAL_BATCH(jobs, *args)
+
+
+def test_on_a_cluster_the_workers_read_the_urls(
+    corpus: Path,
+    http_url: str,
+    s3_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`features --cluster`: the URLs go to the workers as text and each worker reads
+    its own (never this client's thread); the parquet and errors.csv are the bytes of a
+    local run. In-process workers (threads): a worker process takes ~10 s to start."""
+    from distributed import LocalCluster
+
+    paths = [
+        f"{http_url}/audio/c0.wav",
+        f"s3://{BUCKET}/2025/c1.wav",
+        f"{http_url}/audio/missing.wav",
+        "ftp://127.0.0.1/c3.wav",
+    ]
+    manifest = _manifest(tmp_path, "m.csv", paths)
+    local = runner.invoke(app, ["features", str(manifest), "--out", str(tmp_path / "a.parquet")])
+    assert local.exit_code == 1, local.output
+
+    _READERS.clear()
+    _SHIPPED.clear()
+    monkeypatch.setattr(features_stage, "read_url", _spy_read)
+    monkeypatch.setattr(features_stage, "_run_batch", _spy_batch)
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",  # an address --cluster takes
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    ) as cluster:
+        remote = runner.invoke(
+            app,
+            ["features", str(manifest), "--out", str(tmp_path / "b.parquet")],
+            env={"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address},
+        )
+    assert remote.exit_code == 1 and "wrote" in remote.output, remote.output
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert (tmp_path / "a.errors.csv").read_bytes() == (tmp_path / "b.errors.csv").read_bytes()
+    errors = pd.read_csv(tmp_path / "b.errors.csv", dtype=str)
+    assert list(errors["call_id"]) == ["c2", "c3"]
+    # The refused ftp: row never left the client; the others went as URLs, not bytes.
+    assert sorted(_SHIPPED) == sorted(paths[:3])
+    assert len(_READERS) == 3 and threading.main_thread().name not in _READERS
