@@ -339,7 +339,10 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[Man
 
         audio_path = (row.get("audio_path") or "").strip()
         if not audio_path:
-            add("audio_path", "audio_path is empty; expected a path relative to the manifest")
+            add(
+                "audio_path",
+                "audio_path is empty; expected a path relative to the manifest or a URL",
+            )
         elif check_audio:
             for column, message, severity in _check_audio(
                 audio_source(path, audio_path, absolute=False), channel
