@@ -166,6 +166,9 @@ class LiveCall:
     last_message: float = field(default_factory=time.monotonic)
     frames: int = 0  # frames scored
     last_update_s: float = 0.0
+    # The flag and time of the last interim score pushed to the consoles (api.events).
+    event_flag: str | None = None
+    event_at: float = 0.0
     raw: list[bytes] = field(default_factory=list)
     waiting: deque[bytes] = field(default_factory=deque)
     received: int = 0  # samples received, kept or not

@@ -38,6 +38,7 @@ from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
+from api.events import append_event
 from api.schemas import CALL_ID_PATTERN
 from api.service import (
     UNKNOWN_WHILE_DOWN,
@@ -46,7 +47,7 @@ from api.service import (
     registered_call,
     score_payload,
 )
-from api.store import NotFoundError, StoreError, StoreUnavailableError
+from api.store import NotFoundError, StoreError, StoreUnavailableError, score_event
 from api.streams import (
     ENCODINGS,
     FRAME_MS,
@@ -389,6 +390,7 @@ async def _score_due(
         if heard - live.last_update_s >= settings.stream_update_s and heard * SR >= MIN_SAMPLES:
             live.last_update_s = heard
             payload, elapsed = await runtime.streams.run(_scored, runtime, live)
+            _publish(runtime, live, payload)
             await _send(
                 ws,
                 {
@@ -402,6 +404,33 @@ async def _score_due(
                 },
             )
     return None
+
+
+#: An interim score reaches the consoles when its flag changes, else this often at most.
+_EVENT_EVERY_S = 5.0
+#: Event writes under way (a task without a reference may be collected mid-way).
+_PUBLISHING: set[asyncio.Future[None]] = set()
+
+
+def _append(runtime: Runtime, kind: str, data: dict[str, Any]) -> None:
+    try:
+        append_event(runtime.store, kind, data)
+    except StoreError as exc:  # the stream goes on; the consoles miss one update
+        logger.warning("live score event not written: %s", exc, extra={"call_id": data["call_id"]})
+
+
+def _publish(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
+    """Push an interim score to the consoles (``GET /v1/events``) without waiting for
+    the write: the stream's next update does not wait on the database."""
+    now = time.monotonic()
+    if payload["flag"] == live.event_flag and now - live.event_at < _EVENT_EVERY_S:
+        return
+    live.event_flag = payload["flag"]
+    live.event_at = now
+    kind, data = score_event(live.call_id, live.caller_id, payload)
+    task = asyncio.ensure_future(runtime.streams.blocking(_append, runtime, kind, data))
+    _PUBLISHING.add(task)
+    task.add_done_callback(_PUBLISHING.discard)
 
 
 async def _score_waiting(runtime: Runtime, live: LiveCall) -> None:

@@ -9,6 +9,8 @@ a running ``callsift serve``.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import socket
 import time
@@ -21,8 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
+import soundfile as sf
 from fastapi import FastAPI
 from sqlalchemy import insert, update
+from websockets.sync.client import connect
 
 from api.db import Event
 from api.events import EventHub
@@ -30,9 +34,17 @@ from api.main import create_app
 from api.store import Store
 from tests.api.fuzzing import threaded_server
 from tests.api.test_app_calls import make_settings, new_number, preloaded_holder, wav
+from tests.code.test_features import _speech_call
 from tests.sse import EventReader
 
 QUEUE_MAX = 16
+SR = 8000
+
+
+def _mulaw(seconds: float, seed: int) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, 0.8 * _speech_call(seed=seed, seconds=seconds), SR, format="RAW", subtype="ULAW")
+    return out.getvalue()
 
 
 @dataclass
@@ -304,3 +316,32 @@ def test_a_revoked_key_ends_its_stream(live: Live) -> None:
     assert "revoked" in end.data["reason"]
     r = httpx.get(f"{live.url}/v1/events", headers={"X-API-Key": token})
     assert r.status_code == 401
+
+
+def test_a_live_streams_interim_and_final_scores_are_pushed(live: Live) -> None:
+    reader = live.reader("call_taker")
+    call_id = live.register()
+    audio = _mulaw(1.6, seed=3)
+    url = live.url.replace("http", "ws") + f"/v1/calls/{call_id}/stream?encoding=mulaw"
+    with connect(url, additional_headers={"X-API-Key": live.keys["call_taker"]}) as ws:
+        assert json.loads(ws.recv())["type"] == "ready"
+        for i in range(0, len(audio), 800):  # within the 2 s the stream may run ahead
+            ws.send(audio[i : i + 800])
+        update = json.loads(ws.recv())
+        assert update["type"] == "update"
+        interim = reader.wait_for(lambda e: e.data.get("call_id") == call_id and e.type != "call")
+        assert interim.data["stage"] == update["stage"]
+        assert interim.data["p_prank"] == update["p_prank"]
+        ws.send('{"type": "end"}')
+        final = json.loads(ws.recv())
+        assert final["type"] == "final" and final["stored"] is True
+    stored = reader.wait_for(
+        lambda e: (
+            e.data.get("call_id") == call_id
+            and e.data.get("stage") == final["stage"]
+            and e.data.get("p_prank") == final["p_prank"]
+            and e is not interim
+        )
+    )
+    assert stored.type == ("flag" if final["flag"] != "none" else "score")
+    assert reader.of_call(call_id)[0] == "call" and len(reader.of_call(call_id)) == 3
