@@ -4,6 +4,7 @@ server (the browser tests, the live stream over real WebSockets)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -87,3 +88,55 @@ def register_call(url: str, key: str, call_id: str, caller_id: str = "+628129990
         headers={"X-API-Key": key},
     )
     assert r.status_code == 200, r.text
+
+
+DEMO_KEY_LINE = re.compile(r"^\s+(call_taker|supervisor|data_scientist|admin)\s+(cs_\S+)$")
+
+
+@contextmanager
+def callsift_demo(
+    folder: Path,
+    log: Path,
+    args: Sequence[str],
+    env: dict[str, str] | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+) -> Iterator[tuple[str, dict[str, str], str]]:
+    """``callsift demo --serve`` into ``folder`` until its replay is done.
+
+    ``args`` go to the command after ``--out`` and ``--port`` (e.g. ``--calls 60``);
+    ``env`` adds CALLSIFT_* settings; ``timeout_s`` bounds the simulation and replay.
+    Yields (base URL, key per role, the ready line).
+    """
+    full = {**os.environ, **(env or {})}
+    for name in ("DATABASE_URL", "CALLSIFT_DATABASE_URL", "CALLSIFT_DATA_DIR", "CALLSIFT_INSTANCE"):
+        full.pop(name, None)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("callsift")), "demo", "--serve"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--out", str(folder), "--port", str(port), *args],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder.parent,
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = log.read_text(errors="replace")
+            ready = [line for line in text.splitlines() if line.startswith("demo ready")]
+            if ready:
+                break
+            assert proc.poll() is None, f"demo exited with {proc.returncode}:\n{text}"
+            assert time.monotonic() < deadline, f"demo not ready in {timeout_s} s:\n{text}"
+            time.sleep(0.25)
+        keys = {m[1]: m[2] for line in text.splitlines() if (m := DEMO_KEY_LINE.match(line))}
+        assert f"http://127.0.0.1:{port}/console/" in text
+        yield f"http://127.0.0.1:{port}", keys, ready[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

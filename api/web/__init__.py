@@ -18,7 +18,12 @@ _FILES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "format.js": "text/javascript; charset=utf-8",
+    "numbers.js": "text/javascript; charset=utf-8",
+    "report.js": "text/javascript; charset=utf-8",
+    "shortcuts.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "polish.css": "text/css; charset=utf-8",
 }
 _HEADERS = {
     # Everything comes from this origin; recordings and plots are blob: URLs made by app.js.

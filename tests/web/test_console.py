@@ -161,12 +161,12 @@ def test_supervisor_review_reaches_call_taker(server: Server, browser: Any) -> N
     taker = login(browser, server, server.keys["call_taker"])
     history = taker.locator(f"#call-{latest} .history")
     history.wait_for(timeout=WAIT_MS)
-    assert "confirmed pranks 3" in history.inner_text()
+    assert "4 calls; 3 confirmed pranks, 0 ghost calls" in history.inner_text()
 
     sup = login(browser, server, server.keys["supervisor"])
     row = sup.locator("#queue tbody tr", has_text=number)
     row.wait_for(timeout=WAIT_MS)
-    row.locator("button").click()
+    row.locator("button", has_text="Open").click()
     sup.locator("#tl-calls li").first.wait_for(timeout=WAIT_MS)
     assert sup.locator("#tl-calls li").count() == 4
     # Playback: the recording is fetched with the key and played from a blob URL.
@@ -187,7 +187,7 @@ def test_supervisor_review_reaches_call_taker(server: Server, browser: Any) -> N
     # the next poll without reloading.
     sup.click("button[data-action=clear]")
     sup.locator("#review-msg", has_text="Clear").wait_for(timeout=WAIT_MS)
-    taker.locator(f"#call-{latest} .history", has_text="confirmed pranks 0").wait_for(
+    taker.locator(f"#call-{latest} .history", has_text="0 confirmed pranks").wait_for(
         timeout=WAIT_MS
     )
 

@@ -25,6 +25,8 @@
   function t(key, vars) {
     const dict = window.I18N[state.lang] || window.I18N.en;
     let text = dict[key] ?? window.I18N.en[key] ?? key;
+    // A count entry ({one, other}) takes the form Intl.PluralRules gives for vars.n.
+    if (typeof text === "object") text = window.i18nPlural(state.lang, text, (vars || {}).n);
     for (const [k, v] of Object.entries(vars || {})) text = text.replaceAll(`{${k}}`, String(v));
     return text;
   }
@@ -88,6 +90,7 @@
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
     $("#lang").textContent = state.lang === "en" ? "Bahasa Indonesia" : "English";
     renderWho();
+    if (window.CallsiftShortcuts) window.CallsiftShortcuts.relabel();
     if (state.view === "calls") for (const id of state.calls.keys()) renderCall(id);
     else if (state.view) show(state.view);
   }
@@ -96,6 +99,7 @@
 
   function logout(message) {
     stopPolling();
+    if (window.CallsiftEvents) window.CallsiftEvents.stop();
     releaseBlobs();
     sessionStorage.removeItem(KEY);
     state.key = null;
@@ -126,9 +130,10 @@
     }
     sessionStorage.setItem(KEY, key);
     state.me = me;
+    window.CallsiftFormat.setZone(me.timezone);
     $("#login-error").textContent = "";
     const can = me.roles_allowed || {};
-    const allowed = { calls: true, queue: !!can.queue, dashboard: !!can.dashboard, audit: !!can.audit, model: !!can.model };
+    const allowed = { calls: true, queue: !!can.queue, dashboard: !!can.dashboard, audit: !!can.audit, model: !!can.model, report: !!can.report };
     for (const b of document.querySelectorAll("#nav button")) b.hidden = !allowed[b.dataset.view];
     // Call-takers never get review controls in the page at all, not just hidden ones.
     if (!can.review) { const f = $("#review-form"); if (f) f.remove(); }
@@ -136,11 +141,13 @@
     $("#logout").hidden = false;
     renderWho();
     show(can.queue ? "queue" : "calls");
+    startEvents();
   }
 
   function renderWho() {
     const me = state.me;
     $("#who").textContent = me ? `${me.name} · ${t("role_" + me.role)}` : "";
+    $("#zone").textContent = me ? t("times_in", { zone: window.CallsiftFormat.zoneLabel() }) : "";
   }
 
   // --- views -----------------------------------------------------------------------
@@ -157,7 +164,10 @@
     state.view = name;
     showOnly(name);
     stopPolling();
-    const loaders = { calls: startPolling, queue: loadQueue, dashboard: loadDashboard, audit: loadAudit, model: loadModel };
+    const loaders = {
+      calls: startPolling, queue: loadQueue, dashboard: loadDashboard, audit: loadAudit, model: loadModel,
+      report: () => window.CallsiftReport.load(),
+    };
     (loaders[name] || (() => {}))();
   }
 
@@ -173,9 +183,60 @@
         if (err instanceof AuthError) return;
         $("#calls-status").textContent = t("calls_offline");
       }
-      if (state.view === "calls" && state.key) state.timer = setTimeout(tick, POLL_MS);
+      // Pushed updates (events.js) make the polling unnecessary while they arrive.
+      if (state.view === "calls" && state.key && !eventsLive()) state.timer = setTimeout(tick, POLL_MS);
     };
     tick();
+  }
+
+  // --- pushed updates (events.js, GET /v1/events) ------------------------------------
+
+  function eventsLive() {
+    return !!(window.CallsiftEvents && window.CallsiftEvents.live());
+  }
+
+  let refreshTimer = null;
+  // A burst of events (a busy minute, a replay after reconnecting) is one reload.
+  function refreshSoon(ms) {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(async () => {
+      refreshTimer = null;
+      try {
+        if (state.view === "calls") await pollCalls();
+        else if (state.view === "queue") await loadQueue();
+      } catch (_) { /* the next event or poll shows it */ }
+    }, ms);
+  }
+
+  function pushed(type, data) {
+    if (state.view === "calls") {
+      const entry = data.call_id ? state.calls.get(data.call_id) : null;
+      if (entry && (type === "score" || type === "flag") && data.stage !== "pre_answer") {
+        // Shown at once; the reload brings the number's history along.
+        const { stage, flag, p_prank, p_ghost, reasons, model_version } = data;
+        entry.call = Object.assign({}, entry.call, { score: { stage, flag, p_prank, p_ghost, reasons, model_version } });
+        entry.json = "";
+        renderCall(data.call_id);
+      }
+      // A live stream's interim score is not stored yet: a reload would undo it.
+      if (!data.live) refreshSoon(100);
+    } else if (state.view === "queue" && type !== "call" && !data.live) {
+      refreshSoon(500);
+    }
+  }
+
+  function startEvents() {
+    if (!window.CallsiftEvents) return;
+    window.CallsiftEvents.start({
+      key: () => state.key,
+      onEvent: pushed,
+      onReset: () => refreshSoon(0),
+      onMode: (mode) => {
+        if (mode === "polling" && state.view === "calls" && !state.timer) startPolling();
+        if (mode === "live") refreshSoon(0); // what changed while connecting
+      },
+      onUnauthorized: () => logout(t("login_refused")),
+    });
   }
 
   function stopPolling() {
@@ -225,6 +286,11 @@
     return typeof p === "number" ? `${Math.round(p * 100)}%` : "–";
   }
 
+  // In the centre's time zone, named in the top bar (format.js).
+  function when(iso) {
+    return window.CallsiftFormat.dateTime(iso, state.lang);
+  }
+
   function renderCall(id) {
     const entry = state.calls.get(id);
     if (!entry) return;
@@ -234,13 +300,16 @@
     const kind = flagKind(flag);
     const focusedAction = li.contains(document.activeElement) ? document.activeElement.dataset.label : null;
     li.className = `call flag-${kind.level}${kind.target ? " target-" + kind.target : ""}`;
-    const started = new Date(call.started_at);
     const flagText = score ? t(`flag_${flag}`) : t("flag_pending");
     const reasons = (score && score.reasons) || [];
     const recent = call.caller_recent;
     const history = call.caller_id === "" || !recent
       ? t("history_none")
-      : t("history", { calls: recent.calls_7d, pranks: recent.pranks, ghosts: recent.ghosts });
+      : t("history", {
+        calls: t("calls_n", { n: recent.calls_7d }),
+        pranks: t("pranks_n", { n: recent.pranks }),
+        ghosts: t("ghosts_n", { n: recent.ghosts }),
+      });
     const buttons = [];
     const can = (state.me && state.me.roles_allowed) || {};
     if (can.dispose) {
@@ -261,8 +330,12 @@
           el("span", { class: "flag-icon", "aria-hidden": "true", text: kind.icon }),
           el("span", { class: "flag-text", text: flagText })),
         el("span", { class: "caller", text: call.caller_id || t("withheld") }),
-        el("time", { datetime: call.started_at, text: started.toLocaleString(state.lang === "id" ? "id-ID" : "en-GB") }),
-        el("span", { class: "call-id", text: call.call_id })),
+        el("time", { datetime: call.started_at, text: when(call.started_at) }),
+        el("span", { class: "call-id", text: call.call_id }),
+        call.caller_id ? el("button", {
+          type: "button", class: "last-calls", "data-number": call.caller_id,
+          onclick: () => window.CallsiftNumbers.open(call.caller_id), text: t("number_last_calls"),
+        }) : null),
       el("div", { class: "probs" },
         el("span", { text: `prank ${pct(score && score.p_prank)}` }),
         el("span", { text: `ghost ${pct(score && score.p_ghost)}` }),
@@ -313,7 +386,10 @@
       el("td", { text: n.ghosts }),
       el("td", { text: t(`trend_${n.trend}`) }),
       el("td", { class: "review-cell", "data-action": n.review ? n.review.action : null, text: n.review ? t(`act_${n.review.action}`) : "–" }),
-      el("td", {}, el("button", { type: "button", "data-number": n.caller_id, onclick: () => openNumber(n.caller_id), text: t("open") })),
+      el("td", { class: "row-actions" },
+        el("button", { type: "button", "data-number": n.caller_id, onclick: () => openNumber(n.caller_id), text: t("open") }),
+        " ",
+        el("button", { type: "button", class: "last-calls", "data-number": n.caller_id, onclick: () => window.CallsiftNumbers.open(n.caller_id), text: t("number_last_calls") })),
     )));
     $("#queue-empty").hidden = body.numbers.length > 0;
     if (state.number) openNumber(state.number, { keepFocus: true });
@@ -327,14 +403,14 @@
     $("#tl-title").textContent = number;
     const reviews = body.reviews || [];
     $("#tl-reviews").replaceChildren(...(reviews.length
-      ? reviews.map((r) => el("li", { text: `${new Date(r.at || r.created_at).toLocaleString()} · ${r.action}${r.until ? " → " + r.until.slice(0, 10) : ""}${r.note ? " · " + r.note : ""}${r.actor ? " · " + r.actor : ""}` }))
+      ? reviews.map((r) => el("li", { text: `${when(r.at || r.created_at)} · ${r.action}${r.until ? " → " + r.until.slice(0, 10) : ""}${r.note ? " · " + r.note : ""}${r.actor ? " · " + r.actor : ""}` }))
       : [el("li", { text: t("tl_none") })]));
     $("#tl-calls").replaceChildren(...body.calls.map((c) => {
       const s = currentScore(c);
       const kind = flagKind(s && s.flag);
       const li = el("li", { class: `tl-call flag-${kind.level}${kind.target ? " target-" + kind.target : ""}` },
         el("span", { class: "flag" }, el("span", { "aria-hidden": "true", text: kind.icon + " " }), s ? t(`flag_${s.flag}`) : t("flag_pending")),
-        ` ${new Date(c.started_at).toLocaleString()} · ${c.call_id} · ${c.label ? t("lbl_" + c.label) : "–"}${c.history_weight === 0 ? " · (cleared)" : ""}`);
+        ` ${when(c.started_at)} · ${c.call_id} · ${c.label ? t("lbl_" + c.label) : "–"}${c.history_weight === 0 ? " · (cleared)" : ""}`);
       if (c.has_audio) {
         const btn = el("button", { type: "button", class: "play", text: t("play") });
         btn.addEventListener("click", async () => {
@@ -401,7 +477,7 @@
     if (!body) return;
     const short = (v) => (v === null || v === undefined ? "" : JSON.stringify(v)).slice(0, 160);
     $("#audit tbody").replaceChildren(...body.entries.map((e) => el("tr", {},
-      el("td", { text: new Date(e.at).toLocaleString() }),
+      el("td", { text: when(e.at) }),
       el("td", { text: e.actor }),
       el("td", { text: e.action }),
       el("td", { text: `${e.target_type} ${e.target_id}` }),
@@ -425,7 +501,7 @@
       el("strong", { text: `${t("drift_status")}: ` }),
       el("span", { class: `drift-status drift-${status}`, text: t(`drift_${status}`) }),
       " ",
-      el("span", { class: "muted", text: t("drift_window", { days: drift.window_days, calls: drift.calls, min: drift.min_calls }) }));
+      el("span", { class: "muted", text: t("drift_window", { days: t("last_days_n", { n: drift.window_days }), calls: t("calls_n", { n: drift.calls }), min: drift.min_calls }) }));
     const groups = drift.groups.length ? el("table", { class: "table drift-groups" },
       el("caption", { text: t("drift_groups") }),
       el("thead", {}, el("tr", {}, el("th", { scope: "col", text: t("drift_group") }), el("th", { scope: "col", text: "PSI" }), el("th", { scope: "col", text: t("drift_level") }))),
@@ -535,6 +611,9 @@
   }
 
   // --- wiring ----------------------------------------------------------------------
+
+  // For the console's other scripts (numbers.js, report.js, shortcuts.js).
+  window.callsift = { api, el, t, when, guard, show, openNumber, flagKind, currentScore, state };
 
   function init() {
     $("#login-form").addEventListener("submit", (ev) => {
