@@ -428,6 +428,7 @@ def _publish(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
     live.event_flag = payload["flag"]
     live.event_at = now
     kind, data = score_event(live.call_id, live.caller_id, payload)
+    data["live"] = True  # an interim score, not stored: the call's record still lacks it
     task = asyncio.ensure_future(runtime.streams.blocking(_append, runtime, kind, data))
     _PUBLISHING.add(task)
     task.add_done_callback(_PUBLISHING.discard)

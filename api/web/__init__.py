@@ -18,6 +18,7 @@ _FILES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "events.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
     "numbers.js": "text/javascript; charset=utf-8",
     "report.js": "text/javascript; charset=utf-8",

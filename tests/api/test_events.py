@@ -330,7 +330,7 @@ def test_a_live_streams_interim_and_final_scores_are_pushed(live: Live) -> None:
         update = json.loads(ws.recv())
         assert update["type"] == "update"
         interim = reader.wait_for(lambda e: e.data.get("call_id") == call_id and e.type != "call")
-        assert interim.data["stage"] == update["stage"]
+        assert interim.data["stage"] == update["stage"] and interim.data["live"] is True
         assert interim.data["p_prank"] == update["p_prank"]
         ws.send('{"type": "end"}')
         final = json.loads(ws.recv())

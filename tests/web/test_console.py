@@ -5,6 +5,7 @@ screen, role limits, and refused keys."""
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,3 +299,57 @@ def test_text_contrast_meets_wcag_aa(
     assert low == [], low
     assert len({sel for sel, _ in ratios}) >= 5  # the check saw the screen's main texts
     page.context.close()
+
+
+# --- pushed updates (issue 21.2): GET /v1/events --------------------------------------
+
+
+def test_a_flag_reaches_the_console_within_a_second_of_the_score(
+    server: Server, browser: Any, flagged_call: dict[str, Any]
+) -> None:
+    """A score stored by another process (this test, on the running server's database)
+    reaches the call-taker's screen as a flag: timed from the write to the event's
+    arrival in the page (the benchmark, bench/bench_events.py, measures the p95)."""
+    from api.store import Store
+
+    score = {k: flagged_call[k] for k in ("stage", "p_prank", "p_ghost", "flag", "reasons")}
+    score["model_version"] = flagged_call["model_version"]
+    page = login(browser, server, server.keys["call_taker"])
+    page.locator('#live[data-mode="live"]').wait_for(timeout=WAIT_MS)
+    with server.client("call_taker") as ct:
+        call_id = new_call(ct, f"simless:ev{uuid.uuid4().hex[:8]}")
+    page.locator(f"#call-{call_id}").wait_for(timeout=WAIT_MS)
+    store = Store(f"sqlite:///{server.log.parent / 'callsift.db'}", data_dir=server.log.parent)
+    try:
+        before = time.time()
+        store.save_score(call_id, score, model_version=score["model_version"])
+    finally:
+        store.dispose()
+    page.locator(f"#call-{call_id}.flag-{score['flag'].split('_')[0]}").wait_for(timeout=WAIT_MS)
+    drawn = time.time() - before
+    arrived_ms = page.evaluate(
+        """(id) => (window.CallsiftEvents.log.find((e) => e.type === "flag" && e.call_id === id)
+        || {}).at""",
+        call_id,
+    )
+    assert arrived_ms is not None, "the flag was drawn without its event"
+    latency = arrived_ms / 1000 - before
+    assert latency < 1.0, f"the flag reached the browser {latency:.2f} s after the score"
+    assert drawn < 2.0, f"the flag was drawn {drawn:.2f} s after the score"
+    assert page.locator("#live").inner_text().strip().endswith("live")
+    save_screen(page, "console_live")
+    page.context.close()
+
+
+def test_blocked_events_fall_back_to_polling(server: Server, browser: Any) -> None:
+    context = browser.new_context(viewport=DESKTOP, locale="en-GB")
+    context.route("**/v1/events?*", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(f"{server.url}/")
+    page.fill("#key", server.keys["call_taker"])
+    page.click("#login-form button[type=submit]")
+    page.locator('#live[data-mode="polling"]').wait_for(timeout=WAIT_MS)
+    with server.client("call_taker") as ct:
+        call_id = new_call(ct, f"simless:poll{uuid.uuid4().hex[:8]}")
+    page.locator(f"#call-{call_id}").wait_for(timeout=WAIT_MS)  # by the 2 s polling
+    context.close()
