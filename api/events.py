@@ -40,13 +40,20 @@ logger = logging.getLogger("callsift.api.events")
 
 #: Event kinds each role may receive: what it may read through the other endpoints.
 #: Call-takers read calls, scores and dispositions (``GET /v1/calls``); numbers' reviews
-#: are the supervisors' (``/v1/numbers``). Data scientists do not subscribe.
+#: are the supervisors' (``/v1/numbers``), see :data:`ROLE_FIELDS`. Data scientists do not
+#: subscribe.
 ROLE_KINDS: dict[str, frozenset[str]] = {
-    "call_taker": frozenset({"call", "score", "flag", "disposition"}),
+    "call_taker": frozenset({"call", "score", "flag", "disposition", "review"}),
     "supervisor": frozenset({"call", "score", "flag", "disposition", "review"}),
     "admin": frozenset({"call", "score", "flag", "disposition", "review"}),
 }
 SUBSCRIBER_ROLES: tuple[str, ...] = tuple(ROLE_KINDS)
+#: The only data fields of a kind a role receives, where not all. A call-taker learns
+#: that a number was reviewed, since a "clear" changes the prank counts shown with its
+#: calls (``caller_recent`` of ``GET /v1/calls``), but not the decision, note or reviewer.
+ROLE_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("call_taker", "review"): ("caller_id", "cleared_calls"),
+}
 #: Every kind a stored event may have.
 KINDS: tuple[str, ...] = ("call", "score", "flag", "disposition", "review")
 TOKEN_PREFIX = "ev_"
@@ -70,9 +77,11 @@ class StoredEvent:
     kind: str
     data: dict[str, Any]
 
-    def frame(self) -> bytes:
-        """The event in the text/event-stream format: id, event type and one JSON line."""
-        body = {"id": self.id, "type": self.kind, "at": self.created_at.isoformat(), **self.data}
+    def frame(self, fields: Sequence[str] | None = None) -> bytes:
+        """The event in the text/event-stream format: id, event type and one JSON line
+        (with only ``fields`` of its data, when given)."""
+        data = self.data if fields is None else {k: self.data.get(k) for k in fields}
+        body = {"id": self.id, "type": self.kind, "at": self.created_at.isoformat(), **data}
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         return f"id: {self.id}\nevent: {self.kind}\ndata: {text}\n\n".encode()
 
@@ -344,7 +353,7 @@ class EventHub:
         if len(rows) > self.replay_max or too_old or pruned:
             return [control_frame("reset", {"reason": "missed too many events"}, event_id=upto)]
         kinds = ROLE_KINDS[sub.role]
-        return [r.frame() for r in rows if r.kind in kinds]
+        return [r.frame(ROLE_FIELDS.get((sub.role, r.kind))) for r in rows if r.kind in kinds]
 
     def _read_replay(
         self, store: Store, after: int, upto: int
@@ -438,11 +447,14 @@ class EventHub:
             return len(rows) >= self.batch
 
     def _fan_out(self, row: StoredEvent) -> None:
-        frame: bytes | None = None
+        frames: dict[tuple[str, ...] | None, bytes] = {}
         for sub in list(self.subscribers):
             if row.kind not in ROLE_KINDS.get(sub.role, ()) or row.id <= sub.seen:
                 continue
-            frame = frame or row.frame()
+            fields = ROLE_FIELDS.get((sub.role, row.kind))
+            frame = frames.get(fields)
+            if frame is None:
+                frame = frames[fields] = row.frame(fields)
             try:
                 sub.queue.put_nowait(frame)
             except asyncio.QueueFull:
@@ -492,6 +504,7 @@ def _install_abort_filter() -> None:
 __all__ = [
     "HEARTBEAT",
     "KINDS",
+    "ROLE_FIELDS",
     "ROLE_KINDS",
     "SUBSCRIBER_ROLES",
     "EventHub",

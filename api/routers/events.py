@@ -159,9 +159,9 @@ async def events(
 ) -> Response:
     """Server-sent events for call-takers, supervisors and admins, each event with its
     ``id``: a client that reconnects with ``Last-Event-ID`` (or ``last_event_id``) gets
-    what it missed, or a ``reset`` event when that is too old. Call-takers receive
-    ``call``, ``score``, ``flag`` and ``disposition``; supervisors and admins also
-    ``review``. A comment line comes every ``CALLSIFT_EVENTS_HEARTBEAT_S`` idle seconds.
+    what it missed, or a ``reset`` event when that is too old. Every role receives
+    ``call``, ``score``, ``flag``, ``disposition`` and ``review``; a call-taker's
+    ``review`` names only the number (``caller_id``, ``cleared_calls``). A comment line comes every ``CALLSIFT_EVENTS_HEARTBEAT_S`` idle seconds.
     The stream ends when the key is revoked or expires, and a client that does not read
     its events is dropped."""
     after = _last_id(last_event_id_header, last_event_id)
