@@ -35,6 +35,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
+from classifier import binning
 from classifier.errors import InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
@@ -473,7 +474,12 @@ def fit_booster(
     fold may hold no call with a pitch) it raises from deep in its binning. A constant
     feature is never split on, as an empty one could not be: the trees are the same
     as without that feature, and what it holds when scoring changes nothing.
+
+    Weighted bin edges come from :mod:`classifier.binning` (the same edges, found in
+    one pass per feature instead of one per edge).
     """
+    if w is not None:
+        binning.install()
     seen = ~np.isnan(M) if w is None else ~np.isnan(M) & (w > 0)[:, None]
     empty = ~seen.any(axis=0)
     if empty.any():
