@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 import training.features as features_stage
 from classifier.manifest import load_manifest, validate_manifest, write_manifest
-from classifier.remote import AudioSourceError, read_url, redact_url, url_problem
+from classifier.remote import AudioSourceError, local_path, read_url, redact_url, url_problem
 from tests.code.test_features import _rustle
 from training.cli import app
 from training.features import extract_features
@@ -278,6 +278,10 @@ def test_redaction_and_refusals() -> None:
     assert url_problem(f"s3://AKIA:{SECRET}@bucket/k.wav") is not None
     assert url_problem("https://h.example/a.wav?keyframe=1") is None
     assert url_problem("data:audio/wav;base64,UklGRg==") is not None
+    # file:// is this machine's path (and the local code); another host's is refused.
+    assert local_path("file://localhost/calls/a%20b.wav") == "/calls/a b.wav"
+    assert local_path("file:///calls/a.wav") == "/calls/a.wav"
+    assert "names another machine" in str(url_problem("file://recorder/calls/a.wav"))
 
 
 def test_schemes_size_and_timeout_are_settings(
