@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --all-build-deps --extra dev \
 	--strip-extras --no-emit-index-url --no-emit-find-links --output-file $(LOCK)
 
-.PHONY: run demo test lint checks install lock lock-upgrade _compile test-latest clean
+.PHONY: run demo screenshots test lint checks install lock lock-upgrade _compile test-latest clean
 
 # The lock's packages only (pip refuses any package or file whose hash is not in it),
 # then callsift itself, built with the locked setuptools; then every numba kernel is
@@ -33,6 +33,10 @@ run: $(STAMP)
 # Starts over each time (only ever the folder it made itself, runs/demo-serve).
 demo: $(STAMP)
 	$(BIN)/callsift demo --serve --reset
+
+# The README's screenshots from the demo (bench/screenshots.py; a few minutes).
+screenshots: $(STAMP) /usr/bin/chromium
+	$(BIN)/python bench/screenshots.py
 
 # After a change of the dependencies in pyproject.toml: resolves what changed and keeps
 # every other pin. `make lock-upgrade` moves every pin to the newest allowed release.

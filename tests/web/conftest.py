@@ -10,8 +10,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,7 +23,6 @@ from tests.serve import callsift_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @dataclass
@@ -99,16 +96,10 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def save_screen(page: Any, name: str, *, readme: bool = False) -> Path:
-    """Screenshot ``page`` to the artefacts.
-
-    ``readme`` screens are also copied to docs/screenshots, but only when
-    ``CALLSIFT_UPDATE_SCREENSHOTS=1``: a test run must not change tracked files.
-    """
+def save_screen(page: Any, name: str) -> Path:
+    """Screenshot ``page`` to the artefacts (the README's come from the demo:
+    ``make screenshots``, bench/screenshots.py)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
-    if readme and os.environ.get("CALLSIFT_UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
     return path

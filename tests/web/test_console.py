@@ -100,7 +100,7 @@ def test_flagged_call_appears_with_reasons(
     assert reasons.first.inner_text() == flagged_call["reasons"][0]["en"]
     # The advisory stays on screen.
     assert "answer and handle every call" in page.locator("#advisory").inner_text()
-    save_screen(page, "call_taker", readme=True)
+    save_screen(page, "call_taker")
 
     # Indonesian: interface text and the reasons switch; the choice survives a reload.
     page.click("#lang")
@@ -182,7 +182,7 @@ def test_supervisor_review_reaches_call_taker(server: Server, browser: Any) -> N
     sup.locator("#queue tbody tr", has_text=number).locator(
         ".review-cell[data-action=confirm_prank]"
     ).wait_for(timeout=WAIT_MS)
-    save_screen(sup, "supervisor", readme=True)
+    save_screen(sup, "supervisor")
 
     # Redress: clearing the number zeroes its earlier pranks; the call-taker sees it on
     # the next poll without reloading.
@@ -197,7 +197,7 @@ def test_supervisor_review_reaches_call_taker(server: Server, browser: Any) -> N
         img = sup.locator(f"#plot-{name} img")
         img.wait_for(timeout=WAIT_MS)
         assert sup.evaluate("(img) => img.naturalWidth", img.element_handle()) > 0
-    save_screen(sup, "dashboard", readme=True)
+    save_screen(sup, "dashboard")
     sup.context.close()
     taker.context.close()
 
@@ -251,7 +251,7 @@ def test_model_view(server: Server, browser: Any) -> None:
     assert imgs.count() == len(report["plots"]) > 0
     # A data scientist does not see call-taker or supervisor actions.
     assert not page.locator("#nav button[data-view=queue]").is_visible()
-    save_screen(page, "model", readme=True)
+    save_screen(page, "model")
     page.context.close()
 
 

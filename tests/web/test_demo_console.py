@@ -131,7 +131,7 @@ def test_demo_shows_flagged_numbers_and_a_dashboard(demo: Demo, browser: Any) ->
     )
     count = f"{len(calls)} call{'s' if len(calls) != 1 else ''} shown"
     assert count in panel.locator("#np-summary").inner_text()
-    save_screen(page, "supervisor", readme=False)
+    save_screen(page, "demo_supervisor")
     page.keyboard.press("Escape")
     assert not panel.is_visible()
 
@@ -244,7 +244,7 @@ def test_weekly_report_in_the_console(demo: Demo, browser: Any, lang: str) -> No
     )
     assert "Times" not in font, font
     if lang == "en":
-        save_screen(page, "report", readme=False)
+        save_screen(page, "demo_report")
 
     # A week without calls says so.
     page.fill("#report-week", "2020-W10")
