@@ -90,8 +90,9 @@ TEXT: dict[str, dict[str, str]] = {
         "incidents_none": "No incident types are stored for this week's calls; section omitted.",
         "incident": "Incident type",
         "time": "Time call-takers spent on prank and ghost calls",
-        "time_note": "Sum of recording durations of confirmed calls; {n} without a recording "
-        "are not counted.",
+        # A count before a noun needs a plural form; after a colon it needs none.
+        "time_note": "Sum of recording durations of confirmed calls; calls without a "
+        "recording, not counted: {n}.",
         "minutes": "Minutes",
         "flags": "What the flags caught and missed",
         "flags_note": "Calls with both a model flag and a disposition.",
