@@ -403,7 +403,7 @@
     $("#tl-title").textContent = number;
     const reviews = body.reviews || [];
     $("#tl-reviews").replaceChildren(...(reviews.length
-      ? reviews.map((r) => el("li", { text: `${when(r.at || r.created_at)} · ${r.action}${r.until ? " → " + r.until.slice(0, 10) : ""}${r.note ? " · " + r.note : ""}${r.actor ? " · " + r.actor : ""}` }))
+      ? reviews.map((r) => el("li", { text: `${when(r.at || r.created_at)} · ${t("act_" + r.action)}${r.until ? " → " + when(r.until).slice(0, 10) : ""}${r.note ? " · " + r.note : ""}${r.actor ? " · " + r.actor : ""}` }))
       : [el("li", { text: t("tl_none") })]));
     $("#tl-calls").replaceChildren(...body.calls.map((c) => {
       const s = currentScore(c);
@@ -435,7 +435,7 @@
     if (action === "watch") {
       const day = $("#review-until").value;
       if (!day) { msg.textContent = t("review_need_date"); return; }
-      body.until = new Date(`${day}T23:59:59`).toISOString();
+      body.until = window.CallsiftFormat.endOfDay(day); // the day's end in the centre's zone
     }
     try {
       await api(`/v1/numbers/${encodeURIComponent(state.number)}/review`, { method: "POST", json: body });

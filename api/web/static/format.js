@@ -25,18 +25,28 @@ window.CallsiftFormat = (() => {
     return `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
   }
 
-  // The zone's offset now, e.g. UTC+08:00 (from the formatted parts: no table of zones).
-  function currentOffset() {
-    if (offsetMin !== null) return offsetText(offsetMin);
-    const now = new Date();
+  // The zone's offset in minutes at ``date`` (from the formatted parts: no table of zones).
+  function offsetAt(date) {
+    if (offsetMin !== null) return offsetMin;
     const parts = new Intl.DateTimeFormat("en-US", {
       timeZone: zone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
       hour: "numeric", minute: "numeric",
-    }).formatToParts(now);
+    }).formatToParts(date);
     const get = (type) => Number(parts.find((p) => p.type === type).value);
     const local = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"));
-    return offsetText(Math.round((local - Date.UTC(now.getUTCFullYear(), now.getUTCMonth(),
-      now.getUTCDate(), now.getUTCHours(), now.getUTCMinutes())) / 60000));
+    return Math.round((local - Date.UTC(date.getUTCFullYear(), date.getUTCMonth(),
+      date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes())) / 60000);
+  }
+
+  function currentOffset() {
+    return offsetText(offsetAt(new Date()));
+  }
+
+  /** The end (23:59:59) of a day "YYYY-MM-DD" in the centre's zone, as ISO 8601 UTC. */
+  function endOfDay(day) {
+    const [y, m, d] = day.split("-").map(Number);
+    const guess = Date.UTC(y, m - 1, d, 23, 59, 59);
+    return new Date(guess - offsetAt(new Date(guess)) * 60000).toISOString();
   }
 
   /** "Asia/Makassar (UTC+08:00)", or "UTC". */
@@ -80,5 +90,5 @@ window.CallsiftFormat = (() => {
     return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   }
 
-  return { setZone, zoneLabel, dateTime, duration, today, get zone() { return zone; } };
+  return { setZone, zoneLabel, dateTime, duration, today, endOfDay, get zone() { return zone; } };
 })();
