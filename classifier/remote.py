@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "AudioSourceError",
     "allowed_schemes",
+    "check_settings",
     "is_url",
     "local_path",
     "read_url",
@@ -183,6 +184,13 @@ def timeout_s() -> float:
 def max_bytes() -> int:
     """Largest recording read from a URL (``CALLSIFT_AUDIO_URL_MAX_BYTES``)."""
     return int(_positive(MAX_BYTES_ENV, DEFAULT_MAX_BYTES, int))
+
+
+def check_settings() -> None:
+    """Raise :class:`InvalidParameterError` naming a URL setting that is not a number > 0
+    (once, before any work, rather than on every call)."""
+    timeout_s()
+    max_bytes()
 
 
 def _positive(name: str, default: float, kind: type) -> float:

@@ -31,7 +31,14 @@ from classifier.features import (
     call_features,
 )
 from classifier.history import replay_history, resolve_timezone
-from classifier.remote import is_url, read_url, redact_url, sha256_hex, url_problem
+from classifier.remote import (
+    check_settings,
+    is_url,
+    read_url,
+    redact_url,
+    sha256_hex,
+    url_problem,
+)
 from classifier.streaming import warm_up
 from classifier.threads import single_threaded_blas
 from training.parallel import CLUSTER_OPTION
@@ -290,6 +297,8 @@ def extract_features(
         for i, path in enumerate(frame["audio_file"])
         if is_url(path) and (why := url_problem(path))
     }
+    if any(is_url(path) for path in frame["audio_file"]):
+        check_settings()
     jobs = [
         _Job(i, path, ch, cuts)
         for i, (path, ch) in enumerate(

@@ -27,6 +27,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import training.features as features_stage
+from classifier.errors import InvalidParameterError
 from classifier.manifest import load_manifest, validate_manifest, write_manifest
 from classifier.remote import AudioSourceError, local_path, read_url, redact_url, url_problem
 from tests.code.test_features import _rustle
@@ -294,6 +295,9 @@ def test_schemes_size_and_timeout_are_settings(
     monkeypatch.delenv("CALLSIFT_AUDIO_URL_SCHEMES")
     monkeypatch.setenv("CALLSIFT_AUDIO_URL_MAX_BYTES", "1000")
     with pytest.raises(AudioSourceError, match="larger than 1000 bytes"):
+        read_url(url)
+    monkeypatch.setenv("CALLSIFT_AUDIO_URL_MAX_BYTES", "lots")
+    with pytest.raises(InvalidParameterError, match="CALLSIFT_AUDIO_URL_MAX_BYTES is 'lots'"):
         read_url(url)
     monkeypatch.delenv("CALLSIFT_AUDIO_URL_MAX_BYTES")
     # A server that accepts and never answers: the call fails after the timeout.
