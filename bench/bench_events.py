@@ -104,7 +104,11 @@ class Writes:
 
 
 async def subscriber(
-    base: str, key: str, got: dict[tuple[str, str], list[float]], stop: asyncio.Event
+    base: str,
+    key: str,
+    got: dict[tuple[str, str], list[float]],
+    stop: asyncio.Event,
+    connected: list[int],
 ) -> None:
     headers = {"X-API-Key": key}
     async with (
@@ -113,6 +117,7 @@ async def subscriber(
     ):
         if response.status_code != 200:
             raise SystemExit(f"GET /v1/events answered {response.status_code}")
+        connected.append(1)
         kind = ""
         async for line in response.aiter_lines():
             if stop.is_set():
@@ -173,8 +178,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     ) as server:
         got: dict[tuple[str, str], list[float]] = defaultdict(list)
         stop = asyncio.Event()
+        connected: list[int] = []
         tasks = [
-            asyncio.create_task(subscriber(server.base, server.key, got, stop))
+            asyncio.create_task(subscriber(server.base, server.key, got, stop, connected))
             for _ in range(args.clients)
         ]
         browser_log: list[Any] = []
@@ -186,14 +192,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             )
             b_thread.start()
             await asyncio.to_thread(b_ready.wait, 60)
-        await asyncio.sleep(2.0)  # every client connected
+        deadline = time.monotonic() + 60
+        while len(connected) < args.clients:  # every client subscribed before the writes
+            if time.monotonic() > deadline or any(t.done() for t in tasks):
+                raise SystemExit(f"only {len(connected)} of {args.clients} clients connected")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         writes = Writes()
         await asyncio.to_thread(
             writes.run, server.base, server.key, args.rate, args.seconds, args.audio_every
         )
-        await asyncio.sleep(2.0)  # the last events arrive
+        await asyncio.sleep(3.0)  # the last events arrive
         stop.set()
         b_stop.set()
+        ended_early = sum(t.done() for t in tasks)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -220,6 +232,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "write_errors": writes.errors,
         "events_expected": len(writes.sent) * args.clients,
         "events_missing": missing,
+        "streams_ended_early": ended_early,
         "from_write_sent": percentiles(from_sent),
         "from_write_answered": percentiles(from_answer),
         "browser_from_write_sent": percentiles(browser) if args.browser else None,
