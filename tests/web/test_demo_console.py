@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -134,6 +134,22 @@ def test_demo_shows_flagged_numbers_and_a_dashboard(demo: Demo, browser: Any) ->
     save_screen(page, "demo_supervisor")
     page.keyboard.press("Escape")
     assert not panel.is_visible()
+
+    # With the number open, "w" goes to the watch date; the watch ends at the end of that
+    # day in Makassar, not in the browser's New York.
+    rows.first.locator("button", has_text="Open").click()
+    page.locator("#tl-calls li").first.wait_for(timeout=WAIT_MS)
+    page.keyboard.press("w")
+    assert page.evaluate("() => document.activeElement.id") == "review-until"
+    day = (datetime.now(ZoneInfo(ZONE)) + timedelta(days=10)).date()
+    page.fill("#review-until", day.isoformat())
+    page.click("button[data-action=watch]")
+    page.locator("#review-msg", has_text="Watch until date").wait_for(timeout=WAIT_MS)
+    reviews = demo.get("supervisor", f"/v1/numbers/{number}")["reviews"]
+    watch = [r for r in reviews if r["action"] == "watch"]
+    assert len(watch) == 1, reviews
+    end = datetime.combine(day, time(23, 59, 59), tzinfo=ZoneInfo(ZONE))
+    assert datetime.fromisoformat(watch[0]["until"]) == end
 
     page.click("#nav button[data-view=dashboard]")
     for name in ("calls_per_day", "share_over_time", "heatmap", "incident_types"):
