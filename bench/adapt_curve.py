@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/adapt_curve.py [--preset jakarta-2024 --calls 450 --seed 41]
         [--base models/default] [--work runs/adapt-bench] [--real-dir ../shared/data]
+    .venv/bin/python bench/adapt_curve.py --manifest /tmp/rc15/manifest.csv  # real calls
 
 Simulates a centre the default recipe never saw (a preset and seed of its own), splits
 its calls at two thirds of their time span ("the first two weeks" and "the week after"),
@@ -82,6 +83,13 @@ def main() -> None:
     p.add_argument("--weights", default="1,4,16", help="as callsift adapt --weights")
     p.add_argument("--out", type=Path, default=None, help="model folder (default: WORK/model)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="a centre's labelled manifest to use instead of simulating one "
+        "(e.g. the real check set: bench/real_checkset.py build)",
+    )
     args = p.parse_args()
 
     real = None if args.real_dir == "none" else Path(args.real_dir)
@@ -94,7 +102,9 @@ def main() -> None:
     folder = work / (spec.name + ("-real" if real else ""))
     # A corpus simulated before stays in use (ensure_corpus refuses one made by older
     # simulator code; the bench measures adapting, not the simulator).
-    manifest = folder / "manifest.csv"
+    if args.manifest is not None and not args.manifest.is_file():
+        p.error(f"--manifest {args.manifest} is not a file")
+    manifest = args.manifest or folder / "manifest.csv"
     if not manifest.is_file():
         manifest = ensure_corpus(work, spec, n_jobs=args.jobs, real_dir=real)
     sim = work / f"sim-{SIM_PRESET}-{SIM_CALLS}-{SIM_SEED}" / "manifest.csv"

@@ -153,6 +153,8 @@ def test_adapt_end_to_end(
     )
     assert code == 0, err
     assert "warning: " in err and "3 of 112 calls have no label and are skipped" in err
+    # A few dozen validation calls cannot show a 1% budget, and the command says so.
+    assert "cannot show the 1% budget" in err and "callsift promote" in err
     assert _digest(base) == before
 
     model = load_model(out)
