@@ -146,10 +146,7 @@ def test_keys_tokens_and_refusals(live: Live, caplog: pytest.LogCaptureFixture) 
     again = live.reader(query=f"?token={token}")  # one use only
     assert again.status == 401 and "used or expired" in again.error_body
     first.close()
-    stale = _token(live, "supervisor")
-    time.sleep(1.1)
-    late = live.reader(query=f"?token={stale}")
-    assert late.status == 401
+    # An expired token: tests/api/test_events_store.py (without waiting here).
     # The token opens the stream with the key's own role: a call-taker's gets no review.
     ct = live.reader(query=f"?token={_token(live, 'call_taker')}")
     number = new_number()
@@ -172,7 +169,7 @@ def test_keys_tokens_and_refusals(live: Live, caplog: pytest.LogCaptureFixture) 
         if r.name.startswith(("callsift", "uvicorn"))
     )
     assert "/v1/events" in server_logs
-    for secret in (token, stale, *live.keys.values()):
+    for secret in (token, *live.keys.values()):
         assert secret not in server_logs
 
 
