@@ -246,6 +246,8 @@ def test_model_view(server: Server, browser: Any) -> None:
     with server.client("data_scientist") as ds:
         report = ds.get("/v1/model/report").json()
     assert report["version"] in page.locator("#model").inner_text()
+    # Optional parts left out are not written as "null" (replaceChildren would).
+    assert "null" not in page.locator("#view-model").inner_text()
     imgs = page.locator("#model-plots img")
     imgs.first.wait_for(timeout=WAIT_MS)
     assert imgs.count() == len(report["plots"]) > 0

@@ -179,6 +179,7 @@ def test_call_taker_plurals_panel_and_shortcuts(demo: Demo, browser: Any) -> Non
     histories = page.locator("#calls .history").all_inner_texts()
     assert any(re.search(r": [2-9]\d* calls;", h) for h in histories), histories
     assert not any(re.search(r"\b1 calls\b|\b1 confirmed pranks\b", h) for h in histories)
+    assert "null" not in page.locator("#calls").inner_text()
 
     # Keyboard: "?" lists the shortcuts; j selects the newest call, h opens its number.
     page.keyboard.press("?")

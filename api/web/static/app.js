@@ -48,6 +48,11 @@
     return node;
   }
 
+  // replaceChildren without the nulls of optional parts (it would write them as "null").
+  function fill(node, ...children) {
+    node.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
+  }
+
   class AuthError extends Error {}
 
   async function api(path, options = {}) {
@@ -324,7 +329,7 @@
         }));
       }
     }
-    li.replaceChildren(
+    fill(li,
       el("div", { class: "call-head" },
         el("span", { class: "flag", role: "status" },
           el("span", { class: "flag-icon", "aria-hidden": "true", text: kind.icon }),
@@ -528,7 +533,7 @@
       el("thead", {}, el("tr", {}, ["drift_day", "col_calls", "lbl_prank", "lbl_ghost"].map((k) => el("th", { scope: "col", text: t(k) })))),
       el("tbody", {}, drift.days.map((d) => el("tr", {},
         el("th", { scope: "row", text: d.day }), el("td", { text: d.calls }), el("td", { text: pct(d.prank) }), el("td", { text: pct(d.ghost) }))))) : null;
-    $("#drift").replaceChildren(
+    fill($("#drift"),
       el("h3", { text: t("drift_title") }),
       head,
       warning ? el("p", { class: "drift-warning", role: "alert", text: warning }) : null,
@@ -595,7 +600,7 @@
       }
     };
     walk("", metrics);
-    $("#model").replaceChildren(
+    fill($("#model"),
       el("dl", { class: "kv" }, rows.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
       flat.length ? el("h3", { text: t("model_metrics") }) : null,
       flat.length ? el("table", { class: "table metrics" }, el("tbody", {}, flat.slice(0, 40).map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { text: v }))))) : null,
