@@ -48,7 +48,12 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("demo-console")
     env = {"CALLSIFT_TIMEZONE": ZONE, "CALLSIFT_KEY_CACHE_S": "0"}
-    with callsift_demo(root / "demo", root / "demo.log", DEMO_ARGS, env) as (url, keys, ready):
+    # 12-35 s measured; the bound is for a machine busy with other work.
+    with callsift_demo(root / "demo", root / "demo.log", DEMO_ARGS, env, timeout_s=180) as (
+        url,
+        keys,
+        ready,
+    ):
         yield Demo(url, keys, ready)
 
 
