@@ -201,16 +201,22 @@
   }
 
   let refreshTimer = null;
-  // A burst of events (a busy minute, a replay after reconnecting) is one reload.
+  let refreshedAt = 0;
+  // A burst of events (a busy minute, the demo's replay, a reconnection) is one reload,
+  // and reloads are spaced (the list 0.5 s, the ranked queue 2 s): flags and scores of
+  // calls on screen are drawn from the event itself meanwhile.
   function refreshSoon(ms) {
     if (refreshTimer) return;
+    const gap = state.view === "queue" ? 2000 : 500;
+    const wait = Math.max(ms, refreshedAt + gap - Date.now());
     refreshTimer = setTimeout(async () => {
       refreshTimer = null;
+      refreshedAt = Date.now();
       try {
         if (state.view === "calls") await pollCalls();
         else if (state.view === "queue") await loadQueue();
       } catch (_) { /* the next event or poll shows it */ }
-    }, ms);
+    }, wait);
   }
 
   function pushed(type, data) {
@@ -224,9 +230,9 @@
         renderCall(data.call_id);
       }
       // A live stream's interim score is not stored yet: a reload would undo it.
-      if (!data.live) refreshSoon(100);
+      if (!data.live) refreshSoon(50);
     } else if (state.view === "queue" && type !== "call" && !data.live) {
-      refreshSoon(500);
+      refreshSoon(200);
     }
   }
 
