@@ -137,13 +137,14 @@ def test_demo_shows_flagged_numbers_and_a_dashboard(demo: Demo, browser: Any) ->
     count = f"{len(calls)} call{'s' if len(calls) != 1 else ''} shown"
     assert count in panel.locator("#np-summary").inner_text()
     save_screen(page, "demo_supervisor")
-    page.keyboard.press("Escape")
+    # From the panel to the number's full timeline and review.
+    panel.locator("button.np-timeline").click()
     assert not panel.is_visible()
+    page.locator("#tl-title", has_text=number).wait_for(timeout=WAIT_MS)
+    page.locator("#tl-calls li").first.wait_for(timeout=WAIT_MS)
 
     # With the number open, "w" goes to the watch date; the watch ends at the end of that
     # day in Makassar, not in the browser's New York.
-    rows.first.locator("button", has_text="Open").click()
-    page.locator("#tl-calls li").first.wait_for(timeout=WAIT_MS)
     page.keyboard.press("w")
     assert page.evaluate("() => document.activeElement.id") == "review-until"
     day = (datetime.now(ZoneInfo(ZONE)) + timedelta(days=10)).date()
