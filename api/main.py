@@ -407,6 +407,8 @@ def create_app(
         )
     # Read from the streams themselves at each scrape: no count to keep in step.
     metrics.live_streams.set_function(lambda: len(runtime.streams))
+    metrics.event_streams.set_function(lambda: len(runtime.events))
+    metrics.event_streams_dropped.set_function(lambda: runtime.events.dropped)
     drift = DriftMonitor(
         window_days=settings.drift_window_days,
         min_calls=settings.drift_min_calls,

@@ -115,6 +115,16 @@ class Metrics:
             "database's stream leases).",
             registry=self.registry,
         )
+        self.event_streams = Gauge(
+            "callsift_event_streams",
+            "GET /v1/events clients connected to this worker process.",
+            registry=self.registry,
+        )
+        self.event_streams_dropped = Gauge(
+            "callsift_event_streams_dropped",
+            "Event stream clients this worker dropped for not reading their events.",
+            registry=self.registry,
+        )
         self.stream_update_seconds = Histogram(
             "callsift_stream_update_seconds",
             "Time to score a live stream's audio heard so far (features, model, reasons).",

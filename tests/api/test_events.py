@@ -295,6 +295,8 @@ def test_a_client_that_never_reads_is_dropped_and_its_queue_freed(live: Live) ->
             assert time.monotonic() < deadline, "the client that never reads was not dropped"
             time.sleep(0.05)
         assert stuck not in hub.subscribers and stuck.queue.qsize() == 0
+        metrics = httpx.get(f"{live.url}/metrics").text
+        assert f"callsift_event_streams_dropped {float(before + 1)}" in metrics
         assert stuck.queue.maxsize == QUEUE_MAX
         # The reading client got everything and stays connected.
         reader.wait_for(lambda e: e.data.get("call_id") == "bulk-599", timeout=10)
