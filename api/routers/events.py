@@ -161,9 +161,9 @@ async def events(
     ``id``: a client that reconnects with ``Last-Event-ID`` (or ``last_event_id``) gets
     what it missed, or a ``reset`` event when that is too old. Every role receives
     ``call``, ``score``, ``flag``, ``disposition`` and ``review``; a call-taker's
-    ``review`` names only the number (``caller_id``, ``cleared_calls``). A comment line comes every ``CALLSIFT_EVENTS_HEARTBEAT_S`` idle seconds.
-    The stream ends when the key is revoked or expires, and a client that does not read
-    its events is dropped."""
+    ``review`` names only the number (``caller_id``, ``cleared_calls``). A comment line
+    comes every ``CALLSIFT_EVENTS_HEARTBEAT_S`` idle seconds. The stream ends when the key
+    is revoked or expires, and a client that does not read its events is dropped."""
     after = _last_id(last_event_id_header, last_event_id)
     principal = await _principal(request, runtime, api_key, bearer, token)
     if principal.role not in SUBSCRIBER_ROLES:
