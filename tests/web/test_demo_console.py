@@ -19,6 +19,7 @@ import soundfile as sf
 
 from tests.serve import callsift_demo
 from tests.web.conftest import save_screen
+from tests.web.test_console import CONTRAST_JS
 
 pytestmark = pytest.mark.slow
 
@@ -137,6 +138,12 @@ def test_demo_shows_flagged_numbers_and_a_dashboard(demo: Demo, browser: Any) ->
     count = f"{len(calls)} call{'s' if len(calls) != 1 else ''} shown"
     assert count in panel.locator("#np-summary").inner_text()
     save_screen(page, "demo_supervisor")
+    # The panel's text meets WCAG AA contrast (4.5:1), its coloured flags too.
+    ratios = page.evaluate(
+        CONTRAST_JS, ["#number-panel h3", "#np-summary", "#number-panel th", "#number-panel td"]
+    )
+    assert len(ratios) > 4 * len(calls)
+    assert [r for r in ratios if r[1] < 4.5] == []
     # From the panel to the number's full timeline and review.
     panel.locator("button.np-timeline").click()
     assert not panel.is_visible()
