@@ -244,6 +244,8 @@ def test_weekly_report_in_the_console(demo: Demo, browser: Any, lang: str) -> No
         "id": ("Panggilan per hari menurut hasil", "Tidak ada panggilan yang tercatat"),
     }[lang]
     page = login(browser, demo, "supervisor", lang=lang)
+    refused: list[str] = []  # what the console's CSP blocked
+    page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else None)
     page.click("#nav button[data-view=report]")
     frame = page.frame_locator("#report-frame")
     # It opens on this week in Makassar (not New York's), then the week of the demo's
@@ -273,6 +275,12 @@ def test_weekly_report_in_the_console(demo: Demo, browser: Any, lang: str) -> No
         ".fontFamily"
     )
     assert "Times" not in font, font
+    legend = page.evaluate(
+        "() => getComputedStyle(document.querySelector('#report-frame').contentDocument"
+        ".querySelector('span[data-cs-style]')).backgroundColor"
+    )
+    assert legend not in ("", "rgba(0, 0, 0, 0)"), legend  # style="" given back
+    assert refused == []
     if lang == "en":
         save_screen(page, "demo_report")
 

@@ -34,14 +34,14 @@ window.CallsiftReport = (() => {
       return;
     }
     // The frame inherits the console's CSP (no inline styles): the page's <style> and
-    // style="" are taken out here and given back through the CSSOM, which CSP allows.
-    const doc = new DOMParser().parseFromString(html, "text/html");
-    const css = [...doc.querySelectorAll("style")].map((node) => { node.remove(); return node.textContent; }).join("\n");
+    // style="" are taken out of the text before any parsing and given back through the
+    // CSSOM, which CSP allows. The server escapes every value (a quote is &quot;), so
+    // ' style="' only ever starts an attribute.
+    let css = "";
     const inline = [];
-    for (const node of doc.querySelectorAll("[style]")) {
-      node.dataset.csStyle = String(inline.push(node.getAttribute("style")) - 1);
-      node.removeAttribute("style");
-    }
+    const page = html
+      .replace(/<style>([\s\S]*?)<\/style>/g, (_, text) => { css += text; return ""; })
+      .replace(/ style="([^"]*)"/g, (_, value) => ` data-cs-style="${inline.push(value.replaceAll("&quot;", '"').replaceAll("&amp;", "&")) - 1}"`);
     frame.setAttribute("title", cs.t("report_frame", { week }));
     frame.dataset.week = week;
     frame.dataset.lang = cs.state.lang;
@@ -55,7 +55,7 @@ window.CallsiftReport = (() => {
       print.disabled = false;
       frame.dataset.ready = week + "/" + cs.state.lang;
     }, { once: true });
-    frame.srcdoc = "<!doctype html>" + doc.documentElement.outerHTML;
+    frame.srcdoc = page;
     frame.hidden = false;
   }
 
