@@ -595,7 +595,7 @@
     const metrics = card.metrics || {};
     const rows = [
       [t("model_version"), body.version],
-      [t("model_created"), card.created_at || "–"],
+      [t("model_created"), when(card.created_at)],
       [t("model_data"), card.training_data ? card.training_data.labelled_calls : "–"],
     ];
     const flat = [];
