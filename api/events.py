@@ -134,12 +134,20 @@ def oldest_event_id(store: Store) -> int | None:
     return None if value is None else int(value)
 
 
-def prune_events(store: Store, *, before: datetime) -> int:
-    """Delete events created before ``before`` and event tokens expired before it."""
+def prune_events(store: Store, *, before: datetime, batch: int = 5000) -> int:
+    """Delete events created before ``before`` and event tokens expired before it, in
+    transactions of ``batch`` rows (each within the database timeout, however many)."""
+    gone = 0
+    while True:
+        oldest = select(Event.id).where(Event.created_at < before).order_by(Event.id)
+        with store._tx(write=True) as conn:
+            n = conn.execute(delete(Event).where(Event.id.in_(oldest.limit(batch)))).rowcount
+        gone += int(n or 0)
+        if not n or n < batch:
+            break
     with store._tx(write=True) as conn:
-        gone = conn.execute(delete(Event).where(Event.created_at < before)).rowcount
         conn.execute(delete(EventToken).where(EventToken.expires_at < before))
-    return int(gone or 0)
+    return gone
 
 
 def _token_hash(token: str) -> str:

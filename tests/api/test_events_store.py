@@ -77,9 +77,9 @@ def test_tokens_are_one_use_expire_and_follow_their_key(store: Store) -> None:
 def test_prune_deletes_old_events_only_and_ids_never_repeat(store: Store) -> None:
     old = datetime.now(UTC) - timedelta(days=2)
     with store._tx(write=True) as conn:
-        conn.execute(insert(Event), [{"created_at": old, "kind": "call", "data": {}}] * 3)
+        conn.execute(insert(Event), [{"created_at": old, "kind": "call", "data": {}}] * 5)
     last = latest_event_id(store)
-    assert prune_events(store, before=datetime.now(UTC) - timedelta(days=1)) == 3
+    assert prune_events(store, before=datetime.now(UTC) - timedelta(days=1), batch=2) == 5
     assert latest_event_id(store) == 0
     with store._tx(write=True) as conn:
         conn.execute(insert(Event).values(created_at=datetime.now(UTC), kind="call", data={}))
