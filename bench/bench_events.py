@@ -15,6 +15,7 @@ printed beside it. Goal of issue 21: p95 under 1 s.
 
     .venv/bin/python bench/bench_events.py [--clients 50] [--rate 10] [--seconds 30]
         [--workers 2] [--browser] [--port 8791]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-events-"))
     env = {
-        "CALLSIFT_DATABASE_URL": f"sqlite:///{root / 'callsift.db'}",
+        "CALLSIFT_DATABASE_URL": args.url or f"sqlite:///{root / 'callsift.db'}",
         "CALLSIFT_DATA_DIR": str(root / "data"),
     }
     with serve(
@@ -224,6 +225,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if entry.get("type") == "call" and ("call", entry.get("call_id")) in writes.sent:
             browser.append(entry["at"] / 1000 - writes.sent[("call", entry["call_id"])])
     return {
+        "database": env["CALLSIFT_DATABASE_URL"].split(":")[0],
         "clients": args.clients,
         "workers": args.workers,
         "rate_per_s": args.rate,
@@ -248,8 +250,28 @@ def main() -> None:
     parser.add_argument("--audio-every", type=int, default=5)
     parser.add_argument("--browser", action="store_true")
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL URL (a fresh schema is made and dropped); default a fresh SQLite file",
+    )
     args = parser.parse_args()
-    result = asyncio.run(main_async(args))
+    args.url, schema, admin = args.database_url, None, "postgresql://postgres@127.0.0.1:5432/test"
+    if args.url:
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        args.url = f"{args.url}?options=-csearch_path%3D{schema}"
+    try:
+        result = asyncio.run(main_async(args))
+    finally:
+        if schema:
+            import psycopg
+
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
     print(json.dumps(result, indent=2))
 
 
