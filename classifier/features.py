@@ -261,25 +261,48 @@ def frame_values(P: np.ndarray, S: np.ndarray, *, sr: int = SR) -> np.ndarray:
         return _frame_values(P, S, sr=sr)
 
 
+# Rows per matrix product in frame_values. OpenBLAS computes a block's last rows (those
+# past a multiple of its kernel's unroll, 16 on Haswell/Zen) with another kernel whose
+# rounding differs: a frame's values then depended on how many frames were computed
+# with it (measured on an AMD EPYC: 4 of 100 rows differed in the last bits from the
+# whole call's). Products of a fixed number of rows, the last padded, give each row the
+# same bits wherever it falls; 64 is a multiple of every unroll in OpenBLAS's kernels.
+_ROW_BLOCK = 64
+
+
+def _rows_times(A: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``A @ W`` in products of ``_ROW_BLOCK`` rows, shape (A.shape[0], W.shape[1])."""
+    n = A.shape[0]
+    out = np.empty((n, W.shape[1]), dtype=np.result_type(A, W))
+    full = n - n % _ROW_BLOCK
+    for i in range(0, full, _ROW_BLOCK):
+        np.matmul(A[i : i + _ROW_BLOCK], W, out=out[i : i + _ROW_BLOCK])
+    if full < n:
+        pad = np.zeros((_ROW_BLOCK, A.shape[1]), dtype=A.dtype)
+        pad[: n - full] = A[full:]
+        out[full:] = (pad @ W)[: n - full]
+    return out
+
+
 def _frame_values(P: np.ndarray, S: np.ndarray, *, sr: int) -> np.ndarray:
     all_freqs = _freqs(sr, N_FFT)
     nb = int(np.count_nonzero(all_freqs <= _TOP_HZ))
     W = _weights(sr)
     out = np.empty((P.shape[0], len(FRAME_COLUMNS)), dtype=np.float32)
     # Per-frame sums as matrix products (BLAS) rather than a dozen strided reductions.
-    sm = S @ W["mag"]  # (frames, 3): sum S, sum f*S, sum f^2*S
-    sp = P @ W["pow"]  # (frames, 4): sum P; above 2 kHz; 300 Hz-2 kHz; 300 Hz and up
+    sm = _rows_times(S, W["mag"])  # (frames, 3): sum S, sum f*S, sum f^2*S
+    sp = _rows_times(P, W["pow"])  # (frames, 4): sum P; above 2 kHz; 300 Hz-2 kHz; 300 Hz and up
     out[:, _COL["band_power"]] = sp[:, 0]
     mag_sum = sm[:, 0] + _EPS
     centroid = sm[:, 1] / mag_sum
     out[:, _COL["centroid"]] = centroid
     out[:, _COL["bandwidth"]] = np.sqrt(np.maximum(sm[:, 2] / mag_sum - centroid**2, 0.0))
-    mel = P @ _mel_basis(sr, N_FFT).T  # (frames, 32)
+    mel = _rows_times(P, _mel_basis(sr, N_FFT).T)  # (frames, 32)
     # 85% rolloff on the mel bands' power: 4x fewer bins to accumulate than the STFT's.
     cum = np.cumsum(mel * _mel_widths(sr), axis=1)  # undo Slaney's area normalisation
     out[:, _COL["rolloff"]] = _mel_centres(sr)[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
     logp = np.log(P + np.float32(1e-10))
-    lm = logp @ W["logmean"]  # (frames, 1 + bands): mean log power in band and per band
+    lm = _rows_times(logp, W["logmean"])  # (frames, 1 + bands): mean log power in band and per band
     n_band = int(np.count_nonzero(all_freqs[:nb] >= _LOW_HZ))
     out[:, _COL["flatness"]] = np.exp(lm[:, 0]) / (sp[:, 3] / n_band + 1e-10)
     out[:, _COL["ratio_db"]] = 10 * np.log10((sp[:, 1] + _EPS) / (sp[:, 2] + _EPS))
@@ -292,7 +315,7 @@ def _frame_values(P: np.ndarray, S: np.ndarray, *, sr: int) -> np.ndarray:
         col = _COL[f"contrast_{i}"]
         out[:, col] = (peaks[:, i] - lm[:, 1 + i]) * to_db if b_ - a >= 2 else 0.0
     mel_db = 10 * np.log10(mel + np.float32(1e-10))
-    out[:, _COL["mfcc_0"] : _COL["mfcc_0"] + N_MFCC] = mel_db @ _dct_matrix().T
+    out[:, _COL["mfcc_0"] : _COL["mfcc_0"] + N_MFCC] = _rows_times(mel_db, _dct_matrix().T)
     return out
 
 

@@ -361,3 +361,19 @@ def test_a_call_is_decoded_once_for_all_its_rows(
     again = run()
     assert decoded == []
     pd.testing.assert_frame_equal(table, again, check_exact=True)
+
+
+def test_a_frames_values_do_not_depend_on_how_many_frames_come_with_it() -> None:
+    # A live stream computes frames in small batches, a recording all at once: a row must
+    # have the same bits either way (OpenBLAS rounds a product's last rows differently).
+    from classifier.features import dither, frame_values, n_frames, stft_frames
+
+    rng = np.random.default_rng(11)
+    y = (rng.normal(size=8000 * 3) * 0.05).astype(np.float32)
+    yd, _ = dither(y)
+    P, S = stft_frames(yd, first=0, last=n_frames(yd.size))
+    whole = frame_values(P, S)
+    for k in (1, 5, 17, 63, 64, 65, 100, 129, P.shape[0] - 1):
+        np.testing.assert_array_equal(frame_values(P[:k], S[:k]), whole[:k], err_msg=f"k={k}")
+    for a, b in ((3, 40), (64, 150), (100, 101)):
+        np.testing.assert_array_equal(frame_values(P[a:b], S[a:b])[-1], whole[b - 1])
