@@ -1,9 +1,9 @@
 """``callsift serve`` comes up, or stops with the reason (issue 17).
 
 A real ``callsift serve --workers 2`` on PostgreSQL while the cores are kept busy (a
-spinning process beside the suite's other test worker): ready within 60 s and no worker restarted. A worker that cannot start
-stops the server with the reason instead of being restarted forever; a port in use and
-an unreadable model are said at once.
+spinning process beside the suite's other test worker): ready within 60 s and no worker
+restarted. A worker that cannot start stops the server with the reason instead of being
+restarted forever; a port in use and an unreadable model are said at once.
 """
 
 from __future__ import annotations
