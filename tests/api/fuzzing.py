@@ -72,8 +72,12 @@ def _pool_value_breaking_its_pattern(
     if response.status_code != 422 or case.meta is None:
         return False
     try:
-        errors = json.loads(response.content).get("detail", [])
+        body = json.loads(response.content)
+        # The service's 422: {"detail": "<one line>", "errors": [{"loc": [...], ...}]}.
+        errors = body.get("errors") or body.get("detail") or []
     except (ValueError, AttributeError):
+        return False
+    if not isinstance(errors, list):
         return False
     named = {
         (str(e["loc"][0]), str(e["loc"][1]))

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import signal
 
 from classifier.errors import CallsiftError, InvalidParameterError
+from classifier.threads import one_blas_thread
 
 __all__ = [
     "KINDS",
@@ -588,7 +589,11 @@ def _resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
     padded = np.zeros(max((runs - 1) * down + k0 + lead + width, x.size + lead), np.float32)
     padded[lead : lead + x.size] = x
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)[k0 + lead :: down][:runs]
-    return (windows @ bank).ravel()[:n_out]
+    # One BLAS thread whatever the process set: OpenBLAS rounds the rows at its threads'
+    # split differently (AMD EPYC, Haswell kernels), so a voice differed between a fresh
+    # process (two threads) and a service or feature process (one).
+    with one_blas_thread():
+        return (windows @ bank).ravel()[:n_out]
 
 
 def _audible_bounds(x: np.ndarray, *, rel_threshold: float = 0.01) -> tuple[int, int]:
