@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from api.deps import CallReaderDep, CallTakerDep, Runtime, RuntimeDep, StoreDep
@@ -276,7 +277,16 @@ async def _read_recording(request: Request, limit: int, timeout_s: float) -> byt
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    except StarletteHTTPException as exc:
+        # Starlette answers a multipart it cannot parse (too many fields or files, a bad
+        # boundary) with a bare 400; the upload's problems are 422s with the fix named.
+        raise HTTPException(
+            status_code=422,
+            detail=f"multipart upload not accepted: {exc.detail}; send the recording as "
+            "the one file field named 'file'",
+        ) from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

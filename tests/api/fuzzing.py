@@ -63,13 +63,12 @@ def _time_rule_refusal(response: schemathesis.Response) -> bool:
     return isinstance(detail, str) and any(rule.fullmatch(detail) for rule in _TIME_RULES)
 
 
-def _pool_value_breaking_its_pattern(
-    response: schemathesis.Response, case: schemathesis.Case
-) -> bool:
-    """A 422 naming a parameter whose value schemathesis took from a resource of another
-    operation (its stateful "pool", e.g. a call id put in ``caller_id``) and which breaks
-    the parameter's declared ``pattern``: the request was not schema-valid."""
-    if response.status_code != 422 or case.meta is None:
+def _value_breaking_its_pattern(response: schemathesis.Response, case: schemathesis.Case) -> bool:
+    """A 422 naming a query or path parameter whose value breaks the parameter's declared
+    ``pattern``: the request was not schema-valid. schemathesis's stateful phase sends
+    such values as positive data (seen: a call id, ``kp``, as ``GET /v1/calls?caller_id=``,
+    with no resource-pool draw recorded in the case's metadata)."""
+    if response.status_code != 422:
         return False
     try:
         body = json.loads(response.content)
@@ -85,16 +84,13 @@ def _pool_value_breaking_its_pattern(
         if isinstance(e, dict) and isinstance(e.get("loc"), list) and len(e["loc"]) >= 2
     }
     parameters = case.operation.definition.raw.get("parameters", [])
-    patterns = {
-        (p.get("in"), p.get("name")): p.get("schema", {}).get("pattern") for p in parameters
-    }
     values = {"query": case.query or {}, "path": case.path_parameters or {}}
-    for draw in case.meta.pool_draws:
-        where, name = str(draw.location), draw.parameter_name
-        pattern = patterns.get((where, name))
+    for param in parameters:
+        where, name = param.get("in"), param.get("name")
+        pattern = (param.get("schema") or {}).get("pattern")
         value = values.get(where, {}).get(name)
-        if (where, name) in named and pattern and value is not None:
-            if re.search(pattern, str(value)) is None:
+        if (where, name) in named and pattern and isinstance(value, str):
+            if re.search(pattern, value) is None:
                 return True
     return False
 
@@ -104,8 +100,8 @@ def positive_data_acceptance_now(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> bool | None:
     """schemathesis's ``positive_data_acceptance``, except for a 422 of a rule about now
-    and for a value from schemathesis's resource pool that breaks its parameter's pattern."""
-    if _time_rule_refusal(response) or _pool_value_breaking_its_pattern(response, case):
+    and for a parameter value that breaks its declared pattern (not schema-valid data)."""
+    if _time_rule_refusal(response) or _value_breaking_its_pattern(response, case):
         return None
     return positive_data_acceptance(ctx, response, case)
 

@@ -523,6 +523,12 @@ BAD_AUDIO: list[tuple[str, dict[str, Any], int, str]] = [
     ("oversized raw", {"content": _noise_bytes(MAX_AUDIO_BYTES + 1)}, 413, "larger than"),
     ("oversized multipart", {"file": _noise_bytes(MAX_AUDIO_BYTES + 10)}, 413, "larger than"),
     ("multipart without file", {"form": {"note": ("n.txt", b"hi")}}, 422, "no file field"),
+    (
+        "multipart of many fields",
+        {"form": [(f"f{i}", (None, b"x")) for i in range(11)]},
+        422,
+        "Too many fields",
+    ),
     ("left of mono", {"content": wav(), "params": {"caller_channel": "left"}}, 422, "stereo"),
     ("bad channel", {"content": wav(), "params": {"caller_channel": "mid"}}, 422, "caller_channel"),
 ]
