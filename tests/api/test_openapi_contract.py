@@ -16,17 +16,7 @@ import jsonschema_rs
 import pytest
 from fastapi.routing import APIRoute
 
-from api.routers import (
-    audit,
-    calls,
-    console,
-    events,
-    export,
-    health,
-    model,
-    numbers,
-    reports,
-)
+from api.main import ROUTER_MODULES
 from api.security import ROLES
 from tests.api.test_app_calls import Env, new_number, running_env
 
@@ -95,7 +85,7 @@ def test_every_operation_lists_its_error_statuses_with_the_one_error_body(
 ) -> None:
     routes = {
         (method, route.path): route
-        for module in (audit, calls, console, events, export, health, model, numbers, reports)
+        for module in ROUTER_MODULES
         for route in module.router.routes
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods or ()
