@@ -17,6 +17,8 @@ import typer
 from classifier.errors import InvalidParameterError
 
 if TYPE_CHECKING:
+    from api.service import ModelHolder
+    from api.settings import Settings
     from api.store import Store
 
 #: Actor name of everything done from the command line, in the audit log.
@@ -207,6 +209,22 @@ def serve_command(
         _serve(config, sock, settings, host=host, port=port, workers=workers)
 
 
+def load_model_or_exit(settings: Settings) -> ModelHolder:
+    """The settings' model, loaded; a model that cannot be loaded stops the command (exit 3)
+    with the reason."""
+    from api.service import ModelHolder
+
+    models = ModelHolder(
+        model_dir=settings.model_dir,
+        registry_ref=settings.model_registry_ref,
+        tracking_uri=settings.mlflow_tracking_uri,
+    )
+    if not models.load():
+        typer.echo(f"error: model unavailable: {models.error}", err=True)
+        raise typer.Exit(3)
+    return models
+
+
 def server_config(
     settings: Any, *, host: str, port: int, workers: int, loop: str = "auto", http: str = "auto"
 ) -> Any:
@@ -237,7 +255,6 @@ def server_config(
 
 
 def _serve(config: Any, sock: socket.socket, settings: Any, **where: Any) -> None:
-    from api.service import ModelHolder
     from api.store import StoreUnavailableError
     from api.supervisor import Supervisor
 
@@ -251,14 +268,7 @@ def _serve(config: Any, sock: socket.socket, settings: Any, **where: Any) -> Non
     # worker starts: a model that cannot be read stops the server with the reason
     # instead of failing in every worker, and the workers load numba's finished cache
     # instead of compiling against their supervisor's health check.
-    models = ModelHolder(
-        model_dir=settings.model_dir,
-        registry_ref=settings.model_registry_ref,
-        tracking_uri=settings.mlflow_tracking_uri,
-    )
-    if not models.load():
-        typer.echo(f"error: model unavailable: {models.error}", err=True)
-        raise typer.Exit(3)
+    models = load_model_or_exit(settings)
     url = f"http://{where['host']}:{where['port']}"
     typer.echo(
         f"callsift serving on {url} (API docs at {url}/docs); "

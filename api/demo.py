@@ -105,8 +105,8 @@ def _run(
 ) -> None:
     import uvicorn
 
+    from api.cli import load_model_or_exit
     from api.main import create_app
-    from api.service import ModelHolder
     from training.replay import ReplayStats, flagged_to_review, replay
     from training.simulate import simulate_corpus
 
@@ -119,14 +119,7 @@ def _run(
         shutil.rmtree(corpus, ignore_errors=True)  # a run cut short leaves no manifest
         simulate_corpus(corpus, preset="kendari-2025", n_calls=calls, seed=seed, progress=False)
     keys = {role: create_api_key(role, f"demo {role}")[0] for role in ROLES}
-    models = ModelHolder(
-        model_dir=settings.model_dir,
-        registry_ref=settings.model_registry_ref,
-        tracking_uri=settings.mlflow_tracking_uri,
-    )
-    if not models.load():
-        typer.echo(f"error: model unavailable: {models.error}", err=True)
-        raise typer.Exit(3)
+    models = load_model_or_exit(settings)
     config.app, config.factory = create_app(models=models), False
     server = uvicorn.Server(config)
     url = f"http://{config.host}:{config.port}"
