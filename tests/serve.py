@@ -68,12 +68,17 @@ def callsift_serve(root: Path, env: dict[str, str], args: Sequence[str] = ()) ->
             time.sleep(0.25)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout_s=10)
+
+
+def stop(proc: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """Terminate ``proc`` and wait for it; killed if it has not exited in ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def register_call(url: str, key: str, call_id: str, caller_id: str = "+6281299900011") -> None:
@@ -134,9 +139,4 @@ def callsift_demo(
         assert f"http://127.0.0.1:{port}/console/" in text
         yield f"http://127.0.0.1:{port}", keys, ready[0]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout_s=15)

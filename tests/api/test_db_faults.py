@@ -59,7 +59,7 @@ from tests.api.test_app_calls import (
     running_env,
     wav,
 )
-from tests.serve import START_TIMEOUT_S, free_port
+from tests.serve import START_TIMEOUT_S, free_port, stop
 
 TIMEOUT_S = 2.0
 #: The answer every request must get while the database hangs.
@@ -447,12 +447,7 @@ def _serve(root: Path, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Po
             time.sleep(0.2)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout_s=15)
 
 
 def _parent_of(pid: int) -> int:
