@@ -18,10 +18,9 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any, cast
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import soundfile as sf
@@ -29,6 +28,7 @@ import typer
 from scipy.signal import resample_poly
 
 from classifier.errors import InvalidParameterError
+from classifier.threads import one_blas_thread
 from training.parallel import CLUSTER_OPTION, map_batches
 from training.simulator import channel as ch
 from training.simulator import sounds, voice
@@ -219,7 +219,6 @@ def _write_audio(
 
 
 _MALLOC_TUNED: list[bool] = []
-_BLAS: list[Any] = []  # threadpoolctl controller, created on first use in each process
 
 
 def _keep_freed_memory() -> None:
@@ -244,25 +243,13 @@ def _keep_freed_memory() -> None:
     mallopt(m_top_pad, 64 * 1024 * 1024)
 
 
-def _one_blas_thread() -> AbstractContextManager[Any]:
-    """BLAS limited to one thread while rendering.
-
-    The simulator's matrix products are small (resampling banks, spectral smoothing);
-    OpenBLAS threads only add hand-off and spin-waiting, and compete with the other
-    worker processes for the cores.
-    """
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController  # a scikit-learn dependency
-
-        _BLAS.append(ThreadpoolController())
-    return cast(AbstractContextManager[Any], _BLAS[0].limit(limits=1, user_api="blas"))
-
-
 def _render_batch(
     items: Sequence[tuple[int, CallPlan]], cfg: SimulationConfig, out_dir: Path
 ) -> list[dict[str, str]]:
     _keep_freed_memory()
-    with _one_blas_thread():
+    # The products are small (resampling banks, spectral smoothing): BLAS threads only
+    # add hand-off and spin-waiting against the other worker processes.
+    with one_blas_thread():
         return [_render_one(plan, i, cfg, out_dir) for i, plan in items]
 
 
@@ -273,7 +260,7 @@ def _encode_batch(
     (a task that runs twice, after its worker died, writes nothing twice)."""
     _keep_freed_memory()
     out = []
-    with _one_blas_thread():
+    with one_blas_thread():
         for i, plan in items:
             r = _render(plan, i, cfg)
             buf = io.BytesIO()
