@@ -25,7 +25,6 @@ import numpy as np
 # mirrors (read from their source; checked by the test).
 _CHECKED = ("1.9.",)
 _lock = threading.Lock()
-_installed = False
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, ranks: np.ndarray) -> np.ndarray:
@@ -109,17 +108,15 @@ def install() -> bool:
         Whether this scikit-learn version is one the replacement was checked against
         (and so is in use).
     """
-    global _installed
     import sklearn
     from sklearn.ensemble._hist_gradient_boosting import binning
 
     if not sklearn.__version__.startswith(_CHECKED):
         return False
     with _lock:
-        if not _installed:
+        if not _ORIGINAL:  # holds scikit-learn's function once the replacement is in
             _ORIGINAL.append(binning._find_binning_thresholds)
             binning._find_binning_thresholds = _find_binning_thresholds
-            _installed = True
     return True
 
 
