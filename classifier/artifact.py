@@ -32,6 +32,7 @@ import sklearn
 
 from classifier.errors import CallsiftError, ModelMismatchError
 from classifier.features import FEATURE_NAMES
+from classifier.jsonable import jsonable
 from classifier.model import CallClassifier
 from classifier.scoring import PRE_ANSWER_FEATURES, ScoringModel
 
@@ -59,18 +60,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def save_model(
@@ -136,7 +125,7 @@ def save_model(
             "model_sha256": _sha256(staging / MODEL_FILE),
         }
         (staging / CARD_FILE).write_text(
-            json.dumps(_json_safe(full), indent=2, sort_keys=False) + "\n", encoding="utf-8"
+            json.dumps(jsonable(full), indent=2, sort_keys=False) + "\n", encoding="utf-8"
         )
         for name, src in (extra_files or {}).items():
             if Path(src).is_dir():

@@ -141,8 +141,9 @@ def write_evaluation(
     ``scores_prefix.csv`` lists them, and the metrics gain ``prefixes``, the flag
     figures after each number of seconds heard (:func:`training.prefix.prefix_metrics`).
     """
+    from classifier.jsonable import jsonable
     from training.prefix import prefix_metrics
-    from training.report import _clean, compute_metrics, write_report
+    from training.report import _DIGITS, compute_metrics, write_report
 
     out.mkdir(parents=True, exist_ok=True)
     scored.loc[:, list(SCORE_COLUMNS)].to_csv(out / "scores.csv", index=False)
@@ -152,7 +153,7 @@ def write_evaluation(
         cols = ["call_id", PREFIX_COLUMN, *SCORE_FIELDS]
         prefix_scored.loc[:, cols].to_csv(out / "scores_prefix.csv", index=False)
         if metrics.get("labelled_calls"):
-            metrics["prefixes"] = _clean(prefix_metrics(prefix_scored, prefixes))
+            metrics["prefixes"] = jsonable(prefix_metrics(prefix_scored, prefixes), digits=_DIGITS)
     write_report(
         out,
         scored,

@@ -24,6 +24,7 @@ import pandas as pd
 
 from classifier.errors import InvalidParameterError
 from classifier.formats import LABELS
+from classifier.jsonable import jsonable
 from classifier.model import FLAGGED_CLASSES, FLAGS, PROTECTED_CLASS
 
 __all__ = ["compute_metrics", "flat_metrics", "write_report"]
@@ -51,21 +52,6 @@ _SLICES: tuple[tuple[str, str, Any, str], ...] = (
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-able copy: numpy scalars to Python, floats rounded, NaN and inf to None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
-        return obj
-    if isinstance(obj, float):
-        return round(obj, _DIGITS) if math.isfinite(obj) else None
-    return obj
 
 
 def _labels(scored: pd.DataFrame) -> np.ndarray:
@@ -347,7 +333,7 @@ def compute_metrics(
         "baselines": base_metrics,
         "comparison": comparison,
     }
-    cleaned: dict[str, Any] = _clean(metrics)
+    cleaned: dict[str, Any] = jsonable(metrics, digits=_DIGITS)
     return cleaned
 
 
@@ -838,7 +824,8 @@ def write_report(
     written: list[Path] = []
     metrics_path = out / "metrics.json"
     metrics_path.write_text(
-        json.dumps(_clean(metrics), indent=2, allow_nan=False, ensure_ascii=False) + "\n",
+        json.dumps(jsonable(metrics, digits=_DIGITS), indent=2, allow_nan=False, ensure_ascii=False)
+        + "\n",
         encoding="utf-8",
     )
     written.append(metrics_path)
