@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from classifier.callrow import CALL_ID_MAX, CALLER_ID_MAX
 from classifier.errors import InvalidParameterError
 
 #: Seconds of the database timeout an HTTP request already spent checking its API key
@@ -52,9 +53,6 @@ def spend_request_db(seconds: float) -> None:
 
 
 DEFAULT_DATABASE_URL = "sqlite:///runs/callsift.db"
-#: Longest call_id accepted.
-CALL_ID_MAX = 128
-CALLER_ID_MAX = 128
 #: Longest server instance name and worker id of a stream lease.
 INSTANCE_MAX = 200
 WORKER_MAX = 64

@@ -21,7 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-from classifier.manifest import caller_id_problem
+from classifier.callrow import (
+    CALL_ID_MAX,
+    CALL_ID_PATTERN,
+    CALLER_ID_MAX,
+    CALLER_ID_PATTERN,
+    NUMBER_PATTERN,
+    number_problem,
+)
 
 #: Shown on every supervisor answer and in the API documentation.
 SERVICE_ADVISORY: dict[str, str] = {
@@ -35,28 +42,16 @@ SERVICE_ADVISORY: dict[str, str] = {
         "mungkin korban yang tidak dapat berbicara."
     ),
 }
-
-#: call_id: what a call-taking system's ids look like, and safe inside a URL path.
-CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-CallId = Annotated[str, StringConstraints(pattern=CALL_ID_PATTERN, max_length=128)]
-#: A caller's number as stored: E.164, ``simless:<handset id>``. The same rule as
-#: :func:`classifier.manifest.caller_id_problem`, written so that it means the same in
-#: Python and in JSON Schema (ASCII digits, no newline before the end): the schema
-#: promises exactly what the service accepts.
-NUMBER_PATTERN = r"^(?:\+[1-9][0-9]{6,14}|simless:[A-Za-z0-9._-]{1,64})$"
-#: ``caller_id`` of an arriving call: a number as above, or empty when withheld.
-CALLER_ID_PATTERN = r"^(?:\+[1-9][0-9]{6,14}|simless:[A-Za-z0-9._-]{1,64})?$"
+#: A call_id as the HTTP API takes it (:data:`classifier.callrow.CALL_ID_PATTERN`).
+CallId = Annotated[str, StringConstraints(pattern=CALL_ID_PATTERN, max_length=CALL_ID_MAX)]
 
 
 def check_number(value: str, *, pattern: str = NUMBER_PATTERN) -> str:
-    """``value`` when it matches ``pattern`` (raises ValueError saying what a number is)."""
-    if not re.fullmatch(pattern, value):
-        problem = caller_id_problem(value) if value else "empty"
-        raise ValueError(
-            problem
-            or f"{value[:40]!r} is not an E.164 number; expected +<country code><number> "
-            "in ASCII digits, or simless:<handset id>"
-        )
+    """``value`` when it matches ``pattern`` (raises ValueError saying what a number is);
+    the rule is :func:`classifier.callrow.number_problem`."""
+    problem = number_problem(value, pattern=pattern)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -117,7 +112,7 @@ class CallIn(_In):
 
     call_id: CallId = Field(description="Unique id from the call-taking system.")
     caller_id: str = Field(
-        max_length=128,
+        max_length=CALLER_ID_MAX,
         description="E.164 number, simless:<handset id>, or empty when withheld.",
         examples=["+6281234567890"],
         json_schema_extra={"pattern": CALLER_ID_PATTERN},

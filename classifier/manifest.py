@@ -11,15 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 import soundfile as sf
 
+from classifier.callrow import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, caller_id_problem
 from classifier.errors import InvalidManifestError
 from classifier.formats import (
     AUDIO_FORMATS,
@@ -28,22 +29,6 @@ from classifier.formats import (
     LABELS,
     MIN_SAMPLE_RATE,
 )
-
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "call_id",
-    "caller_id",
-    "started_at",
-    "duration_s",
-    "audio_path",
-    "label",
-)
-OPTIONAL_COLUMNS: tuple[str, ...] = ("caller_channel",)
-
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_SIMLESS = re.compile(r"^simless:[A-Za-z0-9._-]{1,64}$")
-# A number the service's retention replaced by a keyed pseudonym (api/retention.py); a
-# SIM-less id's pseudonym is still a valid simless: id.
-_PSEUDONYM = re.compile(r"^anon:[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -109,23 +94,6 @@ def parse_timestamp(value: str) -> datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError(f"{value!r} has no UTC offset; expected e.g. 2025-06-03T19:04:11+08:00")
     return ts
-
-
-def caller_id_problem(value: str) -> str | None:
-    """Return why ``value`` is not a valid caller_id, or None when it is valid."""
-    if value == "":
-        return None
-    if value.startswith("simless:"):
-        if _SIMLESS.match(value):
-            return None
-        return f"{value!r} is not a valid SIM-less id; expected simless:<handset id>"
-    if _E164.match(value) or _PSEUDONYM.match(value):
-        return None
-    return (
-        f"{value!r} is not an E.164 number; expected +<country code><number> "
-        "(e.g. +6281234567890), simless:<handset id>, anon:<16 hex digits> (a pseudonym), "
-        "or empty when withheld"
-    )
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -419,8 +387,33 @@ def write_manifest(
     path = Path(path)
     columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_columns]
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="raise")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: row.get(c, "") for c in columns})
+        write_manifest_rows(fh, rows, columns)
     return path
+
+
+def write_manifest_rows(
+    out: TextIO,
+    rows: Iterable[Mapping[str, object]],
+    columns: Sequence[str],
+    *,
+    lineterminator: str = "\r\n",
+) -> None:
+    """Write the header line and ``rows`` as manifest CSV, in ``columns``.
+
+    Parameters
+    ----------
+    out : text file
+        Opened with ``newline=""`` (or a ``StringIO``).
+    rows : iterable of mappings
+        A column a row lacks is written empty; a key not in ``columns`` is an error.
+    columns : sequence of str
+        The header, in order.
+    lineterminator : str, keyword-only
+        End of each line: the csv module's ``\r\n`` by default.
+    """
+    writer = csv.DictWriter(
+        out, fieldnames=list(columns), extrasaction="raise", lineterminator=lineterminator
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: row.get(c, "") for c in columns})
