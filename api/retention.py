@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 
 from api.db import Call, Review
 from api.store import Store
+from api.store.audit import audit_row
 from classifier.errors import InvalidParameterError
 
 #: Calls per transaction (and per audit entry).
@@ -218,7 +219,7 @@ def _recordings(
             session.execute(update(Call).where(Call.id.in_(ids)).values(audio_file=None))
             deleted = _delete(folder, doomed, report)
             session.add(
-                store._audit_row(
+                audit_row(
                     actor,
                     "retention.recordings",
                     "calls",
@@ -282,7 +283,7 @@ def _numbers(
             for r in changed:
                 r.caller_id = pseudonym(r.caller_id, key)
             session.add(
-                store._audit_row(
+                audit_row(
                     actor,
                     "retention.numbers",
                     "calls",
@@ -319,7 +320,7 @@ def _numbers(
             for review in altered:
                 review.caller_id = pseudonym(review.caller_id, key)
             session.add(
-                store._audit_row(
+                audit_row(
                     actor,
                     "retention.numbers",
                     "reviews",

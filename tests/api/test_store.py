@@ -170,7 +170,7 @@ def test_register_with_its_pre_score_in_one_statement(store: Store) -> None:
 def test_driver_insert_stores_what_sqlalchemy_stores(store: Store) -> None:
     # On SQLite the per-call INSERT and history read bypass SQLAlchemy's execution layer;
     # the bytes stored must be the ones SQLAlchemy's own INSERT stores.
-    from api.store import _INSERT_CALL
+    from api.store.calls import _INSERT_CALL
 
     started = datetime(2025, 6, 2, 21, 15, 0, 0, tzinfo=WIB)  # no microseconds
     score = {"flag": "none", "reasons": [{"en": "Malam hari", "id": "Malam \u00e9"}]}
