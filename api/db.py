@@ -52,7 +52,6 @@ def spend_request_db(seconds: float) -> None:
     _REQUEST_DB_SPENT.set(_REQUEST_DB_SPENT.get() + max(0.0, seconds))
 
 
-DEFAULT_DATABASE_URL = "sqlite:///runs/callsift.db"
 #: Longest server instance name and worker id of a stream lease.
 INSTANCE_MAX = 200
 WORKER_MAX = 64

@@ -27,7 +27,7 @@ from api.events import EventHub
 from api.leases import StreamLeases
 from api.observability import CallerHasher, Metrics
 from api.security import ROLES, FailedKeyLimiter, looks_like_token
-from api.service import KeyCache, LoadedModel, ModelHolder, Principal, RecentCalls
+from api.service import KeyCache, ModelHolder, Principal, RecentCalls
 from api.settings import Settings
 from api.store import Store, StoreUnavailableError
 from api.streams import LiveCalls
@@ -72,19 +72,8 @@ async def get_store(runtime: RuntimeDep) -> Store:
     return runtime.store
 
 
-async def get_models(runtime: RuntimeDep) -> ModelHolder:
-    return runtime.models
-
-
-async def get_model(runtime: RuntimeDep) -> LoadedModel:
-    """The serving model, taken once per request (raises ModelUnavailableError -> 503)."""
-    return runtime.models.get()
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
-ModelHolderDep = Annotated[ModelHolder, Depends(get_models)]
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="API key from `callsift keys create`."
