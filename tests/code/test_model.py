@@ -1,4 +1,4 @@
-"""CallClassifier, thresholds, flags (classifier/model.py) and ScoringModel (scoring.py)."""
+"""CallClassifier, thresholds, flags (classifier/model/) and ScoringModel (scoring.py)."""
 
 from __future__ import annotations
 
