@@ -131,11 +131,12 @@ def _kernels() -> SimpleNamespace:
     ``mode="nearest"`` and ``origin=before - size // 2``.
 
     ``quiet_step(mid, taken, below, bounds, power, new, P, q, mid_out, power_out, out)``
-    is the work of :func:`_quiet_step`: ``new`` (sorted keys of the added frames) merged
-    into ``mid`` (into ``mid_out``), the low-band power ``P[:, f]`` (n_bins, n_frames) of
-    the frames that join or leave the ``q`` quietest added to or taken from ``power``
-    (into ``power_out``, frame by frame in key order), ``out`` = (size of the merged
-    mid, taken, below); False when the quiet share's boundary left the sorted keys.
+    is the work of :func:`classifier.vad.noise._quiet_step`: ``new`` (sorted keys of the
+    added frames) merged into ``mid`` (into ``mid_out``), the low-band power ``P[:, f]``
+    (n_bins, n_frames) of the frames that join or leave the ``q`` quietest added to or
+    taken from ``power`` (into ``power_out``, frame by frame in key order), ``out`` =
+    (size of the merged mid, taken, below); False when the quiet share's boundary left
+    the sorted keys.
     """
 
     @njit
