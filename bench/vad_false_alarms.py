@@ -293,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.abs_floor_db is not None:
-        from classifier import vad
+        from classifier.vad import detector as vad
 
-        print(f"DIAGNOSTIC: classifier.vad._ABS_FLOOR_DB = {args.abs_floor_db} (not the product)")
+        print(f"DIAGNOSTIC: vad.detector._ABS_FLOOR_DB = {args.abs_floor_db} (not the product)")
         vad._ABS_FLOOR_DB = args.abs_floor_db
 
     data = find_data(args.data)

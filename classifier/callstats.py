@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
+
+from classifier._jit import njit
 
 __all__ = ["Moments", "SortedValues", "SpeechRuns"]
 
@@ -28,7 +29,7 @@ __all__ = ["Moments", "SortedValues", "SpeechRuns"]
 # a second of new frames would otherwise pay for.
 
 
-@numba.njit(cache=True, nogil=True)
+@njit
 def _merge(
     a: np.ndarray, pa: np.ndarray, b: np.ndarray, pb: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +50,7 @@ def _merge(
     return out, pout
 
 
-@numba.njit(cache=True, nogil=True)
+@njit
 def _remove(a: np.ndarray, pa: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``a`` without one occurrence of each value of ascending ``b`` (all present)."""
     keep = np.ones(a.size, np.bool_)
@@ -64,7 +65,7 @@ def _remove(a: np.ndarray, pa: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, n
     return a[keep], pa[keep]
 
 
-@numba.njit(cache=True, nogil=True)
+@njit
 def _quantiles(a: np.ndarray, extra: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``np.percentile(concatenate([a, extra]), q)`` for ascending ``a``, in one pass."""
     b = np.sort(extra.astype(np.float64))
@@ -94,7 +95,7 @@ def _quantiles(a: np.ndarray, extra: np.ndarray, q: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit
 def _shifted_sums(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column sums of ``x - ref`` and of its square, in float64."""
     s1 = np.zeros(x.shape[1])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from classifier._jit import njit
 from classifier.errors import InvalidParameterError
 from classifier.formats import LABELS
 from classifier.history import HISTORY_FEATURES, METADATA_FEATURES
@@ -461,9 +462,8 @@ class _ExplainPlan:
 def _moved_kernel() -> Any:
     """:meth:`_ExplainPlan.moved_copies` compiled with numba: for one call, its dozen
     numpy operations cost five times the copying."""
-    import numba
 
-    @numba.njit(nogil=True, cache=True)
+    @njit
     def moved_copies(
         M: np.ndarray, ref: np.ndarray, bounds: np.ndarray, columns: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""CallClassifier, thresholds, flags (classifier/model.py) and ScoringModel (scoring.py)."""
+"""CallClassifier, thresholds, flags (classifier/model/) and ScoringModel (scoring.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-import classifier.model as model_module
 from classifier.errors import InvalidParameterError
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
@@ -24,6 +23,8 @@ from classifier.model import (
     choose_thresholds,
     flags_from_proba,
 )
+from classifier.model import estimator as estimator_module
+from classifier.model import forest as forest_module
 from classifier.reasons import ADVISORY
 from classifier.scoring import PRE_ANSWER_FEATURES, CallScore, ScoringModel
 
@@ -462,7 +463,7 @@ def test_groups_gives_each_withheld_call_its_own_group() -> None:
 
 def test_folds_never_split_a_caller(table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[np.ndarray, np.ndarray]] = []
-    real = model_module.StratifiedGroupKFold
+    real = estimator_module.StratifiedGroupKFold
 
     class Spy(real):  # type: ignore[misc, valid-type]
         def split(self, X: Any, y: Any = None, groups: Any = None) -> Any:
@@ -470,7 +471,7 @@ def test_folds_never_split_a_caller(table: pd.DataFrame, monkeypatch: pytest.Mon
                 seen.append((train, test))
                 yield train, test
 
-    monkeypatch.setattr(model_module, "StratifiedGroupKFold", Spy)
+    monkeypatch.setattr(estimator_module, "StratifiedGroupKFold", Spy)
     CallClassifier(max_iter=3, n_folds=3).fit(table, table["label"], groups=table["caller_id"])
     assert len(seen) == 3
     callers = table["caller_id"].to_numpy()
@@ -561,7 +562,7 @@ def test_flat_forest_gives_scikit_learns_raw_scores_bit_for_bit(
     # around the walk's block of rows, and many.
     clf = shipped.classifier(stage)
     booster = clf.estimator_
-    forest = model_module._FlatForest(booster)
+    forest = forest_module._FlatForest(booster)
     M = _probing_rows(clf, 1500, seed=3)
     assert np.isnan(M).any() and (M == 0).any()
     expected = booster.decision_function(M)
@@ -581,9 +582,9 @@ def test_flat_forest_without_numba_walks_with_numpy(
         raise ImportError("numba")
 
     clf = shipped.pre_answer
-    forest = model_module._FlatForest(clf.estimator_)
+    forest = forest_module._FlatForest(clf.estimator_)
     M = _probing_rows(clf, 50, seed=4)
-    monkeypatch.setattr(model_module, "_walk_kernel", no_numba)
+    monkeypatch.setattr(forest_module, "_walk_kernel", no_numba)
     assert _same_bits(forest.raw(M), clf.estimator_.decision_function(M))
 
 

@@ -21,8 +21,9 @@ from scipy.ndimage import (
     uniform_filter1d,
 )
 
-from classifier import vad
-from classifier.vad import (
+from classifier.vad import VadMemo, detector, noise
+from classifier.vad.detector import _lengths
+from classifier.vad.morphology import (
     _ACTIVE,
     _N_ROWS,
     _NEAR,
@@ -31,11 +32,9 @@ from classifier.vad import (
     _STEADY,
     _VOICED,
     _WITH_WHISPER,
-    VadMemo,
     _dilation_reach,
     _erosion_reach,
     _kernels,
-    _lengths,
     _mask_programs,
     _step,
 )
@@ -156,26 +155,34 @@ def test_program_inputs_equal_mains_lag_continuity_and_activity() -> None:
         n = int(rng.integers(1, 400))
         at = np.flatnonzero(rng.random(n) < rng.uniform(0.05, 1.0))
         ac = rng.uniform(0.5, 1.0, at.size).astype(np.float32)
-        ac[rng.random(at.size) < 0.1] = np.float32(vad._VOICED_AC)  # on the threshold
+        ac[rng.random(at.size) < 0.1] = np.float32(detector._VOICED_AC)  # on the threshold
         lag = rng.choice(np.arange(20, 108), at.size).astype(np.float32)
         snr = rng.uniform(-5, 10, n).astype(np.float32)
-        snr[rng.random(n) < 0.1] = np.float32(vad._ACTIVE_SNR_DB)
+        snr[rng.random(n) < 0.1] = np.float32(detector._ACTIVE_SNR_DB)
         audible = rng.random(n) < 0.8
         # main: voiced candidates with a lag within 10 % of a neighbour's (others lag 0)
         voiced = np.zeros(n, bool)
-        voiced[at] = ac >= vad._VOICED_AC
+        voiced[at] = ac >= detector._VOICED_AC
         lag_all = np.zeros(n, np.float32)
         lag_all[at] = lag
-        ok = np.abs(np.diff(lag_all)) <= vad._PITCH_TOL * lag_all[1:]
+        ok = np.abs(np.diff(lag_all)) <= detector._PITCH_TOL * lag_all[1:]
         cont = np.zeros(n, bool)
         cont[1:] |= ok
         cont[:-1] |= ok
         rows = np.zeros((_N_ROWS, n), bool)
         inputs(
-            rows, at, ac, lag, snr, audible, vad._VOICED_AC, vad._PITCH_TOL32, vad._ACTIVE_SNR_DB
+            rows,
+            at,
+            ac,
+            lag,
+            snr,
+            audible,
+            detector._VOICED_AC,
+            detector._PITCH_TOL32,
+            detector._ACTIVE_SNR_DB,
         )
         np.testing.assert_array_equal(rows[_STEADY], voiced & cont)
-        np.testing.assert_array_equal(rows[_ACTIVE], (snr >= vad._ACTIVE_SNR_DB) & audible)
+        np.testing.assert_array_equal(rows[_ACTIVE], (snr >= detector._ACTIVE_SNR_DB) & audible)
 
 
 # ------------------------------------------------------------------ whole programs
@@ -186,21 +193,21 @@ def decide_ref(
 
     ``shaped`` plays main's whisper candidates (already away from ``near``).
     """
-    min_voiced = max(1, round(vad._MIN_VOICED_S * fps))
-    ext = max(0, round(vad._EXTEND_S * fps))
+    min_voiced = max(1, round(detector._MIN_VOICED_S * fps))
+    ext = max(0, round(detector._EXTEND_S * fps))
     nuclei = keep_runs_ref(steady, min_voiced)
     near = binary_dilation(nuclei, structure=np.ones(2 * ext + 1, bool)) if ext else nuclei
     whisper = shaped & ~near
     whisper = whisper | binary_closing(whisper, structure=np.ones(3, bool))
-    whisper = keep_runs_ref(whisper, max(1, round(vad._MIN_WHISPER_S * fps)))
+    whisper = keep_runs_ref(whisper, max(1, round(detector._MIN_WHISPER_S * fps)))
 
     def expand(seeds: np.ndarray) -> np.ndarray:
         speech = seeds.copy()
         if ext:
             speech |= active & binary_dilation(seeds, structure=np.ones(2 * ext + 1, bool))
-        gap = max(1, round(vad._GAP_S * fps))
+        gap = max(1, round(detector._GAP_S * fps))
         speech |= binary_closing(speech, structure=np.ones(gap, bool))
-        hang = round(vad._HANGOVER_S * fps)
+        hang = round(detector._HANGOVER_S * fps)
         if hang:
             speech = binary_dilation(speech, structure=hangover_kernel(hang))
         return np.asarray(speech)
@@ -287,14 +294,14 @@ def test_floor_equals_grey_opening_in_batch_and_stream(seed: int) -> None:
         memo = VadMemo()
         memo.grow(n)
         memo._db_done = n
-        np.testing.assert_array_equal(vad._floor(memo, e_db, n, size=size), ref)
+        np.testing.assert_array_equal(noise._floor(memo, e_db, n, size=size), ref)
         memo = VadMemo()
         memo.grow(n)
         for frames, final in stream_updates(n, rng):
             memo._db_done = final  # e_db of the frames after final may still change
             part = e_db[:frames].copy()
             part[final:] += np.float32(rng.standard_normal())  # provisional values
-            got = vad._floor(memo, part, final, size=size)
+            got = noise._floor(memo, part, final, size=size)
             want = [grey_opening(part[:, c], size=size, mode="nearest") for c in range(2)]
             np.testing.assert_array_equal(got, np.stack(want, 1))
 
@@ -312,19 +319,19 @@ def test_smoothed_energy_is_uniform_filter1d_to_rounding_and_position_free(seed:
             memo = VadMemo()
             memo.grow(n)
             memo._sums = sums.copy()
-            batch = vad._smoothed_db(memo, n, n, scale=scale, lengths=lengths).copy()
-            ref = 10.0 * np.log10(uniform_filter1d(sums, size, axis=0) * scale + vad._EPS)
+            batch = noise._smoothed_db(memo, n, n, scale=scale, lengths=lengths).copy()
+            ref = 10.0 * np.log10(uniform_filter1d(sums, size, axis=0) * scale + noise._EPS)
             np.testing.assert_allclose(batch, ref, rtol=0, atol=1e-4)  # dB, float rounding
             # A stream that settles frames bit by bit ends exactly where the batch does.
             memo = VadMemo()
             memo.grow(n)
             memo._sums = sums.copy()
             for frames, final in stream_updates(n, rng):
-                got = vad._smoothed_db(memo, frames, final, scale=scale, lengths=lengths)
+                got = noise._smoothed_db(memo, frames, final, scale=scale, lengths=lengths)
                 memo_b = VadMemo()
                 memo_b.grow(frames)
                 memo_b._sums = sums[:frames].copy()
-                want = vad._smoothed_db(memo_b, frames, frames, scale=scale, lengths=lengths)
+                want = noise._smoothed_db(memo_b, frames, frames, scale=scale, lengths=lengths)
                 np.testing.assert_array_equal(got, want)
 
 
@@ -333,18 +340,18 @@ def test_energy_keys_sort_like_energy_then_frame() -> None:
     rng = np.random.default_rng(0)
     e = rng.choice(np.array([-100.0, -3.5, -1e-30, 0.0, 1e-30, 2.5, 7.0], np.float32), 5000)
     e = np.concatenate([e, (rng.standard_normal(5000) * 40).astype(np.float32)])
-    keys = vad._energy_keys(e, 17)
+    keys = noise._energy_keys(e, 17)
     order = np.lexsort((np.arange(e.size), e))
     np.testing.assert_array_equal(np.argsort(keys), order)
-    np.testing.assert_array_equal(keys & vad._FRAME_BITS, np.arange(17, 17 + e.size))
+    np.testing.assert_array_equal(keys & noise._FRAME_BITS, np.arange(17, 17 + e.size))
     # -0.0 (which 10 * log10 never gives) ranks just below +0.0.
-    zeros = vad._energy_keys(np.array([0.0, -0.0, -1e-30], np.float32), 0)
+    zeros = noise._energy_keys(np.array([0.0, -0.0, -1e-30], np.float32), 0)
     assert zeros[2] < zeros[1] < zeros[0]
 
 
 def noise_ref(P_low: np.ndarray, e_db: np.ndarray, m: int) -> np.ndarray:
     """Mean low-band spectrum of the q quietest of the first m frames (ties: earlier first)."""
-    q = max(1, int(vad._NOISE_QUANTILE * m))
+    q = max(1, int(noise._NOISE_QUANTILE * m))
     quiet = np.lexsort((np.arange(m), e_db[:m]))[:q]
     return np.asarray(P_low[:, quiet].astype(np.float64).mean(axis=1))
 
@@ -366,9 +373,9 @@ def test_block_noise_is_the_quiet_share_mean_and_a_stream_equals_the_batch(seed:
         last = (n - 1) // block
         memo = VadMemo()
         memo._db_done = n
-        vad._block_noise(P, low, e_db, last, block=block, reach=reach, final=n, memo=memo)
+        noise._block_noise(P, low, e_db, last, block=block, reach=reach, final=n, memo=memo)
         for k in range(last + 1):
-            m = max(min((k + 1) * block - vad._NOISE_MARGIN, n), 1)
+            m = max(min((k + 1) * block - noise._NOISE_MARGIN, n), 1)
             np.testing.assert_allclose(
                 memo._noise[k], noise_ref(P[low], e_db, m), rtol=2e-6, atol=1e-30
             )
@@ -378,16 +385,16 @@ def test_block_noise_is_the_quiet_share_mean_and_a_stream_equals_the_batch(seed:
         for frames, final in stream_updates(n, rng):
             live._db_done = final
             k = int(rng.integers(0, (frames - 1) // block + 1))
-            vad._block_noise(
+            noise._block_noise(
                 P[:, :frames], low, e_db, k, block=block, reach=reach, final=final, memo=live
             )
             # A block's estimate equals the recording's that ends here, bit for bit.
             if k >= live._noise_done:
                 memo_b = VadMemo()
                 memo_b._db_done = frames
-                vad._block_noise(
+                noise._block_noise(
                     P[:, :frames], low, e_db, k, block=block, reach=reach, final=frames, memo=memo_b
                 )
                 np.testing.assert_array_equal(live._noise[k], memo_b._noise[k])
-        vad._block_noise(P, low, e_db, last, block=block, reach=reach, final=n, memo=live)
+        noise._block_noise(P, low, e_db, last, block=block, reach=reach, final=n, memo=live)
         np.testing.assert_array_equal(live._noise[: last + 1], batch)
