@@ -27,6 +27,7 @@ from classifier.callrow import (
     CALLER_ID_MAX,
     CALLER_ID_PATTERN,
     NUMBER_PATTERN,
+    CallRow,
     number_problem,
 )
 
@@ -107,7 +108,10 @@ class _In(BaseModel):
 # --- calls -----------------------------------------------------------------------------
 
 
-class CallIn(_In):
+# The call row's rules (classifier.callrow.CallRow, shared with the manifest and the
+# store), narrowed to what the schema documents: a call_id safe in a URL path, a number
+# in ASCII digits without a pseudonym, an RFC 3339 date-time.
+class CallIn(CallRow, _In):
     """A call arriving at the centre."""
 
     call_id: CallId = Field(description="Unique id from the call-taking system.")
@@ -133,7 +137,7 @@ class CallIn(_In):
 
     @field_validator("caller_id")
     @classmethod
-    def _caller_id(cls, value: str) -> str:
+    def _api_number(cls, value: str) -> str:
         return check_number(value, pattern=CALLER_ID_PATTERN)
 
 

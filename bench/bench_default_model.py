@@ -28,9 +28,10 @@ def first_score() -> dict[str, float]:
     t0 = time.perf_counter()
     from classifier.artifact import load_model
     from classifier.audio import load_audio
+    from classifier.callrow import parse_timestamp
     from classifier.features import call_features
     from classifier.history import empty_history
-    from classifier.manifest import load_manifest, parse_timestamp
+    from classifier.manifest import load_manifest
 
     t1 = time.perf_counter()
     model = load_model()

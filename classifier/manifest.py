@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 import soundfile as sf
 
-from classifier.callrow import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, caller_id_problem
+from classifier.callrow import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    ManifestRow,
+    parse_timestamp,
+    row_problems,
+)
 from classifier.errors import InvalidManifestError
 from classifier.formats import (
     AUDIO_FORMATS,
@@ -62,38 +66,6 @@ class ManifestProblem:
             where += f" (call_id {self.call_id})"
         col = f" [{self.column}]" if self.column else ""
         return f"{self.severity}: {where}{col}: {self.message}"
-
-
-def parse_timestamp(value: str) -> datetime:
-    """Parse an ISO 8601 timestamp that carries a UTC offset.
-
-    Parameters
-    ----------
-    value : str
-        For example ``2025-06-03T19:04:11+08:00`` or ``2025-06-03T11:04:11Z``.
-
-    Returns
-    -------
-    datetime
-        A timezone-aware datetime.
-
-    Raises
-    ------
-    ValueError
-        When the text is not ISO 8601 or has no UTC offset.
-    """
-    text = value.strip()
-    if not text:
-        raise ValueError("empty timestamp; expected ISO 8601 with a UTC offset")
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(
-            f"{value!r} is not ISO 8601; expected e.g. 2025-06-03T19:04:11+08:00"
-        ) from exc
-    if ts.tzinfo is None or ts.utcoffset() is None:
-        raise ValueError(f"{value!r} has no UTC offset; expected e.g. 2025-06-03T19:04:11+08:00")
-    return ts
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -267,31 +239,14 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[Man
         ) -> None:
             problems.append(ManifestProblem(_l, column, message, severity, _c))
 
-        if not call_id:
-            add("call_id", "call_id is empty; expected a unique id")
-        elif call_id in first_line:
+        cells = {c: row.get(c) or "" for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
+        for column, message in row_problems(ManifestRow, cells):
+            if column not in ("label", "caller_channel"):
+                add(column, message)
+        if call_id in first_line:
             add("call_id", f"duplicate call_id; first seen on line {first_line[call_id]}")
-        else:
+        elif call_id:
             first_line[call_id] = line
-
-        why = caller_id_problem((row.get("caller_id") or "").strip())
-        if why:
-            add("caller_id", why)
-
-        try:
-            parse_timestamp(row.get("started_at") or "")
-        except ValueError as exc:
-            add("started_at", str(exc))
-
-        raw_duration = (row.get("duration_s") or "").strip()
-        try:
-            duration = float(raw_duration)
-            if not math.isfinite(duration):
-                add("duration_s", f"duration_s is {raw_duration}; expected a finite number")
-            elif duration < 0:
-                add("duration_s", f"duration_s is {raw_duration}; expected 0 or more seconds")
-        except ValueError:
-            add("duration_s", f"duration_s is {raw_duration!r}; expected a number of seconds")
 
         label = (row.get("label") or "").strip()
         if label and label not in LABELS:
@@ -306,12 +261,7 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[Man
             channel = "mix"
 
         audio_path = (row.get("audio_path") or "").strip()
-        if not audio_path:
-            add(
-                "audio_path",
-                "audio_path is empty; expected a path relative to the manifest or a URL",
-            )
-        elif check_audio:
+        if audio_path and check_audio:
             for column, message, severity in _check_audio(
                 audio_source(path, audio_path, absolute=False), channel
             ):

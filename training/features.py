@@ -278,7 +278,8 @@ def extract_features(
     """
     import pandas as pd
 
-    from classifier.manifest import load_manifest, parse_timestamp
+    from classifier.callrow import parse_timestamp
+    from classifier.manifest import load_manifest
     from classifier.model import check_prefixes
     from training.parallel import map_batches
 

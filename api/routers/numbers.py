@@ -21,7 +21,7 @@ from api.schemas import (
     check_number,
     error_responses,
 )
-from classifier.manifest import caller_id_problem
+from classifier.callrow import caller_id_problem
 
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"])
 

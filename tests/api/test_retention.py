@@ -18,8 +18,9 @@ from typer.testing import CliRunner
 
 from api.retention import apply_retention, is_pseudonym, pseudonym
 from api.store import Store, rows_to_csv
+from classifier.callrow import caller_id_problem
 from classifier.errors import InvalidParameterError
-from classifier.manifest import caller_id_problem, validate_manifest
+from classifier.manifest import validate_manifest
 from training import cli as training_cli
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)

@@ -179,3 +179,23 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["validate", str(_write(tmp_path, rows))])
     assert bad.exit_code == 1
     assert "line 3" in bad.output and "unknown label 'joke'" in bad.output
+
+
+def test_a_manifest_row_and_an_api_call_share_one_call_row_model(tmp_path: Path) -> None:
+    """One rule, one place: a call_id the store could not keep is refused by the manifest
+    with the store's own message, and the API's call is the same model narrowed."""
+    from api.schemas import CallIn
+    from classifier.callrow import CallRow, ManifestRow, call_id_problem
+
+    assert issubclass(CallIn, CallRow) and issubclass(ManifestRow, CallRow)
+    rows = _good_rows(tmp_path)
+    rows[1]["call_id"] = "c" * 129
+    problems = validate_manifest(_write(tmp_path, rows))
+    assert [(p.line, p.column) for p in problems] == [(3, "call_id")]
+    assert problems[0].message == call_id_problem("c" * 129)
+    # A pseudonym is a stored caller (manifest, export) but not what a phone system sends.
+    row = {"call_id": "c9", "caller_id": "anon:0123456789abcdef"}
+    row["started_at"] = "2025-06-03T19:04:11+08:00"
+    assert CallRow.model_validate(row).caller_id == row["caller_id"]
+    with pytest.raises(ValueError, match=r"not an E\.164 number"):
+        CallIn.model_validate(row)
