@@ -17,6 +17,7 @@ from starlette.types import Message
 
 from api.deps import CallReaderDep, CallTakerDep, Runtime, RuntimeDep, StoreDep
 from api.schemas import (
+    CALL_ID_MAX,
     CALL_ID_PATTERN,
     AudioScoredOut,
     CallIn,
@@ -47,7 +48,7 @@ logger = logging.getLogger("callsift.api.calls")
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
 
 CallIdPath = Annotated[
-    str, Path(pattern=CALL_ID_PATTERN, max_length=128, description="The call's id.")
+    str, Path(pattern=CALL_ID_PATTERN, max_length=CALL_ID_MAX, description="The call's id.")
 ]
 #: Room for the multipart envelope around the recording.
 _MULTIPART_SLACK = 64 * 1024

@@ -37,6 +37,7 @@ from api.schemas import (
 )
 from api.service import LoadedModel, Principal
 from classifier.artifact import DEFAULT_MODEL_DIR
+from classifier.callrow import CALLER_ID_MAX
 
 router = APIRouter(tags=["console"])
 
@@ -99,7 +100,7 @@ def recent_calls(
         str | None,
         AfterValidator(lambda v: None if v is None else check_number(v)),
         Query(
-            max_length=128,
+            max_length=CALLER_ID_MAX,
             description="Only this number's calls (E.164 or simless:<id>); calls are "
             "readable by call-takers anyway, the number's reviews and recordings are not.",
             json_schema_extra={"pattern": NUMBER_PATTERN},

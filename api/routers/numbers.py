@@ -21,7 +21,7 @@ from api.schemas import (
     check_number,
     error_responses,
 )
-from classifier.callrow import caller_id_problem
+from classifier.callrow import CALLER_ID_MAX, caller_id_problem
 
 router = APIRouter(prefix="/v1/numbers", tags=["numbers"])
 
@@ -40,7 +40,7 @@ CallerIdPath = Annotated[
     str,
     AfterValidator(check_number),
     Path(
-        max_length=128,
+        max_length=CALLER_ID_MAX,
         description="E.164 number or simless:<handset id>.",
         json_schema_extra={"pattern": NUMBER_PATTERN},
     ),
