@@ -75,7 +75,8 @@ def _simulator_fingerprint() -> str:
     """Changes whenever the simulator's code does, so a stale corpus is never reused."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted([root / "simulate.py", *(root / "simulator").glob("*.py")]):
+    data = (root / "simulator" / "data").glob("*.toml")  # the phrase banks
+    for path in sorted([root / "simulate.py", *(root / "simulator").glob("*.py"), *data]):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -158,7 +159,9 @@ REAL_TRAIN_CORPORA: tuple[RealCallsSpec, ...] = (
 
 def _realcalls_stamp(spec: RealCallsSpec, real_dir: Path) -> dict[str, Any]:
     root = Path(__file__).resolve().parent
-    h = hashlib.sha256((root / "realcalls.py").read_bytes())
+    h = hashlib.sha256()
+    for path in sorted(root.glob("realcalls*.py")):  # realcalls.py and its two parts
+        h.update(path.read_bytes())
     h.update(_simulator_fingerprint().encode())
     return {**asdict(spec), "code": h.hexdigest()[:16], "real": _real_fingerprint(real_dir)}
 

@@ -5,7 +5,8 @@ One composer, two pools of files (``pool``): ``check`` builds the check set of i
 builds training calls for the default recipe from the files training may use
 (``training/real_holdout.json`` says which), never from ``speech-nc/``. The rest of
 this docstring describes the check set; the training pool differs in its voices
-(:func:`_train_voices`) and in its handling sounds (see :class:`Library`).
+(:func:`training.realcalls_sources.train_voices`) and in its handling sounds (see
+:class:`~training.realcalls_audio.Library`).
 
 The shipped model is trained on simulated calls only; this set measures it on calls
 whose every sound is a real recording (``../shared/data``, option ``--data``):
@@ -37,509 +38,67 @@ manifest's ``source_files`` column names the real files of each call for auditin
 ``speech-nc`` is CC BY-NC-SA: measuring only; write the set outside the repository and
 never train on it. The set is a pure function of (data folder, holdout list, seed,
 calls, min-per-class): the same arguments give the same bytes.
+
+This module assembles the calls (:class:`Renderer`) and builds the set (:func:`build`);
+the files and voices are in :mod:`training.realcalls_sources`, the audio library and
+its shaping in :mod:`training.realcalls_audio`.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-import math
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+from scipy.signal import resample_poly
 
 from classifier.errors import InvalidParameterError
 from classifier.manifest import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
-from training.simulator.realbank import HOLDOUT_PATH as REALBANK_HOLDOUT
-from training.simulator.realbank import held_out
+from training.realcalls_audio import (
+    Library,
+    at_level,
+    cut_at_pause,
+    fade,
+    filt,
+    loop,
+    reverb,
+    trim,
+)
+from training.realcalls_sources import (
+    DEFAULT_DATA,
+    HOLDOUT_PATH,
+    LABELS,
+    SR,
+    TAKER_SPEAKERS,
+    compute_holdout,
+    is_held_out,
+    load_holdout,
+)
 from training.simulator.render import _place
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
-# One list for the check set and the training recipe (training/real_holdout.json).
-HOLDOUT_PATH = REALBANK_HOLDOUT
-SR = 8000
-LABELS = ("emergency", "non_emergency", "prank", "ghost")
-
-# id_digits speakers: call-takers (2 women, 2 men) apart from callers (the other 12).
-TAKER_SPEAKERS = ("FSW", "FTT", "MMX", "MRS")
-NC_DIGITS = "speech-nc/id_digits"
-NC_NEWS = "speech-nc/id_news"
-
-# ----------------------------------------------------------------------- hold-out list
-# Deterministic split of the real files outside speech-nc: a fraction of speakers or
-# files of each group, ranked by a salted SHA-256 of the name; small folders by hand
-# (named below with what they hold).
-HOLDOUT_SALT = "callsift-real-holdout-v1"
-HOLDOUT_FRACTION = 0.3
-HOLDOUT_BY_HAND: dict[str, tuple[str, ...]] = {
-    # handling noises (pocket-dial material): 3 of 5, tap.wav and one tap stay trainable
-    "noise": (
-        "noise/130921_iPhone_rub_channel0_chunk83_aug2.wav",
-        "noise/130921_laptopmic-dell_tap_channel0_chunk204_aug3.wav",
-        "noise/friction0.wav",
-    ),
-    # windy street, people walking past, cars (1 of 4 street recordings)
-    "noise/street_berlin": ("noise/street_berlin/A7B4879B-6791-4E01-B612-F8F60193BC66.flac",),
-    # cafe chatter (1 of 3)
-    "noise/misc": ("noise/misc/cafe.flac",),
-    # jazz (TV-like), telephone hold music, string orchestra (3 of 10)
-    "noise/music": (
-        "noise/music/Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).flac",
-        "noise/music/Kevin_MacLeod_-_Vibe_Ace.flac",
-        "noise/music/macroform-cold_day.flac",
-    ),
-}
-_AUDIO_EXT = (".flac", ".wav")
-
-
-def _rank(group: str, name: str) -> str:
-    return hashlib.sha256(f"{HOLDOUT_SALT}:{group}:{name}".encode()).hexdigest()
-
-
-def _take(group: str, names: Iterable[str], fraction: float = HOLDOUT_FRACTION) -> list[str]:
-    """The held-out part of a group: round(fraction * n) names (at least 1 of 2 or more)."""
-    names = sorted(set(names))
-    k = round(fraction * len(names))
-    if len(names) >= 2:
-        k = max(k, 1)
-    return sorted(sorted(names, key=lambda s: _rank(group, s))[:k])
-
-
-def child_speaker(name: str) -> str:
-    """Speaker of a ``speech/children_en`` file (``000260011.flac`` -> ``0026``), as in spk2age."""
-    return f"{int(Path(name).name[:5]):04d}"
-
-
-def compute_holdout(data: Path) -> dict[str, Any]:
-    """The hold-out list for the data folder ``data`` (what ``holdout --write`` stores)."""
-    data = Path(data)
-    files: list[str] = []
-    groups: dict[str, dict[str, int]] = {}
-
-    def rel(p: Path) -> str:
-        return p.relative_to(data).as_posix()
-
-    children = sorted(p for p in (data / "speech/children_en").glob("*.flac"))
-    speakers = _take("speech/children_en", (child_speaker(p.name) for p in children))
-    chosen = [rel(p) for p in children if child_speaker(p.name) in set(speakers)]
-    files += chosen
-    groups["speech/children_en"] = {
-        "speakers": len({child_speaker(p.name) for p in children}),
-        "held_out_speakers": len(speakers),
-        "files": len(children),
-        "held_out_files": len(chosen),
-    }
-    for folder in sorted((data / "noise/esc50").iterdir()):
-        if not folder.is_dir():
-            continue
-        clips = [rel(p) for p in sorted(folder.iterdir()) if p.suffix in _AUDIO_EXT]
-        taken = _take(rel(folder), clips)
-        files += taken
-        groups[rel(folder)] = {"files": len(clips), "held_out_files": len(taken)}
-    cries = [
-        rel(p) for p in sorted((data / "noise/infant_cry").iterdir()) if p.suffix in _AUDIO_EXT
-    ]
-    taken = _take("noise/infant_cry", cries)
-    files += taken
-    groups["noise/infant_cry"] = {"files": len(cries), "held_out_files": len(taken)}
-    for group, names in HOLDOUT_BY_HAND.items():
-        folder = data / group
-        present = [rel(p) for p in sorted(folder.iterdir()) if p.suffix in _AUDIO_EXT]
-        missing = [n for n in names if n not in present]
-        if missing:
-            raise InvalidParameterError(f"hold-out files missing from {data}: {missing}")
-        files += list(names)
-        groups[group] = {"files": len(present), "held_out_files": len(names)}
-    return {
-        "about": HOLDOUT_ABOUT,
-        "version": 1,
-        "data_root": "../shared/data",
-        "never_train": ["speech-nc/"],
-        "speakers": {"speech/children_en": speakers},
-        "groups": groups,
-        "files": sorted(files),
-    }
-
-
-HOLDOUT_ABOUT = [
-    "Real recordings kept out of all training and tuning: the real-recording check set",
-    "(bench/real_checkset.py, issue 15) uses only these files plus speech-nc/.",
-    "Format: 'files' lists every held-out file as a path relative to data_root",
-    "(../shared/data from the project root), sorted. 'speakers' lists held-out speakers",
-    "per folder: for speech/children_en the speaker is the first 5 digits of the file",
-    "name as a 4-digit id (000260011.flac -> '0026', the ids of spk2age); exclude every",
-    "file of these speakers, present or added later. 'never_train' lists folder",
-    "prefixes that are never training material at all (speech-nc is CC BY-NC-SA:",
-    "measuring only). 'groups' gives, per folder, how many files (and speakers) there",
-    "are and how many are held out. A training recipe excludes a file when its relative",
-    "path is in 'files', starts with a 'never_train' prefix, or belongs to a listed",
-    "speaker. Rule: round(30%) of the speakers of speech/children_en, of the clips of",
-    "each noise/esc50 class and of noise/infant_cry, ranked by SHA-256 of",
-    "'callsift-real-holdout-v1:<group>:<name>'; by hand: 3 of 5 handling noises,",
-    "1 of 4 street recordings, 1 of 3 noise/misc, 3 of 10 music tracks. Regenerate with",
-    "'bench/real_checkset.py holdout --write'; '--check' compares with the data.",
+# The hold-out list and the library are imported from here by bench/real_checkset.py.
+__all__ = [
+    "DEFAULT_DATA",
+    "HOLDOUT_PATH",
+    "MANIFEST_COLUMNS",
+    "TAKER_SPEAKERS",
+    "Call",
+    "Library",
+    "Renderer",
+    "build",
+    "compute_holdout",
+    "is_held_out",
+    "load_holdout",
+    "summary_tables",
 ]
-
-
-def load_holdout(path: Path = HOLDOUT_PATH) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
-
-
-def is_held_out(rel: str, holdout: dict[str, Any]) -> bool:
-    """Whether the real file ``rel`` (relative to the data root) may be used by the check
-    set: the training recipe's own rule (:func:`training.simulator.realbank.held_out`)."""
-    return held_out(rel, holdout)
-
-
-# ----------------------------------------------------------------------------- voices
-#: Which real files a build may use: the check set's (held out) or the training recipe's.
-POOLS = ("check", "train")
-#: Sex of the trainable CMU ARCTIC speakers (the folder holds two).
-ARCTIC_SEX = {"aew": "M", "axb": "F"}
-
-
-def _rate(key: str, lo: float, hi: float) -> float:
-    """A playback rate in [lo, hi] fixed by ``key`` (two decimals)."""
-    u = int(_rank("rate", key)[:8], 16) / 0xFFFFFFFF
-    return round(lo + (hi - lo) * u, 2)
-
-
-def _train_voices(
-    fsdd: Sequence[str], arctic: Sequence[str], children: dict[str, list[str]]
-) -> tuple[dict[str, list[str]], list[str], list[str], dict[str, list[str]]]:
-    """Voices for calls made of trainable recordings: (voice -> files, call-taker voices,
-    caller voices, children).
-
-    The trainable adult speech is four men saying English digits (``speech/fsdd``) and
-    two ARCTIC readers; a centre's callers are half women. Women's voices are children's
-    read speech played 10-20% slower (``file@rate``): pitch and formants both fall, to an
-    adult woman's range (children's F0 about 250-300 Hz, women's about 170-240 Hz). Men's
-    voices are varied the same way (0.92 and 1.08 times). A voice's first letter is its
-    sex (``M``/``F``), as in ``id_digits``. Call-takers and callers share no speaker, and
-    the children kept as children share none with the slowed ones.
-    """
-    by: dict[str, list[str]] = {}
-    for f in fsdd:
-        by.setdefault(Path(f).stem.split("_")[1], []).append(f)
-    for f in arctic:
-        spk = Path(f).stem.split("_")[3] if Path(f).stem.count("_") >= 3 else ""
-        if spk in ARCTIC_SEX:
-            by.setdefault(f"arctic-{spk}", []).append(f)
-    men = sorted(
-        (s for s in by if ARCTIC_SEX.get(s.removeprefix("arctic-"), "M") == "M"),
-        key=lambda s: _rank("voices", s),
-    )
-    women = [s for s in sorted(by) if s not in men]
-    kids = sorted(children, key=lambda s: _rank("voices", s))
-    voices: dict[str, list[str]] = {}
-    takers: list[str] = []
-    callers: list[str] = []
-    if len(men) < 2 or len(kids) < 6:
-        return voices, takers, callers, {}
-    # One man and two women answer; the other speakers call.
-    voices[f"M-taker-{men[0]}"] = by[men[0]]
-    takers.append(f"M-taker-{men[0]}")
-    for s in kids[:2]:
-        r = _rate(s, 0.80, 0.90)
-        name = f"F-taker-child{s}@{r}"
-        voices[name] = [f"{f}@{r}" for f in children[s]]
-        takers.append(name)
-    for s in men[1:]:
-        for r in (0.92, 1.0, 1.08):
-            name = f"M-{s}@{r}"
-            voices[name] = by[s] if r == 1.0 else [f"{f}@{r}" for f in by[s]]
-            callers.append(name)
-    for s in women:
-        voices[f"F-{s}"] = by[s]
-        callers.append(f"F-{s}")
-    rest = kids[2:]
-    for s in rest[1::2]:
-        r = _rate(s, 0.80, 0.90)
-        name = f"F-child{s}@{r}"
-        voices[name] = [f"{f}@{r}" for f in children[s]]
-        callers.append(name)
-    return voices, takers, callers, {s: children[s] for s in rest[0::2]}
-
-
-# ----------------------------------------------------------------------------- audio
-class Library:
-    """The real files a pool may use, by role, loaded lazily at 8 kHz mono.
-
-    ``pool="check"``: the check set's material, the held-out files of the hold-out list
-    and ``speech-nc/`` (measuring only). ``pool="train"``: the opposite, every file the
-    training recipe may use (never ``speech-nc/``, never a held-out file or speaker), with
-    voices made from the few trainable adult speakers (see :func:`_train_voices`).
-    """
-
-    def __init__(self, data: Path, holdout: dict[str, Any], pool: str = "check") -> None:
-        if pool not in POOLS:
-            raise ValueError(f"pool {pool!r}; expected one of {', '.join(POOLS)}")
-        self.data = Path(data)
-        self.pool = pool
-        if not self.data.is_dir():
-            raise InvalidParameterError(
-                f"{self.data}: no such folder; expected the shared data folder"
-            )
-        if pool == "check" and not (self.data / NC_DIGITS).is_dir():
-            raise InvalidParameterError(
-                f"{self.data}: no {NC_DIGITS}; expected the shared data folder"
-            )
-        self.holdout = holdout
-        if pool == "check":
-            files = sorted(holdout["files"])
-        else:
-            files = sorted(
-                p.relative_to(self.data).as_posix()
-                for p in self.data.rglob("*")
-                if p.is_file()
-                and p.suffix in _AUDIO_EXT
-                and not held_out(p.relative_to(self.data).as_posix(), holdout)
-            )
-        self.files = files
-
-        def under(prefix: str, names: Sequence[str] | None = None) -> list[str]:
-            out = [f for f in files if f.startswith(prefix + "/")]
-            if names is not None:
-                out = [f for f in out if any(f.startswith(f"{prefix}/{n}/") for n in names)]
-            return out
-
-        children: dict[str, list[str]] = {}
-        for f in under("speech/children_en"):
-            children.setdefault(child_speaker(f), []).append(f)
-        if pool == "check":
-
-            def nc(folder: str) -> list[str]:
-                return sorted(
-                    p.relative_to(self.data).as_posix() for p in (self.data / folder).glob("*.flac")
-                )
-
-            speakers = sorted(p.name for p in (self.data / NC_DIGITS).iterdir() if p.is_dir())
-            self.digits = {s: nc(f"{NC_DIGITS}/{s}") for s in speakers}
-            self.takers = [s for s in TAKER_SPEAKERS if s in self.digits]
-            self.callers = [s for s in speakers if s not in TAKER_SPEAKERS]
-            self.news = nc(NC_NEWS)
-            self.voice_prefix = "id_digits/"
-            self.children = children
-        else:
-            self.digits, self.takers, self.callers, self.children = _train_voices(
-                under("speech/fsdd"), under("speech/arctic"), children
-            )
-            self.news = under("speech/arctic") + [
-                f for f in files if f.startswith("speech/") and f.count("/") == 1
-            ]
-            self.voice_prefix = ""
-        esc = "noise/esc50"
-        self.laughing = under(esc, ["laughing"])
-        self.breathing = under(esc, ["breathing"])
-        self.crying = under(esc, ["crying_baby"]) + under("noise/infant_cry")
-        self.handling = [f for f in files if f.startswith("noise/") and f.count("/") == 1]
-        self.rub = [f for f in self.handling if "rub" in f or "friction" in f]
-        self.taps = [f for f in self.handling if "tap" in f]
-        if pool == "train":
-            # The rub and friction recordings are all held out: scrubbing and steps,
-            # played slowed and low-passed like the rest, stand in for a pocket.
-            self.rub += under(esc, ["brushing_teeth", "footsteps"])
-        self.knocks = under(esc, ["footsteps", "door_wood_knock", "mouse_click", "keyboard_typing"])
-        self.street = (
-            under("noise/street_berlin") + under("noise/misc") + under(esc, ["car_horn", "engine"])
-        )
-        self.machine = under(
-            esc,
-            [
-                "engine",
-                "vacuum_cleaner",
-                "washing_machine",
-                "hand_saw",
-                "chainsaw",
-                "clock_tick",
-                "train",
-                "helicopter",
-            ],
-        )
-        self.weather = under(
-            esc,
-            ["rain", "wind", "thunderstorm", "sea_waves", "crickets", "insects", "chirping_birds"],
-        )
-        self.music = under("noise/music")
-        self.emergency_bg = (
-            under(
-                esc,
-                [
-                    "siren",
-                    "crackling_fire",
-                    "car_horn",
-                    "rain",
-                    "wind",
-                    "glass_breaking",
-                    "dog",
-                    "coughing",
-                    "footsteps",
-                ],
-            )
-            + self.crying
-            + under("noise/street_berlin")
-        )
-        self.home_bg = (
-            under(
-                esc,
-                [
-                    "clock_tick",
-                    "keyboard_typing",
-                    "pouring_water",
-                    "cat",
-                    "hen",
-                    "rooster",
-                    "washing_machine",
-                    "toilet_flush",
-                    "rain",
-                ],
-            )
-            + self.music
-        )
-        for name in ("takers", "callers", "news", "laughing", "rub", "taps", "street", "music"):
-            if not getattr(self, name):
-                raise InvalidParameterError(
-                    f"no {name} recordings for the {pool} pool in {self.data} "
-                    f"(hold-out list {HOLDOUT_PATH})"
-                )
-        if not self.children:
-            raise InvalidParameterError(
-                f"no children's speech for the {pool} pool in speech/children_en"
-            )
-        self._cache: dict[str, np.ndarray] = {}
-
-    def load(self, rel: str) -> np.ndarray:
-        """The file at ``rel`` (``path@rate``: played at ``rate`` times its speed)."""
-        if rel not in self._cache:
-            path, _, rate = rel.partition("@")
-            if rate:
-                x = self.load(path)
-                x = resample_poly(x, 1000, round(1000 * float(rate)))
-                x.setflags(write=False)
-                self._cache[rel] = x
-                return x
-            x, sr = sf.read(str(self.data / path), dtype="float64", always_2d=True)
-            x = x.mean(axis=1)
-            if sr != SR:
-                g = math.gcd(int(sr), SR)
-                x = resample_poly(x, SR // g, int(sr) // g)
-            x = x - x.mean()
-            x.setflags(write=False)
-            self._cache[rel] = x
-        return self._cache[rel]
-
-
-@lru_cache(maxsize=32)
-def _sos(kind: str, lo: float, hi: float = 0.0, order: int = 4) -> np.ndarray:
-    if kind == "band":
-        return butter(order, [lo, hi], btype="band", fs=SR, output="sos")
-    return butter(order, lo, btype=kind, fs=SR, output="sos")
-
-
-def _filt(x: np.ndarray, kind: str, lo: float, hi: float = 0.0, order: int = 4) -> np.ndarray:
-    return sosfilt(_sos(kind, float(lo), float(hi), order), x) if x.size else x
-
-
-def _frame_db(x: np.ndarray, frame: int = 160) -> np.ndarray:
-    n = x.size // frame
-    if n == 0:
-        return np.array([-120.0])
-    e = np.mean(np.square(x[: n * frame].reshape(n, frame)), axis=1)
-    return 10 * np.log10(e + 1e-12)
-
-
-def _active_rms(x: np.ndarray) -> float:
-    """RMS of the frames within 30 dB of the loudest: a speech or event level."""
-    db = _frame_db(x)
-    top = float(db.max())
-    act = db[db > top - 30]
-    return float(np.sqrt(np.mean(10 ** (act / 10))))
-
-
-def _at(x: np.ndarray, dbfs: float) -> np.ndarray:
-    r = _active_rms(x)
-    return x * (10 ** (dbfs / 20) / r) if r > 1e-9 else x
-
-
-def _trim(x: np.ndarray, margin_s: float = 0.06) -> np.ndarray:
-    """Cut leading and trailing silence (frames 35 dB under the loudest)."""
-    db = _frame_db(x)
-    on = np.flatnonzero(db > db.max() - 35)
-    if on.size == 0:
-        return x
-    m = int(margin_s * SR)
-    return x[max(0, on[0] * 160 - m) : min(x.size, (on[-1] + 1) * 160 + m)]
-
-
-def _fade(x: np.ndarray, s: float = 0.03) -> np.ndarray:
-    n = min(int(s * SR), x.size // 2)
-    if n:
-        x = x.copy()
-        ramp = np.linspace(0.0, 1.0, n)
-        x[:n] *= ramp
-        x[-n:] *= ramp[::-1]
-    return x
-
-
-def _cut_at_pause(x: np.ndarray, target_s: float) -> np.ndarray:
-    """The first ~target_s of speech, cut at the quietest frame near the target."""
-    t = int(target_s * SR)
-    if x.size <= t:
-        return x
-    db = _frame_db(x)
-    lo, hi = max(1, int(0.75 * t) // 160), min(db.size, int(1.25 * t) // 160 + 1)
-    k = lo + int(np.argmin(db[lo:hi])) if hi > lo else t // 160
-    return _fade(x[: k * 160 + 80])
-
-
-def _loop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` samples of ``x`` from a random offset, looped with 50 ms crossfades."""
-    if x.size == 0:
-        return np.zeros(n)
-    out = np.zeros(n)
-    xf = int(0.05 * SR)
-    t = 0
-    start = int(rng.integers(0, max(1, x.size - SR)))
-    while t < n:
-        piece = x[start:]
-        if piece.size <= 2 * xf:
-            piece = x
-        piece = piece[: n - t + xf]
-        w = np.ones(piece.size)
-        k = min(xf, piece.size // 2)
-        if t > 0 and k:
-            w[:k] = np.linspace(0, 1, k)
-        if k:
-            w[-k:] = np.minimum(w[-k:], np.linspace(1, 0, k))
-        end = min(n, t + piece.size)
-        out[t:end] += (piece * w)[: end - t]
-        t = end - k if end < n else n
-        start = 0
-    return out
-
-
-def _reverb(x: np.ndarray, rng: np.random.Generator, rt60: float, wet: float) -> np.ndarray:
-    """A far talker: exponentially decaying noise tail (synthetic room), mostly wet."""
-    n = int(rt60 * SR)
-    t = np.arange(n) / SR
-    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
-    ir[0] = 0.0
-    ir /= np.sqrt(np.sum(ir**2)) + 1e-12
-    y = fftconvolve(x, ir)[: x.size]
-    return (1 - wet) * x + wet * y * (np.std(x) / (np.std(y) + 1e-12))
-
 
 # ------------------------------------------------------------------------------ calls
 _HEADROOM_S = 15
@@ -569,7 +128,7 @@ class Renderer:
     def utterance(self, files: Sequence[str], rng: np.random.Generator, call: Call) -> np.ndarray:
         f = files[int(rng.integers(0, len(files)))]
         call.sources.add(f.partition("@")[0])
-        return _trim(self.lib.load(f))
+        return trim(self.lib.load(f))
 
     def turn(
         self, files: Sequence[str], rng: np.random.Generator, call: Call, dur_s: float, dbfs: float
@@ -585,21 +144,21 @@ class Renderer:
             total += u.size + gap.size
         x = np.concatenate(pieces[:-1])
         if x.size > dur_s * SR * 1.3:
-            x = _cut_at_pause(x, dur_s)
-        return _at(x, dbfs)
+            x = cut_at_pause(x, dur_s)
+        return at_level(x, dbfs)
 
     def greeting(self, files: Sequence[str], rng: np.random.Generator, call: Call) -> np.ndarray:
         u = self.utterance(files, rng, call)
         target = float(rng.uniform(1.5, 4.0))
         if u.size < target * SR:
             u = np.concatenate([u, np.zeros(int(0.15 * SR)), self.utterance(files, rng, call)])
-        return _cut_at_pause(u, target)
+        return cut_at_pause(u, target)
 
     def prompt(self, files: Sequence[str], rng: np.random.Generator, call: Call) -> np.ndarray:
         """A short "halo?" (0.4-1.2 s), now and then a longer "ini 112, ..." (1.5-3 s)."""
         u = self.utterance(files, rng, call)
         long = rng.random() < 0.25
-        return _cut_at_pause(u, float(rng.uniform(1.5, 3.0) if long else rng.uniform(0.4, 1.2)))
+        return cut_at_pause(u, float(rng.uniform(1.5, 3.0) if long else rng.uniform(0.4, 1.2)))
 
     # sounds ------------------------------------------------------------------------
     def bed(self, files: Sequence[str], rng: np.random.Generator, call: Call, n: int) -> np.ndarray:
@@ -609,7 +168,7 @@ class Renderer:
         for _ in range(k):
             f = files[int(rng.integers(0, len(files)))]
             call.sources.add(f)
-            x = _loop(self.lib.load(f), n, rng)
+            x = loop(self.lib.load(f), n, rng)
             r = float(np.sqrt(np.mean(x**2)))
             if r > 1e-9:
                 out += x / r * (10 ** (rng.uniform(-4, 0) / 20))
@@ -637,7 +196,7 @@ class Renderer:
             if abs(r - 1.0) > 0.02:
                 up, down = 100, round(100 * r)
                 x = resample_poly(x, up, down)
-            _place(out, _fade(_at(x, float(rng.uniform(*dbfs))), 0.01), t)
+            _place(out, fade(at_level(x, float(rng.uniform(*dbfs))), 0.01), t)
             t += x.size + int(rng.uniform(*every) * SR)
         return out
 
@@ -660,7 +219,7 @@ class Renderer:
                 call.sources.add(f)
                 x = self.lib.load(f)
                 x = resample_poly(x, 100, round(100 * rng.uniform(0.6, 1.5)))
-                x = _fade(_at(x, dbfs + float(rng.uniform(-8, 4))), 0.04)
+                x = fade(at_level(x, dbfs + float(rng.uniform(-8, 4))), 0.04)
                 _place(out, x, t)
                 t += max(int(0.1 * SR), x.size - int(rng.uniform(0.05, 0.3) * SR))
             t += int(rng.uniform(*pause) * SR)
@@ -700,10 +259,10 @@ class Renderer:
             )
             t = _place(out, x, t) + int(rng.uniform(0.3, 4.0) * SR)
         wet = float(rng.uniform(0.1, 0.3) if near else rng.uniform(0.5, 0.9))
-        out = _reverb(out, rng, float(rng.uniform(0.4, 0.9)), wet)
+        out = reverb(out, rng, float(rng.uniform(0.4, 0.9)), wet)
         if near:
             return out
-        return _filt(
+        return filt(
             out, "low", float(rng.uniform(600, 1200) if muffled else rng.uniform(1800, 3000))
         )
 
@@ -745,7 +304,7 @@ class Renderer:
         cname, cfiles = self.caller_voice(plan.caller_id, plan.call_id, plan.caller_kind)
         taker_db = float(rng.uniform(-22, -17))
         t = int(rng.uniform(0.2, 1.0) * SR)
-        t = _place(call.taker, _at(self.greeting(tfiles, rng, call), taker_db), t)
+        t = _place(call.taker, at_level(self.greeting(tfiles, rng, call), taker_db), t)
         t += int(rng.uniform(0.3, 1.5) * SR)
         uses_caller = False
         last = [t]  # end of the last words of a conversation
@@ -758,12 +317,12 @@ class Renderer:
                 k += 1
                 t = _place(
                     call.taker,
-                    _at(self.prompt(tfiles, rng, call), taker_db + float(rng.uniform(-2, 2))),
+                    at_level(self.prompt(tfiles, rng, call), taker_db + float(rng.uniform(-2, 2))),
                     t,
                 )
                 if rng.random() < 0.3:  # "halo? ... halo?"
                     t += int(rng.uniform(0.5, 1.2) * SR)
-                    t = _place(call.taker, _at(self.prompt(tfiles, rng, call), taker_db), t)
+                    t = _place(call.taker, at_level(self.prompt(tfiles, rng, call), taker_db), t)
                 t += int(rng.uniform(*gap) * SR)
             return t
 
@@ -796,7 +355,7 @@ class Renderer:
                     if rng.random() < 0.4
                     else self.turn(tfiles, rng, call, float(rng.uniform(1.0, 3.0)), taker_db)
                 )
-                last[0] = _place(call.taker, _at(q, taker_db), t)
+                last[0] = _place(call.taker, at_level(q, taker_db), t)
                 t = last[0] + int(rng.uniform(0.2, 0.9) * SR)
             return t
 
@@ -896,7 +455,7 @@ class Renderer:
             # hand or pocket, sometimes outdoors.
             u = rng.random()
             if u < 0.35:
-                call.caller += _filt(
+                call.caller += filt(
                     self.rustle(rng, call, n, float(rng.uniform(-36, -24))), "low", cutoff
                 )
                 call.parts.append("rustle")
@@ -924,12 +483,12 @@ class Renderer:
                 rub += self.events(
                     lib.taps + lib.knocks, rng, call, n, (2.0, 12.0), (-36, -22), (0.8, 1.25)
                 )
-            call.caller += _filt(rub, "low", cutoff)
+            call.caller += filt(rub, "low", cutoff)
             call.parts.append("rubbing")
         if muffled and rng.random() < 0.5:
             # The handset's owner talking to someone: close, but through cloth.
             talk = self.distant_talk(rng, call, n, float(rng.uniform(-42, -28)), False, near=True)
-            call.caller += _filt(talk, "low", float(rng.uniform(1000, 2000)))
+            call.caller += filt(talk, "low", float(rng.uniform(1000, 2000)))
             call.parts.append("owner_talk")
         elif rng.random() < (0.5 if muffled else 0.7):
             call.caller += self.distant_talk(rng, call, n, float(rng.uniform(-50, -36)), muffled)
@@ -949,10 +508,10 @@ class Renderer:
             bed /= float(np.sqrt(np.mean(bed**2))) + 1e-12
             level = float(rng.uniform(-46, -30) if muffled else rng.uniform(-42, -24))
             bed = bed * 10 ** (level / 20)
-            call.caller += _filt(bed, "low", cutoff) if muffled else bed
+            call.caller += filt(bed, "low", cutoff) if muffled else bed
             call.parts.append(kind)
         if not muffled and rng.random() < 0.4:
-            call.caller += _filt(
+            call.caller += filt(
                 self.rustle(rng, call, n, float(rng.uniform(-44, -32))), "low", cutoff
             )
             call.parts.append("rustle")
@@ -960,8 +519,8 @@ class Renderer:
 
 def _line(x: np.ndarray, rng: np.random.Generator, noise_dbfs: float) -> np.ndarray:
     """Telephone band 300-3400 Hz and a little line noise."""
-    y = _filt(x, "band", 300, 3400)
-    noise = _filt(rng.standard_normal(x.size), "band", 200, 3600, 2)
+    y = filt(x, "band", 300, 3400)
+    noise = filt(rng.standard_normal(x.size), "band", 200, 3600, 2)
     noise *= 10 ** (noise_dbfs / 20) / (float(np.std(noise)) + 1e-12)
     return y + noise
 

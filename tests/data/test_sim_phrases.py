@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from classifier.errors import InvalidParameterError
+from training.simulator import phrasebank
 from training.simulator import phrases as P
+from training.simulator.templates import expand
 from training.simulator.voice import Voice, synthesize
 
 ALL_TOPICS = [(label, topic) for label in P.LABELS for topic in P._TOPICS[label]]
@@ -141,8 +143,8 @@ def test_variety_of_first_turns() -> None:
 
 def test_caller_name_fits_caller_kind() -> None:
     rng = _rng(7)
-    male = set(P._SLOTS_ID["name_m"])  # type: ignore[arg-type]
-    female = set(P._SLOTS_ID["name_f"])  # type: ignore[arg-type]
+    male = set(phrasebank.load("id").slots["name_m"])  # type: ignore[arg-type]
+    female = set(phrasebank.load("id").slots["name_f"])  # type: ignore[arg-type]
     seen = 0
     for _ in range(300):
         for text in P.caller_turns(
@@ -269,11 +271,11 @@ def test_laughter_text() -> None:
 def test_every_template_in_every_bank_expands() -> None:
     rng = _rng(16)
     for language in ("id", "en"):
-        _, bank = P._bank(language)
+        bank = phrasebank.load(language).caller
         for templates in bank.values():
             for template in templates:
                 for _ in range(3):
-                    _assert_speakable(P._expand(rng, template, language))
+                    _assert_speakable(expand(rng, template, language))
         assert set(bank) >= {f"report.{t}" for t in P.EMERGENCY_INCIDENTS}
         assert set(bank) >= {f"request.{t}" for t in P.NON_EMERGENCY_TOPICS}
         assert set(bank) >= {f"prank.{k}.open" for k in P.PRANK_KINDS}

@@ -15,7 +15,7 @@ import scipy.signal
 import soundfile as sf
 
 from classifier.errors import InvalidParameterError
-from training.simulator import sounds as S
+from training.simulator import dsp
 from training.simulator.sounds import (
     BACKGROUNDS,
     breathing,
@@ -136,7 +136,7 @@ def test_backgrounds_registry() -> None:
 @pytest.mark.parametrize("kind", ["lowpass", "highpass"])
 @pytest.mark.parametrize("freq", [40.0, 150.0, 1000.0, 3500.0])
 def test_butterworth_sections_match_scipy(order: int, kind: str, freq: float) -> None:
-    got = S._butter_cached(order, kind, freq, SR)
+    got = dsp.butter_cached(order, kind, freq, SR)
     want = scipy.signal.butter(order, freq, btype=kind, fs=SR, output="sos")
     assert got.dtype == np.float32
     _, h_got = scipy.signal.sosfreqz(got.astype(np.float64), worN=1024, fs=SR)
@@ -149,10 +149,10 @@ def test_ramp_multiply_matches_interpolated_control(n: int) -> None:
     rng = _rng(0)
     ctrl = rng.uniform(0.1, 2.0, size=n // 80 + 3)
     x = rng.standard_normal(n).astype(np.float32)
-    want = x * S._upsample(ctrl, 80, n)
-    np.testing.assert_allclose(S._mul_ramp(x.copy(), ctrl, 80), want, rtol=1e-6, atol=1e-7)
+    want = x * dsp.upsample(ctrl, 80, n)
+    np.testing.assert_allclose(dsp.mul_ramp(x.copy(), ctrl, 80), want, rtol=1e-6, atol=1e-7)
     # and the interpolation itself: control values at block starts, linear in between
-    up = S._upsample(np.array([1.0, 3.0, 2.0]), 4, 9)
+    up = dsp.upsample(np.array([1.0, 3.0, 2.0]), 4, 9)
     np.testing.assert_allclose(up, [1, 1.5, 2, 2.5, 3, 2.75, 2.5, 2.25, 2])
 
 

@@ -33,6 +33,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import numpy as np
 
 from classifier.errors import InvalidParameterError
+from training.simulator.callerids import imeis, phone_numbers
 from training.simulator.presets import LABELS, Preset, get_preset
 
 __all__ = [
@@ -225,19 +226,10 @@ _LABEL_PROFILE = {
     "ghost": "activity",
 }
 
-# Indonesian mobile prefixes (0811-0819, 0821-0823, 0851-0859, 0877-0878, 0895-0899 ->
-# +62 8xx); 0820 is left out because it is not allocated. Telkomsel's weigh double.
-_PREFIXES = np.array(
-    [*range(811, 820), *range(821, 824), *range(851, 860), 877, 878, *range(895, 900)]
-)
-_TELKOMSEL = {811, 812, 813, 821, 822, 823, 851, 852, 853}
-_PREFIX_P = np.array([2.0 if p in _TELKOMSEL else 1.0 for p in _PREFIXES])
-_PREFIX_P /= _PREFIX_P.sum()
 _MIN_GAP_S = 10  # a caller's next call starts at least this long after the last one ended
 _MAX_DAYS = 56
 _MIN_DAYS = 7
 _DEFAULT_START = date(2025, 6, 1)
-_SHIFTS = ((7, "day"), (15, "evening"), (23, "night"))
 
 
 @dataclass(frozen=True)
@@ -796,44 +788,6 @@ def _separate_calls(pop: _Population) -> None:
     t[order] = np.asarray(times, dtype=np.int64)
 
 
-def _phone_numbers(n: int, rng: np.random.Generator) -> list[str]:
-    """``n`` distinct Indonesian mobile numbers in E.164."""
-    numbers: list[str] = []
-    seen: set[str] = set()
-    while len(numbers) < n:
-        k = n - len(numbers)
-        prefix = rng.choice(_PREFIXES, size=k, p=_PREFIX_P)
-        # Subscriber part: mostly 8 digits (0812-3456-7890), some older 7, some 9.
-        length = rng.choice(np.array([7, 8, 9]), size=k, p=[0.15, 0.75, 0.10])
-        sub = rng.integers(0, 10**length, dtype=np.int64)
-        for p, ln, s in zip(prefix.tolist(), length.tolist(), sub.tolist(), strict=True):
-            number = f"+62{p}{s:0{ln}d}"
-            if number not in seen:
-                seen.add(number)
-                numbers.append(number)
-    return numbers
-
-
-def _imeis(n: int, rng: np.random.Generator) -> list[str]:
-    """``n`` distinct Luhn-valid 15-digit IMEI-like handset ids."""
-    ids: list[str] = []
-    seen: set[str] = set()
-    while len(ids) < n:
-        k = n - len(ids)
-        body = rng.integers(0, 10, size=(k, 14))
-        # Reporting bodies seen on cheap handsets: 35 (GSMA/BABT) and 86 (China).
-        body[:, :2] = np.where(rng.random(k)[:, None] < 0.5, [3, 5], [8, 6])
-        doubled = body[:, 1::2] * 2
-        total = body[:, 0::2].sum(axis=1) + (doubled // 10 + doubled % 10).sum(axis=1)
-        check = (10 - total % 10) % 10
-        for row, c in zip(body.tolist(), check.tolist(), strict=True):
-            imei = "".join(map(str, row)) + str(c)
-            if imei not in seen:
-                seen.add(imei)
-                ids.append(imei)
-    return ids
-
-
 def _languages(pop: _Population, english_share: float, rng: np.random.Generator) -> np.ndarray:
     """Per-caller language hitting ``english_share`` of calls as closely as callers allow.
 
@@ -870,8 +824,8 @@ def _to_plans(
     caller_ids = np.full(n_callers, "", dtype=object)
     e164 = [i for i, p in enumerate(persona) if p not in ("withheld", "simless_prankster")]
     simless = [i for i, p in enumerate(persona) if p == "simless_prankster"]
-    caller_ids[e164] = _phone_numbers(len(e164), rng)
-    caller_ids[simless] = ["simless:" + s for s in _imeis(len(simless), rng)]
+    caller_ids[e164] = phone_numbers(len(e164), rng)
+    caller_ids[simless] = ["simless:" + s for s in imeis(len(simless), rng)]
     language = _languages(pop, preset.english_share, rng)
 
     stereo = rng.random(n) < preset.stereo_share

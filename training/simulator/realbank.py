@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from classifier.errors import InvalidParameterError
-from training.simulator.sounds import load_clip
+from training.simulator.recordings import load_clip
 
 __all__ = [
     "HOLDOUT_PATH",
