@@ -135,7 +135,7 @@ def load_scoring_model(
     from classifier.artifact import load_model
 
     if registry_ref:
-        from training.registry import download_model
+        from classifier.registry import download_model
 
         tmp = Path(tempfile.mkdtemp(prefix="callsift-serve-"))
         try:

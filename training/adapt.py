@@ -144,7 +144,7 @@ def _resolve_base(base: str | None, tracking_uri: str | None, tmp: Path) -> tupl
     if base is None or base == "":
         return DEFAULT_MODEL_DIR, "models/default"
     if base.startswith("models:/"):
-        from training.registry import download_model
+        from classifier.registry import download_model
 
         return download_model(base, tracking_uri=tracking_uri, dst=tmp / "base"), base
     return Path(base), base

@@ -313,14 +313,10 @@ def promote(
         A registered model this install cannot load.
     """
     from classifier.artifact import load_model
+    from classifier.registry import download_model
     from training.evaluate import score_table
     from training.features import extract_features
-    from training.registry import (
-        alias_version,
-        download_model,
-        resolve_tracking_uri,
-        resolve_version,
-    )
+    from training.registry import alias_version, resolve_tracking_uri, resolve_version
 
     uri = resolve_tracking_uri(tracking_uri)
     eval_manifest = Path(eval_manifest)

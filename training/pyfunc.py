@@ -14,10 +14,9 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from classifier.artifact import load_model
+from classifier.registry import MODEL_DIR_ARTIFACT
 from classifier.scoring import SCORE_FIELDS, ScoringModel
 
-#: Key of the model folder among the logged pyfunc's artifacts.
-MODEL_DIR_ARTIFACT = "model_dir"
 #: Columns of :func:`predict_frame`'s output, in order.
 OUTPUT_COLUMNS: tuple[str, ...] = SCORE_FIELDS
 #: Inference parameters the logged signature accepts, with their defaults.

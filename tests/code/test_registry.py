@@ -1,4 +1,5 @@
-"""MLflow tracking, registry and promotion (training/registry.py, training/promote.py)."""
+"""MLflow tracking, registry and promotion (classifier/registry.py, training/registry.py,
+training/promote.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from classifier.errors import InvalidManifestError, InvalidParameterError, Regis
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.model import CallClassifier
+from classifier.registry import download_model, session
 from classifier.scoring import PRE_ANSWER_FEATURES
 from training import registry
 from training.promote import Decision, _decide_and_record, decide, flag_counts
@@ -78,7 +80,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) -> 
 def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Creating MLflow's tables takes seconds; each test gets a copy of one empty store.
     db = tmp_path_factory.mktemp("db") / "mlflow.db"
-    with registry._session(f"sqlite:///{db}") as client:
+    with session(f"sqlite:///{db}") as client:
         client.search_experiments()
     return db
 
@@ -172,7 +174,7 @@ def test_download_gives_identical_scores(
     import mlflow
 
     _log(model_dir, table, store)
-    local = registry.download_model("challenger", tracking_uri=store, dst=tmp_path / "dl")
+    local = download_model("challenger", tracking_uri=store, dst=tmp_path / "dl")
     assert local.is_dir() and (local / "card.json").is_file()
     X = table.iloc[::7]
     cols = ["p_emergency", "p_non_emergency", "p_prank", "p_ghost"]
@@ -185,7 +187,7 @@ def test_download_gives_identical_scores(
     assert original["flag"].tolist() == downloaded["flag"].tolist()
 
     # The same version by number and by full URI.
-    again = registry.download_model("models:/callsift/1", tracking_uri=store)
+    again = download_model("models:/callsift/1", tracking_uri=store)
     assert (again / "model.joblib").read_bytes() == (model_dir / "model.joblib").read_bytes()
 
     mlflow.set_tracking_uri(store)
@@ -204,20 +206,20 @@ def test_unknown_alias_and_version_raise(
     store: str, tmp_path: Path, model_dir: Path, table: pd.DataFrame
 ) -> None:
     with pytest.raises(RegistryError, match="no model named 'callsift'"):
-        registry.download_model("champion", tracking_uri=store)
+        download_model("champion", tracking_uri=store)
     _log(model_dir, table, store)
     with pytest.raises(RegistryError, match=r"alias 'champion'.*aliases: challenger -> 1"):
-        registry.download_model("champion", tracking_uri=store)
+        download_model("champion", tracking_uri=store)
     with pytest.raises(RegistryError, match=r"version 7 .*versions: 1"):
-        registry.download_model("7", tracking_uri=store)
+        download_model("7", tracking_uri=store)
     with pytest.raises(RegistryError, match="version 9"):
         registry.set_alias("champion", "9", tracking_uri=store)
     with pytest.raises(InvalidParameterError, match="not understood"):
-        registry.download_model("models:/callsift", tracking_uri=store)
+        download_model("models:/callsift", tracking_uri=store)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(InvalidParameterError, match="not empty"):
-        registry.download_model("1", tracking_uri=store, dst=tmp_path / "full")
+        download_model("1", tracking_uri=store, dst=tmp_path / "full")
 
 
 def test_log_rejects_incomplete_example(store: str, model_dir: Path, table: pd.DataFrame) -> None:
