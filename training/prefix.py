@@ -22,6 +22,7 @@ import pandas as pd
 from classifier.formats import LABELS
 from classifier.model import FLAGGED_CLASSES, PROTECTED_CLASS
 from training.features import PREFIX_COLUMN
+from training.plots import figure
 
 __all__ = ["WHOLE", "plot_prefix_curve", "prefix_metrics", "prefix_report_lines", "prefix_view"]
 
@@ -127,14 +128,12 @@ def plot_prefix_curve(path: Path, metrics: Mapping[str, Any]) -> bool:
     timed = [(float(v["seconds"]), v) for k, v in metrics.items() if k != WHOLE]
     if not timed:
         return False
-    from training.report import _figure
-
     timed.sort(key=lambda t: t[0])
     whole = metrics.get(WHOLE)
     x_whole = timed[-1][0] * 1.6
     xs = [t for t, _ in timed] + ([x_whole] if whole else [])
     views = [v for _, v in timed] + ([whole] if whole else [])
-    fig, axes = _figure(width=7.0, height=5.0)
+    fig, axes = figure(width=7.0, height=5.0)
     ax = axes[0]
     series = (
         ("ghost_recall_possible", "ghost recall (ghost flag)", "tab:blue", "-"),

@@ -26,6 +26,7 @@ from classifier.errors import InvalidParameterError
 from classifier.formats import LABELS
 from classifier.jsonable import jsonable
 from classifier.model import FLAGGED_CLASSES, FLAGS, PROTECTED_CLASS
+from training.plots import figure
 
 __all__ = ["compute_metrics", "flat_metrics", "write_report"]
 
@@ -35,7 +36,6 @@ _PROBA = tuple(f"p_{c}" for c in LABELS)
 _REQUIRED = ("label", *_PROBA, "flag")
 _ECE_BINS = 10
 _DIGITS = 6
-_DPI = 110
 _PLOTS = ("roc.png", "pr.png", "calibration.png", "confusion.png", "flags.png", "prefixes.png")
 # Slice name -> (column, test on that column's values, human description).
 _SLICES: tuple[tuple[str, str, Any, str], ...] = (
@@ -373,17 +373,6 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 # --------------------------------------------------------------------------- plots
 
 
-def _figure(ncols: int = 1, *, width: float = 5.5, height: float = 4.5) -> tuple[Any, Any]:
-    """A figure on its own Agg canvas, so neither pyplot nor the global backend is touched."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * ncols, height), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, axes
-
-
 def _task_scores(
     table: pd.DataFrame, baselines: Mapping[str, Mapping[str, str]], task: str
 ) -> list[tuple[str, np.ndarray]]:
@@ -415,7 +404,7 @@ def _plot_curves(
     drawable = [t for t in _TASKS if 0 < (labels == t).sum() < labels.size]
     if not drawable:
         return False
-    fig, axes = _figure(len(_TASKS))
+    fig, axes = figure(len(_TASKS))
     for ax, task in zip(axes, _TASKS, strict=True):
         y = labels == task
         ax.set_title(f"{task} vs rest")
@@ -450,7 +439,7 @@ def _plot_curves(
 
 
 def _plot_calibration(path: Path, table: pd.DataFrame, labels: np.ndarray) -> bool:
-    fig, axes = _figure()
+    fig, axes = figure()
     ax = axes[0]
     edges = np.linspace(0.0, 1.0, _ECE_BINS + 1)
     for c in LABELS:
@@ -474,7 +463,7 @@ def _plot_calibration(path: Path, table: pd.DataFrame, labels: np.ndarray) -> bo
 
 def _plot_confusion(path: Path, matrix: Sequence[Sequence[int]]) -> bool:
     m = np.asarray(matrix, dtype=float)
-    fig, axes = _figure(width=5.5, height=5.0)
+    fig, axes = figure(width=5.5, height=5.0)
     ax = axes[0]
     im = ax.imshow(m, cmap="Blues")
     ticks = np.arange(len(LABELS))
@@ -507,7 +496,7 @@ def _plot_flags(path: Path, flag_by_label: Mapping[str, Mapping[str, int]]) -> b
     flag_values: list[str] = []
     for c in present:
         flag_values += [f for f in flag_by_label[c] if f not in flag_values]
-    fig, axes = _figure(width=6.5)
+    fig, axes = figure(width=6.5)
     ax = axes[0]
     bottom = np.zeros(len(present))
     colours = {
