@@ -56,14 +56,14 @@ _compile:
 
 # ruff, mypy and the suite with the tools of $(BIN) (the lock's, or test-latest's).
 checks:
-	$(BIN)/ruff check classifier training api tests bench
-	$(BIN)/ruff format --check classifier training api tests bench
+	$(BIN)/ruff check callsift.py classifier training api tests bench
+	$(BIN)/ruff format --check callsift.py classifier training api tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check classifier training api tests bench
-	$(BIN)/ruff format --check classifier training api tests bench
+	$(BIN)/ruff check callsift.py classifier training api tests bench
+	$(BIN)/ruff format --check callsift.py classifier training api tests bench
 	$(BIN)/mypy
 
 # The browser tests drive Debian's chromium (tests/web); install it from the distribution.

@@ -1,6 +1,8 @@
-"""``callsift keys ...``, ``callsift db ...`` (``upgrade``, ``retention``) and ``callsift serve``.
+"""The service's commands: ``callsift keys ...``, ``callsift db ...`` (``upgrade``,
+``retention``), ``callsift serve``, ``warm-up`` and ``report``.
 
-Mounted on the root command in :mod:`training.cli`. Importing this module must stay
+:data:`app` holds them; the root command (``callsift.py`` at the top of the repository)
+mounts them beside the training commands. Importing this module must stay
 cheap (no SQLAlchemy, no FastAPI): every heavy import happens inside a command.
 The database is the one named by ``DATABASE_URL`` (default ``sqlite:///runs/callsift.db``).
 """
@@ -164,8 +166,6 @@ def db_retention(
 
 
 # --- `callsift serve` --------------------------------------------------------------------
-# The app helper adds `serve_command` here (uvicorn on api.main:create_app); training/cli.py
-# mounts it with `app.command("serve")(api_cli.serve_command)`.
 
 
 def serve_command(
@@ -379,3 +379,17 @@ def report_command(
         store.dispose()
     Path(out).write_text(page, encoding="utf-8")
     typer.echo(f"wrote the report of {week.strip()} to {out}", err=True)
+
+
+app = typer.Typer(
+    name="service",
+    help="Run the scoring service and look after its database, keys and reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve_command)
+app.command("warm-up")(warm_up_command)
+app.command("report")(report_command)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")

@@ -68,7 +68,7 @@ def _run(tree: Path, args: list[str], *, check: bool = True) -> tuple[float, str
 
 def _cli(*args: str) -> list[str]:
     # What the ``callsift`` console script runs, with this tree's modules.
-    return ["-c", "import sys; from training.cli import main; sys.exit(main())", *args]
+    return ["-c", "import sys; from callsift import main; sys.exit(main())", *args]
 
 
 def audio_seconds(manifest: Path) -> float:

@@ -2,18 +2,17 @@
 
 It simulates a small Kendari-like corpus, checks it against the data format, and scores
 every call with the default model shipped in ``models/default``, exactly as
-``callsift evaluate`` would. Nothing to configure. ``--serve`` starts the scoring
-service and replays a simulated centre through its API (:mod:`api.demo`, :mod:`training.replay`).
+``callsift evaluate`` would. Nothing to configure. ``callsift demo`` runs it; with
+``--serve`` the root command (``callsift.py``) starts the scoring service instead and
+replays a simulated centre through its API (:mod:`training.replay`).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
 
 import pandas as pd
-import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -25,10 +24,6 @@ from training.simulate import simulate_corpus
 
 _MARKER = ".callsift-demo"
 _SHOWN = 8
-#: ``--serve``: simulated calls (spread over three weeks) and the replay's speed (three
-#: weeks of the centre in about 90 s; a slower service sets the pace).
-SERVE_CALLS = 1000
-SERVE_SPEED = 20000.0
 
 
 def _flagged_table(scores: pd.DataFrame, labels: pd.Series) -> Table:
@@ -49,60 +44,18 @@ def _flagged_table(scores: pd.DataFrame, labels: pd.Series) -> Table:
     return t
 
 
-def demo(
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="folder for the demo (default runs/demo, with --serve runs/demo-serve)"
-        ),
-    ] = None,
-    calls: Annotated[
-        int | None,
-        typer.Option("--calls", help=f"number of calls (default 120, with --serve {SERVE_CALLS})"),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
-    serve: Annotated[
-        bool,
-        typer.Option(
-            "--serve",
-            help="start the service and replay three weeks of a simulated centre through its API",
-        ),
-    ] = False,
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="--serve: TCP port")] = 8000,
-    host: Annotated[str, typer.Option("--host", help="--serve: interface")] = "127.0.0.1",
-    speed: Annotated[
-        float,
-        typer.Option("--speed", min=1.0, help="--serve: seconds of the centre per second"),
-    ] = SERVE_SPEED,
-    live_pause: Annotated[
-        float,
-        typer.Option("--live-pause", min=0.1, help="--serve: seconds between live calls after"),
-    ] = 8.0,
-    reset: Annotated[
-        bool, typer.Option("--reset", help="--serve: delete an earlier demo and start over")
-    ] = False,
-) -> None:
-    """Simulate a small Kendari-like corpus and score it with the default model.
+def demo(*, out: Path | None = None, calls: int | None = None, seed: int = 0) -> None:
+    """Simulate a small Kendari-like corpus into ``out`` and score it with the default model.
 
-    With --serve: start the service on embedded defaults (SQLite in the demo folder, the
-    shipped model), print the console's address and one API key per role, and replay
-    three weeks of a simulated Kendari-like centre through the API, then new calls at a
-    live pace until Ctrl-C.
+    Parameters
+    ----------
+    out : Path or None, keyword-only
+        Folder of the demo (default ``runs/demo``); one this command made is replaced.
+    calls : int or None, keyword-only
+        Simulated calls (default 120).
+    seed : int, keyword-only
+        Random seed of the simulation.
     """
-    if serve:
-        from api.demo import serve_demo
-
-        serve_demo(
-            out or Path("runs/demo-serve"),
-            host=host,
-            port=port,
-            calls=SERVE_CALLS if calls is None else calls,
-            seed=seed,
-            speed=speed,
-            live_pause_s=live_pause,
-            reset=reset,
-        )
-        return
     out = out or Path("runs/demo")
     calls = 120 if calls is None else calls
     console = Console()

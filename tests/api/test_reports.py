@@ -209,7 +209,7 @@ def test_indonesian_page(seeded: Seeded) -> None:
 def test_cli_writes_the_same_report(
     seeded: Seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training import cli as training_cli
+    import callsift
 
     settings = seeded.env.app.state.runtime.settings
     monkeypatch.setenv("CALLSIFT_DATABASE_URL", settings.database_url)
@@ -218,7 +218,7 @@ def test_cli_writes_the_same_report(
     out = tmp_path / "week.html"
     runner = CliRunner()
     result = runner.invoke(
-        training_cli.app, ["report", "--week", seeded.week, "--lang", "id", "--out", str(out)]
+        callsift.app, ["report", "--week", seeded.week, "--lang", "id", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
@@ -226,6 +226,6 @@ def test_cli_writes_the_same_report(
     assert _row(TEXT["id"]["total_col"], *(outcomes[k] for k in OUTCOMES), 50) in page
     top = seeded.numbers.most_common(1)[0][0]
     assert top not in page and mask_number(top) in page  # masked unless --full-numbers
-    bad = runner.invoke(training_cli.app, ["report", "--week", "2026-49", "--out", str(out)])
+    bad = runner.invoke(callsift.app, ["report", "--week", "2026-49", "--out", str(out)])
     assert bad.exit_code != 0
     assert "YYYY-Www" in str(bad.exception)

@@ -16,12 +16,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+import callsift
 from api.retention import apply_retention, is_pseudonym, pseudonym
 from api.store import Store, rows_to_csv
 from classifier.callrow import caller_id_problem
 from classifier.errors import InvalidParameterError
 from classifier.manifest import validate_manifest
-from training import cli as training_cli
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 KEY = "k" * 32
@@ -219,16 +219,16 @@ def test_retention_command(
     monkeypatch.delenv("CALLSIFT_PSEUDONYM_KEY", raising=False)
     monkeypatch.setattr(sys, "argv", ["callsift", "db", "retention"])
     with pytest.raises(SystemExit) as refused:
-        training_cli.main()
+        callsift.main()
     assert refused.value.code != 0
     monkeypatch.setenv("CALLSIFT_PSEUDONYM_KEY", KEY)
     runner = CliRunner()
-    dry = runner.invoke(training_cli.app, ["db", "retention", "--dry-run"])
+    dry = runner.invoke(callsift.app, ["db", "retention", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "1 calls' recordings would be removed, 1 files would be deleted" in dry.stdout
     assert "1 calls and 0 reviews would be pseudonymised" in dry.stdout
     assert store.get_call("old").audio_file is not None
-    done = runner.invoke(training_cli.app, ["db", "retention"])
+    done = runner.invoke(callsift.app, ["db", "retention"])
     assert done.exit_code == 0, done.output
     assert "1 calls' recordings removed, 1 files deleted" in done.stdout
     old, new = store.get_call("old"), store.get_call("new")

@@ -19,6 +19,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
+import callsift
 from api.db import AuditEntry, Base
 from api.security import ROLES, hash_token
 from api.store import (
@@ -31,7 +32,6 @@ from api.store import (
 )
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.manifest import validate_manifest
-from training import cli as training_cli
 
 WIB = timezone(timedelta(hours=7))
 NYC = timezone(timedelta(hours=-4))
@@ -555,7 +555,7 @@ def test_keys_cli_prints_once_and_audits(
     monkeypatch.setenv("DATABASE_URL", store_url)
     runner = CliRunner()
     result = runner.invoke(
-        training_cli.app, ["keys", "create", "--role", "data_scientist", "--name", "nb"]
+        callsift.app, ["keys", "create", "--role", "data_scientist", "--name", "nb"]
     )
     assert result.exit_code == 0, result.output
     tokens = [line for line in result.stdout.splitlines() if line.startswith("cs_")]
@@ -566,13 +566,13 @@ def test_keys_cli_prints_once_and_audits(
     (entry,) = _audits(store, "key.create")
     assert entry["actor"] == "cli"
 
-    listed = runner.invoke(training_cli.app, ["keys", "list"])
+    listed = runner.invoke(callsift.app, ["keys", "list"])
     assert listed.exit_code == 0 and "data_scientist\tactive" in listed.stdout
     assert tokens[0] not in listed.stdout
-    revoked = runner.invoke(training_cli.app, ["keys", "revoke", str(info["id"])])
+    revoked = runner.invoke(callsift.app, ["keys", "revoke", str(info["id"])])
     assert revoked.exit_code == 0, revoked.output
     assert store.verify_key(tokens[0], now=datetime.now(UTC)) is None
-    upgraded = runner.invoke(training_cli.app, ["db", "upgrade"])
+    upgraded = runner.invoke(callsift.app, ["db", "upgrade"])
     assert upgraded.exit_code == 0 and "up to date" in upgraded.stdout
 
 
@@ -583,7 +583,7 @@ def test_keys_cli_unknown_role_is_one_clear_error(
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
     monkeypatch.setattr(sys, "argv", ["callsift", "keys", "create", "--role", "boss"])
     with pytest.raises(SystemExit) as exit_info:
-        training_cli.main()
+        callsift.main()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown role 'boss'")

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from callsift import main
 from classifier.artifact import load_model, read_card
 from classifier.formats import LABELS
 from classifier.model import CallClassifier, allowed_flags, flag_rate_upper_bound
-from training.cli import main
 from training.simulate import simulate_corpus
 from training.train import train
 

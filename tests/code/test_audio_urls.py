@@ -27,11 +27,11 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import training.features as features_stage
+from callsift import app
 from classifier.errors import InvalidParameterError
 from classifier.manifest import load_manifest, validate_manifest, write_manifest
 from classifier.remote import AudioSourceError, local_path, read_url, redact_url, url_problem
 from tests.code.test_features import _rustle
-from training.cli import app
 from training.features import extract_features
 
 SR = 8000

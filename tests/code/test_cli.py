@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from training.cli import app
+from callsift import app
 
 runner = CliRunner()
 
@@ -44,7 +44,7 @@ def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from training.cli import main; main()",
+            "from callsift import main; main()",
             "simulate",
             "--preset",
             "nowhere",
@@ -62,7 +62,7 @@ def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from training.cli import main; main()",
+            "from callsift import main; main()",
             "validate",
             str(tmp_path / "none.csv"),
         ],

@@ -29,9 +29,9 @@ from distributed import Client, LocalCluster
 from typer.testing import CliRunner
 
 import training.features as features_stage
+from callsift import app, main
 from classifier.manifest import write_manifest
 from tests.code.test_features import _rustle, _small_manifest, _speech_call
-from training.cli import app, main
 from training.cluster import code_fingerprint, map_on_cluster
 from training.features import extract_features
 from training.simulate import simulate_corpus
@@ -231,7 +231,7 @@ def test_a_stopped_run_resumes_from_the_cache(
     cache = tmp_path / "cache"
     out = tmp_path / "f.parquet"
     args = ["features", str(manifest), "--out", str(out), "--cache", str(cache)]
-    cli = [sys.executable, "-c", "from training.cli import main; main()", *args]
+    cli = [sys.executable, "-c", "from callsift import main; main()", *args]
     env = {**os.environ, "DASK_SCHEDULER_ADDRESS": cluster.scheduler_address}
     proc = subprocess.Popen(cli, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     try:

@@ -206,8 +206,8 @@ def test_model_reference_adds_a_reference_to_a_model_folder(tmp_path: Path) -> N
 
     from typer.testing import CliRunner
 
+    from callsift import app
     from classifier.artifact import load_model
-    from training.cli import app
     from training.simulate import simulate_corpus
 
     model_dir = tmp_path / "m"

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 import training.features as features_stage
 import training.parallel
+from callsift import app
 from classifier.audio import CallAudio, load_audio
 from classifier.callrow import parse_timestamp
 from classifier.errors import InvalidAudioError, InvalidParameterError
 from classifier.features import AUDIO_FEATURES, FEATURE_NAMES, audio_features, call_features
 from classifier.history import replay_history
 from classifier.manifest import write_manifest
-from training.cli import app
 from training.features import PREFIX_COLUMN, extract_features, parse_prefixes
 from training.simulator import voice
 

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from callsift import app
 from classifier.errors import InvalidManifestError
 from classifier.manifest import REQUIRED_COLUMNS, load_manifest, validate_manifest, write_manifest
-from training.cli import app
 
 runner = CliRunner()
 

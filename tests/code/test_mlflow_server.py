@@ -30,10 +30,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.main import create_app
+from callsift import app as cli
 from classifier.artifact import read_card
 from tests.api.conftest import PG_DATABASE, PG_HOST, PG_PORT, _require_postgres
 from tests.api.test_app_calls import make_settings
-from training.cli import app as cli
 from training.simulate import simulate_corpus
 
 pytestmark = pytest.mark.slow

@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from callsift import app
 from classifier.artifact import load_model, read_card
 from classifier.errors import CallsiftError, InvalidParameterError
 from classifier.features import FEATURE_NAMES, MONO_FEATURES
@@ -27,7 +28,6 @@ from classifier.formats import LABELS
 from classifier.model import CallClassifier
 from tests.code.test_model import make_table
 from tests.code.test_prefix_model import PREFIXES, make_prefix_table
-from training.cli import app
 from training.split import honest_split
 from training.train import TrainResult, train_table
 
@@ -395,7 +395,7 @@ def test_cli_refusal_is_one_line_and_exit_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from training.cli import main; main()",
+            "from callsift import main; main()",
             "train",
             str(manifest),
             "--out",

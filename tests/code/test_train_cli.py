@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from callsift import app
 from classifier.artifact import load_model, read_card
 from classifier.errors import (
     CallsiftError,
@@ -25,7 +26,6 @@ from classifier.errors import (
     InvalidParameterError,
     ModelMismatchError,
 )
-from training.cli import app
 from training.evaluate import SCORE_COLUMNS
 from training.simulate import simulate_corpus
 
@@ -341,7 +341,7 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from training.cli import main; main()",
+            "from callsift import main; main()",
             "evaluate",
             str(tmp_path / "missing.csv"),
             "--out",

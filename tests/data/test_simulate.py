@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from callsift import app
 from classifier.errors import InvalidParameterError
 from classifier.manifest import load_manifest, validate_manifest
-from training.cli import app
 from training.simulate import _upsample_2x, _write_audio, simulate_corpus
 from training.simulator.channel import alaw_roundtrip, mulaw_roundtrip
 

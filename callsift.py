@@ -1,13 +1,17 @@
-"""``callsift demo --serve``: the service on embedded defaults, fed a simulated centre.
+"""The ``callsift`` command: the training and the service commands under one root.
 
-It starts the service (SQLite and recordings in one demo folder, the shipped model),
-creates one API key per role the way an admin bootstraps (:func:`api.cli.create_api_key`),
-and replays a simulated Kendari-like centre through the public HTTP API
-(:func:`training.replay.replay`), then keeps new calls coming at a live pace. Nothing
-else is written to the database: the demo is also an end-to-end check.
+This is the one module that imports both layers. :mod:`training.cli` and :mod:`api.cli`
+each hold their own commands and import neither each other nor this module, and nothing
+imports this module (the import-linter contracts in pyproject.toml check both).
 
-Refused before anything is written: a port in use, and a folder that already holds a
-demo (``--reset`` starts over; a folder this command did not make is never deleted).
+``callsift demo --serve`` is here for the same reason: it starts the service on embedded
+defaults (SQLite and recordings in one demo folder, the shipped model), creates one API
+key per role the way an admin bootstraps (:func:`api.cli.create_api_key`), and replays a
+simulated Kendari-like centre through the public HTTP API (:func:`training.replay.replay`),
+then keeps new calls coming at a live pace. Nothing else is written to the database: the
+demo is also an end-to-end check. Refused before anything is written: a port in use, and
+a folder that already holds a demo (``--reset`` starts over; a folder this command did
+not make is never deleted). Without ``--serve`` it is :func:`training.demo.demo`.
 """
 
 from __future__ import annotations
@@ -15,15 +19,27 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from api import cli as api_cli
+from classifier.errors import CallsiftError
+from training import cli as training_cli
+from training import demo as training_demo
+
+# --- `callsift demo` -----------------------------------------------------------------------
 
 ROLES = ("call_taker", "supervisor", "data_scientist", "admin")
 DB_NAME = "callsift.db"
 MARKER = ".callsift-demo-serve"
+#: ``--serve``: simulated calls (spread over three weeks) and the replay's speed (three
+#: weeks of the centre in about 90 s; a slower service sets the pace).
+SERVE_CALLS = 1000
+SERVE_SPEED = 20000.0
 
 
 def _check_folder(folder: Path, *, reset: bool) -> None:
@@ -63,7 +79,6 @@ def serve_demo(
     reset: bool,
 ) -> None:
     """Start the service and replay a simulated centre through it until interrupted."""
-    from api.cli import create_api_key, server_config
     from api.settings import Settings
 
     _check_folder(folder, reset=reset)
@@ -78,7 +93,7 @@ def serve_demo(
     os.environ.setdefault("CALLSIFT_LOG_LEVEL", "WARNING")
     os.environ.setdefault("CALLSIFT_LOOP_STALL_MS", "0")  # the replay's load would fill the screen
     settings = Settings()
-    config = server_config(settings, host=host, port=port, workers=1)
+    config = api_cli.server_config(settings, host=host, port=port, workers=1)
     try:
         sock = config.bind_socket()  # a port in use is said before anything is written
     except SystemExit:
@@ -89,7 +104,7 @@ def serve_demo(
             shutil.rmtree(folder)  # only a folder with the marker (checked above)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MARKER).write_text("made by callsift demo --serve; safe to delete\n")
-        _run(folder, config, sock, settings, calls, seed, speed, live_pause_s, create_api_key)
+        _run(folder, config, sock, settings, calls, seed, speed, live_pause_s)
 
 
 def _run(
@@ -101,11 +116,9 @@ def _run(
     seed: int,
     speed: float,
     live_pause_s: float,
-    create_api_key: Any,
 ) -> None:
     import uvicorn
 
-    from api.cli import load_model_or_exit
     from api.main import create_app
     from training.replay import ReplayStats, flagged_to_review, replay
     from training.simulate import simulate_corpus
@@ -118,8 +131,8 @@ def _run(
         typer.echo(f"simulating {calls} calls into {corpus} (once)...", err=True)
         shutil.rmtree(corpus, ignore_errors=True)  # a run cut short leaves no manifest
         simulate_corpus(corpus, preset="kendari-2025", n_calls=calls, seed=seed, progress=False)
-    keys = {role: create_api_key(role, f"demo {role}")[0] for role in ROLES}
-    models = load_model_or_exit(settings)
+    keys = {role: api_cli.create_api_key(role, f"demo {role}")[0] for role in ROLES}
+    models = api_cli.load_model_or_exit(settings)
     config.app, config.factory = create_app(models=models), False
     server = uvicorn.Server(config)
     url = f"http://{config.host}:{config.port}"
@@ -173,3 +186,87 @@ def _run(
     if failure:
         typer.echo(f"error: the replay failed: {failure[0]}", err=True)
         raise typer.Exit(1)
+
+
+def demo(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="folder for the demo (default runs/demo, with --serve runs/demo-serve)"
+        ),
+    ] = None,
+    calls: Annotated[
+        int | None,
+        typer.Option("--calls", help=f"number of calls (default 120, with --serve {SERVE_CALLS})"),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="start the service and replay three weeks of a simulated centre through its API",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="--serve: TCP port")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="--serve: interface")] = "127.0.0.1",
+    speed: Annotated[
+        float,
+        typer.Option("--speed", min=1.0, help="--serve: seconds of the centre per second"),
+    ] = SERVE_SPEED,
+    live_pause: Annotated[
+        float,
+        typer.Option("--live-pause", min=0.1, help="--serve: seconds between live calls after"),
+    ] = 8.0,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="--serve: delete an earlier demo and start over")
+    ] = False,
+) -> None:
+    """Simulate a small Kendari-like corpus and score it with the default model.
+
+    With --serve: start the service on embedded defaults (SQLite in the demo folder, the
+    shipped model), print the console's address and one API key per role, and replay
+    three weeks of a simulated Kendari-like centre through the API, then new calls at a
+    live pace until Ctrl-C.
+    """
+    if not serve:
+        training_demo.demo(out=out, calls=calls, seed=seed)
+        return
+    serve_demo(
+        out or Path("runs/demo-serve"),
+        host=host,
+        port=port,
+        calls=SERVE_CALLS if calls is None else calls,
+        seed=seed,
+        speed=speed,
+        live_pause_s=live_pause,
+        reset=reset,
+    )
+
+
+# --- the root command ----------------------------------------------------------------------
+
+app = typer.Typer(
+    name="callsift",
+    help=(
+        "callsift screens calls to emergency numbers for prank and ghost calls. "
+        "It only advises: it never drops, blocks or deprioritises a call."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Each layer's commands, then the demo between them, then their groups: the order
+# `callsift --help` has always listed them in.
+app.registered_commands += training_cli.app.registered_commands
+app.command("demo")(demo)
+app.registered_commands += api_cli.app.registered_commands
+app.registered_groups += training_cli.app.registered_groups + api_cli.app.registered_groups
+
+
+def main() -> None:
+    """Run the CLI, turning callsift errors into one clear line and exit code 2."""
+    try:
+        app()
+    except CallsiftError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
