@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 
+import classifier
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
 from api.drift import DriftCollector, DriftMonitor
@@ -425,7 +426,7 @@ def create_app(
         title="callsift",
         summary="Prank and ghost call screening for emergency call centres (advisory only).",
         description=DESCRIPTION,
-        version="0.1.0",
+        version=classifier.__version__,
         lifespan=lifespan,
     )
     app.state.runtime = runtime
