@@ -61,10 +61,12 @@ checks:
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
+# lint-imports: the layers of the design ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check callsift.py classifier training api tests bench
 	$(BIN)/ruff format --check callsift.py classifier training api tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The browser tests drive Debian's chromium (tests/web); install it from the distribution.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
