@@ -8,7 +8,7 @@ caller history only, which scores a call the moment it arrives, before any audio
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -496,12 +496,3 @@ def _moved_kernel() -> Any:
         return batch, groups, calls
 
     return moved_copies
-
-
-def check_stage_features(clf: CallClassifier, expected: Sequence[str], stage: str) -> None:
-    """Raise if a classifier reads other features than its stage needs."""
-    if tuple(clf.features_) != tuple(expected):
-        raise InvalidParameterError(
-            f"the {stage} model reads {len(clf.features_)} features; expected the "
-            f"{len(expected)} of this callsift version"
-        )
