@@ -54,11 +54,12 @@ _compile:
 	$(PYTHON) .ci/check_lock.py --write
 	rm -rf $(VENV)-lock
 
-# ruff, mypy and the suite with the tools of $(BIN) (the lock's, or test-latest's).
+# ruff, mypy, the layers and the suite with the tools of $(BIN) (the lock's, or test-latest's).
 checks:
 	$(BIN)/ruff check callsift.py classifier training api tests bench
 	$(BIN)/ruff format --check callsift.py classifier training api tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 # lint-imports: the layers of the design ([tool.importlinter] in pyproject.toml).

@@ -19,6 +19,7 @@ from classifier.vad.morphology import (
     _VOICED,
     _WITH_WHISPER,
     _kernels,
+    _Lengths,
     _mask_programs,
 )
 from classifier.vad.noise import (
@@ -263,17 +264,6 @@ def _bands(n_bins: int, sr: int, n_fft: int) -> _Bands:
     band = _band(freqs, TELEPHONE_BAND_HZ, sr)  # activity energy
     n_low = int(np.count_nonzero(freqs[band] < 900.0))
     return _Bands(freqs, band, _band(freqs, _VOICED_BAND_HZ, sr), n_low)
-
-
-class _Lengths(NamedTuple):
-    """The detector's time constants in frames, at one frame rate."""
-
-    context: int  # _CONTEXT_S
-    smooth: tuple[int, int]  # frames before and after in the energy smoothing
-    floor: int  # _FLOOR_WIN_S
-    block: int  # _NOISE_BLOCK_S
-    nuclei: np.ndarray  # the mask programs of _decide
-    expand: np.ndarray
 
 
 @lru_cache(maxsize=8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -299,3 +300,14 @@ def _kernels() -> SimpleNamespace:
         return True
 
     return SimpleNamespace(run=run, inputs=inputs, extreme=extreme, quiet_step=quiet_step)
+
+
+class _Lengths(NamedTuple):
+    """The detector's time constants in frames, at one frame rate."""
+
+    context: int  # _CONTEXT_S
+    smooth: tuple[int, int]  # frames before and after in the energy smoothing
+    floor: int  # _FLOOR_WIN_S
+    block: int  # _NOISE_BLOCK_S
+    nuclei: np.ndarray  # the mask programs of _decide
+    expand: np.ndarray

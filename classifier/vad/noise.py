@@ -8,16 +8,11 @@ block, so a live stream and a whole recording get the same values.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
 import numpy as np
 
 from classifier.constants import EPS as _EPS
-from classifier.vad.morphology import _dilation_reach, _erosion_reach, _kernels
-from classifier.vad.state import VadMemo, grow_rows
-
-if TYPE_CHECKING:
-    from classifier.vad.detector import _Lengths
+from classifier.vad.morphology import _dilation_reach, _erosion_reach, _kernels, _Lengths
+from classifier.vad.state import VadMemo, _QuietFrames, grow_rows
 
 _SMOOTH_S = 0.05
 _FLOOR_WIN_S = 1.5  # noise floor: energy minimum over this window, then its maximum
@@ -31,31 +26,6 @@ _NOISE_MARGIN = 5
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
 _FRAME_BITS = 0xFFFFFFFF  # a key's low 32 bits: its frame index
-
-
-class _QuietFrames(NamedTuple):
-    """The quietest frames among the first ``added``, ranked by activity-band energy.
-
-    Frames are ranked by int64 keys that sort like (e_db, frame index)
-    (:func:`_energy_keys`). Only the keys near the quiet share's boundary are kept in
-    order: the ``below`` frames with a key under ``bounds[0]`` are all quiet, the keys in
-    ``[bounds[0], bounds[1])`` are kept sorted in ``mid`` (the first ``taken`` quiet),
-    and none above is. Adding a second of frames then costs O(frames added) instead of a
-    selection over the whole call; when the boundary leaves ``mid``, the split is drawn
-    again from all frames (:func:`_quiet_split`).
-    """
-
-    added: int
-    below: int
-    bounds: np.ndarray  # int64 (2,)
-    mid: np.ndarray  # int64, sorted
-    taken: int
-    power: np.ndarray  # float64 (n_low_bins,): low-band power summed over the quiet frames
-
-    @classmethod
-    def empty(cls, n_bins: int) -> _QuietFrames:
-        bounds = np.array([_INT64_MIN, _INT64_MIN])  # every frame above: split at once
-        return cls(0, 0, bounds, np.zeros(0, np.int64), 0, np.zeros(n_bins))
 
 
 def _energy_keys(e_db: np.ndarray, first: int) -> np.ndarray:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from classifier.vad.noise import _QuietFrames
+_INT64_MIN = np.iinfo(np.int64).min
 
 
 def grow_rows(a: np.ndarray, rows: int, *, cap: int | None = None, fill: float = 0) -> np.ndarray:
@@ -24,6 +23,31 @@ def grow_rows(a: np.ndarray, rows: int, *, cap: int | None = None, fill: float =
     new = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
     new[: a.shape[0]] = a
     return new
+
+
+class _QuietFrames(NamedTuple):
+    """The quietest frames among the first ``added``, ranked by activity-band energy.
+
+    Frames are ranked by int64 keys that sort like (e_db, frame index)
+    (:func:`_energy_keys`). Only the keys near the quiet share's boundary are kept in
+    order: the ``below`` frames with a key under ``bounds[0]`` are all quiet, the keys in
+    ``[bounds[0], bounds[1])`` are kept sorted in ``mid`` (the first ``taken`` quiet),
+    and none above is. Adding a second of frames then costs O(frames added) instead of a
+    selection over the whole call; when the boundary leaves ``mid``, the split is drawn
+    again from all frames (:func:`_quiet_split`).
+    """
+
+    added: int
+    below: int
+    bounds: np.ndarray  # int64 (2,)
+    mid: np.ndarray  # int64, sorted
+    taken: int
+    power: np.ndarray  # float64 (n_low_bins,): low-band power summed over the quiet frames
+
+    @classmethod
+    def empty(cls, n_bins: int) -> _QuietFrames:
+        bounds = np.array([_INT64_MIN, _INT64_MIN])  # every frame above: split at once
+        return cls(0, 0, bounds, np.zeros(0, np.int64), 0, np.zeros(n_bins))
 
 
 class VadMemo:
