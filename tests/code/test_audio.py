@@ -212,13 +212,25 @@ def test_garbage_and_unsupported_formats() -> None:
         load_audio(gsm)
 
 
-def test_truncated_file_does_not_leak_soundfile_errors() -> None:
+@pytest.mark.parametrize(
+    ("keep", "reason"),
+    [
+        (10, "Format not recognised"),  # inside the header
+        (60, "unknown error in flac decoder"),  # inside the metadata
+        (0.5, "flac decoder lost sync"),  # half the frames: the stream stops mid-frame
+    ],
+)
+def test_truncated_file_does_not_leak_soundfile_errors(keep: float, reason: str) -> None:
     data = encode(tone(8000, 1.0), 8000, "FLAC")
-    for cut in (10, 60, len(data) // 2):
-        try:
-            load_audio(data[:cut])
-        except CallsiftError:
-            pass  # any typed error is fine; a raw soundfile error is not
+    assert load_audio(data).duration_s == pytest.approx(1.0)  # whole, the file loads
+    cut = data[: int(keep * len(data)) if keep < 1 else int(keep)]
+    # Truncated, it must not load (not even the frames before the cut), and the
+    # soundfile error is translated into callsift's own, with libsndfile's reason.
+    with pytest.raises(InvalidAudioError) as caught:
+        load_audio(cut)
+    assert type(caught.value) is InvalidAudioError, caught.value
+    assert str(caught.value) == f"cannot decode audio bytes: {reason}."
+    assert isinstance(caught.value.__cause__, sf.SoundFileError), caught.value.__cause__
 
 
 def test_sample_rate_too_low() -> None:
