@@ -93,11 +93,15 @@ def test_confirmed_pranks_raise_the_prank_score(score: Scorer, make) -> None:
         scores.append(score(y, at=at, past=past).p_prank)
     # Boosted trees are step functions and not constrained to be monotone (scikit-learn
     # has no monotonic constraints for several classes): where few training callers had
-    # that many pranks a step may fall back a little. Measured on the rebuilt default
-    # model, the short unclear call: 0.57, 0.94, 0.94, 0.94, then 0.90 at 6 pranks.
+    # that many pranks a step may fall back a little. Measured on the shipped default
+    # model (default-20261206T185346Z), the short unclear call: 0.43, 0.86, 0.87, 0.89,
+    # 0.90 at 6 pranks; the spoken report 0.02, then 0.06 or 0.07.
     # Every step stays far above no history, and none falls by more than 0.05.
+    # Without history the call must leave room to rise: a score already near 1 would
+    # hide history that no longer counts.
+    assert scores[0] < 0.7, scores
     assert all(b >= a - 0.05 for a, b in itertools.pairwise(scores)), scores
-    assert all(s > 1.3 * scores[0] for s in scores[1:]) or scores[0] > 0.7, scores
+    assert all(s > 1.3 * scores[0] for s in scores[1:]), scores
     assert scores[-1] > 1.3 * scores[0], scores
 
 
