@@ -9,7 +9,8 @@ Fixtures (also for the app tests):
 - ``store``: a migrated :class:`api.store.Store` on ``store_url``, disposed afterwards.
 
 PostgreSQL tests are skipped when no server answers, unless ``CALLSIFT_REQUIRE_POSTGRES=1``
-(set on CI), which turns that into a failure.
+(set on CI), which turns that into a failure. They carry the mark ``postgres``
+(tests/conftest.py); one that opens PostgreSQL without it fails.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from api.store import Store
+from tests.conftest import current_test_marked
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -49,6 +51,10 @@ def postgres_user() -> str | None:
 
 
 def _require_postgres() -> str:
+    if not current_test_marked("postgres"):
+        # The fast layer deselects -m postgres: a test that reaches PostgreSQL unmarked
+        # would slip into it (add it to tests/conftest.py's POSTGRES_TESTS).
+        pytest.fail("this test opens PostgreSQL but is not marked postgres (tests/conftest.py)")
     user = postgres_user()
     if user is None:
         message = f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}/{PG_DATABASE}"
