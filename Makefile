@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --all-build-deps --extra dev \
 	--strip-extras --no-emit-index-url --no-emit-find-links --output-file $(LOCK)
 
-.PHONY: run demo screenshots test lint checks install lock lock-upgrade _compile test-latest clean
+.PHONY: run demo screenshots test test-fast lint checks install lock lock-upgrade _compile test-latest clean
 
 # The lock's packages only (pip refuses any package or file whose hash is not in it),
 # then callsift itself, built with the locked setuptools; then every numba kernel is
@@ -54,13 +54,22 @@ _compile:
 	$(PYTHON) .ci/check_lock.py --write
 	rm -rf $(VENV)-lock
 
-# ruff, mypy, the layers and the suite with the tools of $(BIN) (the lock's, or test-latest's).
+# ruff, mypy, the layers and the suite with the tools of $(BIN) (the lock's, or test-latest's),
+# with line coverage of the three packages in the test processes ([tool.coverage] in
+# pyproject.toml; servers the tests start as subprocesses are not counted).
+COVERAGE := --cov=classifier --cov=training --cov=api --cov-report=term:skip-covered
 checks:
 	$(BIN)/ruff check callsift.py classifier training api tests bench
 	$(BIN)/ruff format --check callsift.py classifier training api tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 $(COVERAGE)
+
+# The fast layer alone (under a minute): no slow, PostgreSQL or browser tests
+# (the marks: tests/conftest.py).
+FAST := not slow and not postgres and not browser
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "$(FAST)"
 
 # lint-imports: the layers of the design ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
