@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --all-build-deps --extra dev \
 	--strip-extras --no-emit-index-url --no-emit-find-links --output-file $(LOCK)
 
-.PHONY: run demo screenshots test test-fast lint checks install lock lock-upgrade _compile test-latest clean
+.PHONY: run demo screenshots test test-fast coverage lint checks install lock lock-upgrade _compile test-latest clean
 
 # The lock's packages only (pip refuses any package or file whose hash is not in it),
 # then callsift itself, built with the locked setuptools; then every numba kernel is
@@ -54,22 +54,32 @@ _compile:
 	$(PYTHON) .ci/check_lock.py --write
 	rm -rf $(VENV)-lock
 
-# ruff, mypy, the layers and the suite with the tools of $(BIN) (the lock's, or test-latest's),
-# with line coverage of the three packages in the test processes ([tool.coverage] in
-# pyproject.toml; servers the tests start as subprocesses are not counted).
+# ruff, mypy, the layers and the suite with the tools of $(BIN) (the lock's, or test-latest's).
+# The suite runs in two passes: the fast layer with line coverage of the three packages
+# ([tool.coverage] in pyproject.toml), then the slow, PostgreSQL and browser tests without
+# it (tracing costs them 30-55% more time and they mostly drive servers in subprocesses,
+# which coverage does not see). Both passes always run; `make coverage` covers the whole
+# suite. The marks: tests/conftest.py.
+FAST := not slow and not postgres and not browser
 COVERAGE := --cov=classifier --cov=training --cov=api --cov-report=term:skip-covered
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile
 checks:
 	$(BIN)/ruff check callsift.py classifier training api tests bench
 	$(BIN)/ruff format --check callsift.py classifier training api tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 $(COVERAGE)
+	rc=0; \
+	$(PYTEST) -m "$(FAST)" $(COVERAGE) || rc=$$?; \
+	$(PYTEST) -m "not ($(FAST))" --durations=15 || rc=$$?; \
+	exit $$rc
 
-# The fast layer alone (under a minute): no slow, PostgreSQL or browser tests
-# (the marks: tests/conftest.py).
-FAST := not slow and not postgres and not browser
+# The fast layer alone (under a minute on two free cores).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "$(FAST)"
+	$(PYTEST) -m "$(FAST)"
+
+# The whole suite with line coverage (slower than make test).
+coverage: $(STAMP) /usr/bin/chromium
+	$(PYTEST) $(COVERAGE)
 
 # lint-imports: the layers of the design ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
