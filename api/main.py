@@ -306,6 +306,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.models.load)
     current = runtime.models.current
     runtime.metrics.set_model(current.version if current is not None else None)
+    # Forked now, with the model loaded and its kernels warm, and before this worker
+    # starts its threads: the scoring processes share the model and start at once.
+    await runtime.streams.start(lambda: runtime.models.current)
     # The model, the app and the libraries are loaded for good: moved out of the
     # collector's reach, a full collection no longer walks them (a 100 ms pause every
     # few thousand requests, seen as the p99 of POST /v1/calls).
@@ -336,7 +339,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await watch.stop()
         await runtime.events.stop()
         await runtime.leases.stop(runtime.store)
-        runtime.streams.shutdown()
+        await runtime.streams.stop()
         runtime.store.dispose()
 
 
@@ -390,7 +393,7 @@ def create_app(
             settings.log_salt.get_secret_value() if settings.log_salt is not None else None
         ),
         timezone=resolve_timezone(settings.timezone),
-        streams=LiveCalls(limit=settings.stream_max, threads=settings.stream_threads),
+        streams=LiveCalls(limit=settings.stream_max, processes=settings.stream_processes),
         leases=StreamLeases(
             instance=settings.instance or socket.gethostname()[:INSTANCE_MAX],
             limit=settings.stream_max,

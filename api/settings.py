@@ -112,9 +112,11 @@ class Settings(BaseSettings):
         ``callsift serve``: the WebSocket keepalive. Every ``stream_ping_interval_s`` the
         server pings each live stream's client and closes the stream (1011 "keepalive
         ping timeout") when no answer comes within ``stream_ping_timeout_s``.
-    stream_threads : int
-        Threads that compute live streams' scores; 0 (the default) computes them on the
-        event loop, which measured faster than a thread sharing the GIL with it.
+    stream_processes : int
+        Scoring processes of each worker process: they own the state of the live streams
+        pinned to them and compute their updates, off the worker's event loop
+        (``api/scoring_pool.py``). One per worker serves about 100 streams on this
+        machine's cores.
     stream_lease_s : float
         A stream lease whose heartbeat is older than this belongs to a dead process and
         counts as free; each worker refreshes its leases every sixth of it.
@@ -207,7 +209,7 @@ class Settings(BaseSettings):
     stream_max_ahead_s: float = Field(default=2.0, ge=0)
     stream_ping_interval_s: float = Field(default=20.0, gt=0)
     stream_ping_timeout_s: float = Field(default=20.0, gt=0)
-    stream_threads: int = Field(default=0, ge=0, le=64)
+    stream_processes: int = Field(default=1, ge=1, le=16)
     stream_lease_s: float = Field(default=30.0, gt=0)
     memory_reserve_mb: int = Field(default=0, ge=0, le=MAX_RESERVE_MB)
     loop_stall_ms: float = Field(default=100.0, ge=0)

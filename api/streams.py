@@ -2,8 +2,10 @@
 
 Nothing here knows about WebSockets; :mod:`api.routers.stream` speaks the protocol and
 turns the errors raised here into close codes. :class:`LiveCalls` holds the streams of
-one process; their guard across worker processes and replicas (one stream per call,
-``stream_max`` per server) is the database's stream leases (:mod:`api.leases`).
+one worker process; their guard across worker processes and replicas (one stream per
+call, ``stream_max`` per server) is the database's stream leases (:mod:`api.leases`).
+Their scores are computed in the worker's scoring processes (:mod:`api.scoring_pool`),
+which own each stream's audio and features: the event loop only moves the frames.
 """
 
 from __future__ import annotations
@@ -16,22 +18,22 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import soundfile as sf
 from fastapi.concurrency import run_in_threadpool
 
-from classifier.drift import monitored_values
 from classifier.errors import CallsiftError
-from classifier.features import SR, call_features
-from classifier.scoring import CallScore, ScoringModel
-from classifier.streaming import StreamingFeatures
+from classifier.features import SR
+
+if TYPE_CHECKING:
+    from api.scoring_pool import ScoringPool, ScoringProcess, StreamInfo
+    from api.service import LoadedModel
 
 T = TypeVar("T")
-Encoding = Literal["pcm16", "mulaw"]
 ENCODINGS: tuple[str, ...] = ("pcm16", "mulaw")
 #: Frame duration a client may send, in ms of audio.
 FRAME_MS = (20, 100)
@@ -65,6 +67,18 @@ class TooManyStreamsError(StreamError):
         )
 
 
+class ScoringStoppedError(StreamError):
+    """The scoring process that held the stream's state died (it is started again)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"the scoring process of this stream stopped ({why}); what was heard is lost "
+            "and the stream was closed: open it again, or post the recording to "
+            "/v1/calls/{call_id}/audio after the call",
+            code=1011,
+        )
+
+
 class StreamBusyError(StreamError):
     """The call already has a live stream."""
 
@@ -87,6 +101,11 @@ def _mulaw_table() -> np.ndarray:
         io.BytesIO(codes), format="RAW", subtype="ULAW", samplerate=SR, channels=1, dtype="float32"
     )
     return np.asarray(table, dtype=np.float32)
+
+
+def sample_width(encoding: str) -> int:
+    """Bytes per sample of ``encoding``."""
+    return _BYTES_PER_SAMPLE[encoding]
 
 
 def frame_limits(encoding: str) -> tuple[int, int]:
@@ -126,7 +145,8 @@ def encode_wav(samples: np.ndarray, encoding: str) -> bytes:
 
 @dataclass
 class LiveCall:
-    """One live stream's state.
+    """One live stream, as its worker sees it (its audio and features are in its
+    scoring process, :mod:`api.scoring_pool`).
 
     Attributes
     ----------
@@ -136,14 +156,16 @@ class LiveCall:
     history : dict
         The caller's history features when the stream opened.
     history_unavailable : bool
-    features : StreamingFeatures
-    raw : list of bytes
-        The frames scored so far (the kept part), to store the recording at the end.
+    max_samples : int
+        Samples the stream scores (``stream_max_seconds``); later ones are counted only.
     waiting : deque of bytes
         Frames received and kept, not yet scored: a client sending faster than real time
         is read as it sends (so that the WebSocket's pings and pongs are never stuck
         behind its audio) and scored at real-time pace. What waits is part of the
-        recording anyway: with ``raw`` at most ``stream_max_seconds`` of audio.
+        recording anyway: with what was scored at most ``stream_max_seconds`` of audio.
+    pending : list of bytes
+        Frames scored (taken) and not yet sent to the scoring process: they go with the
+        next update, in one message.
     leased : bool
         The stream holds its lease in the database; False when it opened while the
         database was down (then nothing of it is stored).
@@ -152,6 +174,9 @@ class LiveCall:
         on, but its result is not stored (the new stream's is).
     watched : dict or None
         The watched features of the latest score (stored with the final one, for drift).
+    process, generation, sid
+        The scoring process the stream is pinned to, which run of it, and the stream's
+        number there.
     """
 
     call_id: str
@@ -160,7 +185,7 @@ class LiveCall:
     encoding: str
     history: dict[str, float]
     history_unavailable: bool
-    features: StreamingFeatures
+    max_samples: int
     opened: float = field(default_factory=time.monotonic)
     first_frame: float | None = None
     last_message: float = field(default_factory=time.monotonic)
@@ -169,22 +194,24 @@ class LiveCall:
     # The flag and time of the last interim score pushed to the consoles (api.events).
     event_flag: str | None = None
     event_at: float = 0.0
-    raw: list[bytes] = field(default_factory=list)
     waiting: deque[bytes] = field(default_factory=deque)
+    pending: list[bytes] = field(default_factory=list)
     received: int = 0  # samples received, kept or not
-    taken: int = 0  # samples of the frames scored (in ``raw``)
+    taken: int = 0  # samples of the frames scored
     leased: bool = True
     lease_lost: bool = False
     released: bool = False  # its place in LiveCalls and its lease given back
     watched: dict[str, float | None] | None = None
-    _pending: int = 0  # frames at the end of ``raw`` not yet given to ``features``
+    process: ScoringProcess | None = None
+    generation: int = 0
+    sid: int = 0
 
     def receive(self, data: bytes) -> None:
         """Check one frame and keep it until it is scored (raises BadFrameError)."""
         n = check_frame(data, self.encoding)
         if self.first_frame is None:
             self.first_frame = time.monotonic()
-        if self.received < self.features.max_samples:
+        if self.received < self.max_samples:
             self.waiting.append(data)  # the part past the limit is cut off when decoded
         self.received += n
 
@@ -198,57 +225,22 @@ class LiveCall:
         return self.first_frame + (self.taken + n) / SR - max_ahead_s
 
     def take(self) -> None:
-        """Score the first waiting frame (decoded later, a second's worth at a time)."""
+        """Score the first waiting frame (sent to the scoring process with the next
+        update, a second's worth at a time)."""
         data = self.waiting.popleft()
-        self.raw.append(data)
-        self._pending += 1
+        self.pending.append(data)
         self.frames += 1
         self.taken += len(data) // _BYTES_PER_SAMPLE[self.encoding]
 
     @property
     def heard_s(self) -> float:
         """Seconds of audio scored (up to the stream's limit)."""
-        return min(self.taken, self.features.max_samples) / SR
+        return min(self.taken, self.max_samples) / SR
 
     @property
     def dropped_s(self) -> float:
         """Seconds received past the limit (never scored)."""
-        return max(0, self.received - self.features.max_samples) / SR
-
-    def flush(self) -> None:
-        """Give the frames scored so far to the features (done by :meth:`score` too)."""
-        if self._pending:
-            self.features.push(decode(b"".join(self.raw[-self._pending :]), self.encoding))
-            self._pending = 0
-
-    def score(
-        self, model: ScoringModel, *, timezone: tzinfo | None, complete: bool = False
-    ) -> CallScore:
-        """Score of everything heard so far, as the prefix-aware call model sees it.
-
-        ``complete`` once the call is over (the final score): the audio is then the
-        whole call, as a recording posted at once.
-        """
-        self.flush()
-        heard = self.features.heard_s
-        feats = call_features(
-            None,
-            caller_id=self.caller_id,
-            started_at=self.started_at,
-            duration_s=heard,
-            history=self.history,
-            timezone=timezone,
-            acoustic=self.features.features(),
-            complete=complete,
-        )
-        score = model.score(feats, stage="call")
-        self.watched = monitored_values(feats)
-        return score
-
-    def recording(self) -> bytes:
-        """The audio scored, as a WAV file in the stream's own encoding."""
-        y = decode(b"".join(self.raw), self.encoding)
-        return encode_wav(y[: min(self.taken, self.features.max_samples)], self.encoding)
+        return max(0, self.received - self.max_samples) / SR
 
 
 #: Threads of the streams' database and file work (:meth:`LiveCalls.start_io`); the
@@ -257,26 +249,32 @@ IO_THREADS = 8
 
 
 class LiveCalls:
-    """The live streams of this process, with a limit of its own.
+    """The live streams of this worker process, with a limit of its own, and the
+    scoring processes that compute their updates (:mod:`api.scoring_pool`).
 
     The server's limit across its processes is the leases' (:mod:`api.leases`); this one
     also holds when the database is down.
+
+    Parameters
+    ----------
+    limit : int, keyword-only
+        Streams this worker serves at once.
+    processes : int, keyword-only
+        Scoring processes of this worker (``stream_processes``).
     """
 
-    def __init__(self, *, limit: int, threads: int = 0) -> None:
+    def __init__(self, *, limit: int, processes: int = 1) -> None:
+        from api.scoring_pool import ScoringPool
+
         self.limit = limit
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
-        # Updates are CPU work under the GIL. By default they run on the event loop (an
-        # update costs 4 ms there against 6-7 ms on a thread contending with the loop);
-        # threads, when asked for, are their own, not the pool that serves key checks
-        # and database calls.
-        self.executor = (
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream")
-            if threads
-            else None
-        )
+        self.pool: ScoringPool = ScoringPool(processes)
         self._io: ThreadPoolExecutor | None = None
+
+    async def start(self, current: Callable[[], LoadedModel | None]) -> None:
+        """Fork the scoring processes (once the model is loaded and warm: they share it)."""
+        await self.pool.start(current)
 
     def start_io(self) -> None:
         """Start the streams' I/O threads, all of them, now (at startup).
@@ -305,29 +303,30 @@ class LiveCalls:
             return await run_in_threadpool(fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the streams' threads (on the event loop itself with 0 threads)."""
-        if self.executor is None:
-            return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    def shutdown(self) -> None:
-        for pool in (self.executor, self._io):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+    async def stop(self) -> None:
+        """Stop the scoring processes and the I/O threads."""
+        await self.pool.stop()
+        if self._io is not None:
+            self._io.shutdown(wait=False, cancel_futures=True)
         self._io = None
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    def open(self, call: LiveCall) -> None:
-        """Register a stream (raises TooManyStreamsError, StreamBusyError)."""
+    def open(self, call: LiveCall, info: StreamInfo) -> None:
+        """Register a stream and open it in a scoring process (raises
+        TooManyStreamsError, StreamBusyError, ScoringStoppedError)."""
         with self._lock:
             if call.call_id in self._calls:
                 raise StreamBusyError(call.call_id)
             if len(self._calls) >= self.limit:
                 raise TooManyStreamsError(self.limit)
             self._calls[call.call_id] = call
+        try:
+            self.pool.open(call, info)
+        except BaseException:
+            self.close(call)
+            raise
 
     def get(self, call_id: str) -> LiveCall | None:
         return self._calls.get(call_id)
@@ -337,6 +336,9 @@ class LiveCalls:
         with self._lock:
             return [c for c in self._calls.values() if c.leased and not c.lease_lost]
 
-    def close(self, call_id: str) -> None:
+    def close(self, call: LiveCall) -> None:
+        """Forget the stream, and free its state in its scoring process."""
         with self._lock:
-            self._calls.pop(call_id, None)
+            if self._calls.get(call.call_id) is call:
+                del self._calls[call.call_id]
+        self.pool.close(call)

@@ -40,12 +40,12 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
 from api.events import append_event
 from api.schemas import CALL_ID_PATTERN
+from api.scoring_pool import Scored, StreamInfo
 from api.service import (
     UNKNOWN_WHILE_DOWN,
     ModelUnavailableError,
     RecentCall,
     registered_call,
-    score_payload,
 )
 from api.store import NotFoundError, StoreError, StoreUnavailableError, score_event
 from api.streams import (
@@ -57,7 +57,6 @@ from api.streams import (
     frame_limits,
 )
 from classifier.features import MIN_SAMPLES, SR
-from classifier.streaming import StreamingFeatures
 
 logger = logging.getLogger("callsift.api.stream")
 router = APIRouter(tags=["calls"])
@@ -106,7 +105,7 @@ async def _free(runtime: Runtime, live: LiveCall) -> None:
     if live.released:
         return
     live.released = True
-    runtime.streams.close(live.call_id)
+    runtime.streams.close(live)
     if live.leased:
         # Shielded: a handler cancelled (at server shutdown; the test client too) frees
         # the call now rather than after the lease timeout.
@@ -120,10 +119,10 @@ async def _stop(ws: WebSocket, runtime: Runtime, live: LiveCall, code: int, deta
     await _fail(ws, code, detail)
 
 
-def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
+def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any], wav: bytes) -> None:
     runtime.store.save_audio(
         live.call_id,
-        live.recording(),
+        wav,
         ext="wav",
         duration_s=live.heard_s,
         caller_channel="mix",
@@ -136,16 +135,16 @@ def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> 
     )
 
 
-def _scored(
-    runtime: Runtime, live: LiveCall, complete: bool = False
-) -> tuple[dict[str, Any], float]:
-    """Score of what was heard, timed (runs in a worker thread)."""
-    start = time.perf_counter()
+async def _scored(
+    runtime: Runtime, live: LiveCall, *, complete: bool = False, recording: bool = False
+) -> Scored:
+    """Score of what was heard, computed in the stream's scoring process (with the
+    recording, when asked for); ``elapsed_s`` is the time it took there."""
     loaded = runtime.models.get()
-    score = live.score(loaded.model, timezone=runtime.timezone, complete=complete)
-    elapsed = time.perf_counter() - start
-    runtime.metrics.stream_update_seconds.observe(elapsed)
-    return score_payload(score, model_version=loaded.version), elapsed
+    scored = await runtime.streams.pool.score(live, loaded, complete=complete, recording=recording)
+    runtime.metrics.stream_update_seconds.observe(scored.elapsed_s)
+    live.watched = scored.watched
+    return scored
 
 
 def _opened(runtime: Runtime, call_id: str) -> tuple[RecentCall, dict[str, float], bool, bool]:
@@ -226,11 +225,19 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         encoding=encoding,
         history=history,
         history_unavailable=history_unavailable,
-        features=StreamingFeatures(max_seconds=runtime.settings.stream_max_seconds),
+        max_samples=int(runtime.settings.stream_max_seconds * SR),
         leased=leased,
     )
+    info = StreamInfo(
+        caller_id=call.caller_id,
+        started_at=call.started_at,
+        history=history,
+        timezone=runtime.timezone,
+        encoding=encoding,
+        max_seconds=runtime.settings.stream_max_seconds,
+    )
     try:
-        runtime.streams.open(live)
+        runtime.streams.open(live, info)
     except StreamError as exc:
         # Only a stream whose lease was lost can still be open here, or one without a
         # lease while the database is down.
@@ -245,7 +252,10 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
         # The client went away while an update was being sent: what it sent is still
         # scored and stored, as when it disconnects between frames.
         how = "disconnect"
-        await _finish(websocket, runtime, live, how=how)
+        try:
+            await _finish(websocket, runtime, live, how=how)
+        except StreamError as exc:  # nobody to tell
+            logger.warning("live stream ended without a score: %s", exc, extra={"call_id": call_id})
     except StreamError as exc:
         await _stop(websocket, runtime, live, exc.code, str(exc))
     except Exception:
@@ -389,7 +399,8 @@ async def _score_due(
         heard = live.heard_s
         if heard - live.last_update_s >= settings.stream_update_s and heard * SR >= MIN_SAMPLES:
             live.last_update_s = heard
-            payload, elapsed = await runtime.streams.run(_scored, runtime, live)
+            scored = await _scored(runtime, live)
+            payload = scored.payload
             _publish(runtime, live, payload)
             await _send(
                 ws,
@@ -400,7 +411,7 @@ async def _score_due(
                     "heard_s": round(heard, 3),
                     **payload,
                     "history_unavailable": live.history_unavailable,
-                    "compute_ms": round(elapsed * 1000, 3),
+                    "compute_ms": round(scored.elapsed_s * 1000, 3),
                 },
             )
     return None
@@ -435,13 +446,13 @@ def _publish(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
 
 
 async def _score_waiting(runtime: Runtime, live: LiveCall) -> None:
-    """Every frame still waiting joins the score now, a second of audio at a time with
-    the event loop free between (other streams go on): the call has ended."""
+    """Every frame still waiting joins the score now, sent a second of audio at a time
+    (as the updates send it) with the event loop free between: the call has ended."""
     while live.waiting:
         start = live.taken
         while live.waiting and live.taken - start < SR:
             live.take()
-        await runtime.streams.run(live.flush)
+        runtime.streams.pool.push(live)
         await asyncio.sleep(0)
 
 
@@ -464,12 +475,14 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
             f"{heard:.2f} s of audio heard; at least {MIN_SAMPLES / SR:g} s are needed for a score"
         )
     else:
+        store = not live.lease_lost and not live.history_unavailable
         try:
-            payload, elapsed = await runtime.streams.run(_scored, runtime, live, True)
+            scored = await _scored(runtime, live, complete=True, recording=store)
         except ModelUnavailableError as exc:
             await _stop(ws, runtime, live, 4503, str(exc))
             return
-        message.update(payload, compute_ms=round(elapsed * 1000, 3))
+        payload = scored.payload
+        message.update(payload, compute_ms=round(scored.elapsed_s * 1000, 3))
         if live.lease_lost:
             # Another process took the call over: its stream stores the call's result.
             message["detail"] = (
@@ -478,9 +491,9 @@ async def _finish(ws: WebSocket, runtime: Runtime, live: LiveCall, *, how: str) 
                 "over; this result was not stored"
             )
             logger.warning("live score not stored: lease lost", extra={"call_id": live.call_id})
-        elif not live.history_unavailable:
+        elif not live.history_unavailable and scored.wav is not None:
             try:
-                await runtime.streams.blocking(_store_result, runtime, live, payload)
+                await runtime.streams.blocking(_store_result, runtime, live, payload, scored.wav)
                 message["stored"] = True
             except StoreError as exc:
                 logger.warning("live score not stored: %s", exc, extra={"call_id": live.call_id})

@@ -84,7 +84,7 @@ def test_stream_and_request_threads_are_started_once_and_kept() -> None:
         assert asyncio.run(main()) == set()
         assert asyncio.run(_run(streams)) == 42
     finally:
-        streams.shutdown()
+        asyncio.run(streams.stop())
 
 
 async def _run(streams: LiveCalls) -> int:

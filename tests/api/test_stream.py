@@ -4,6 +4,8 @@ final score equal to the whole recording's, and every kind of bad input."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -221,3 +223,40 @@ def test_audio_past_the_stream_limit_is_counted_not_scored(tmp_path: Any) -> Non
         assert stored.audio_file is not None
         kept = load_audio(stored.audio_file).caller
         assert np.array_equal(kept, load_audio(wav).caller[:SR])
+
+
+def test_a_killed_scoring_process_ends_its_streams_with_1011_and_is_started_again(
+    tmp_path: Any,
+) -> None:
+    with running_env("sqlite", tmp_path, stream_max_ahead_s=1e6) as e:
+        pool = e.app.state.runtime.streams.pool
+        [pid] = pool.pids
+        frames = _frames(_wav(0.8 * _speech_call(seed=6, seconds=3.0), "ULAW"), "ULAW", 100)
+        call = e.register()
+        with _connect(e, call["call_id"], encoding="mulaw") as ws:
+            ws.receive_json()
+            for frame in frames[:12]:
+                ws.send_bytes(frame)
+            assert ws.receive_json()["type"] == "update"
+            os.kill(pid, signal.SIGKILL)
+            for frame in frames[12:]:
+                ws.send_bytes(frame)
+            ws.send_text('{"type": "end"}')
+            code, messages = _closed_with(ws)
+        assert code == 1011
+        assert messages[-1]["type"] == "error"
+        assert "scoring process of this stream stopped (killed by SIGKILL" in messages[-1]["detail"]
+        # Another process took its place; new streams are scored as before.
+        deadline = time.monotonic() + 10
+        while pool.pids in ([], [pid]):
+            assert time.monotonic() < deadline, "no new scoring process"
+            time.sleep(0.05)
+        again = e.register()
+        with _connect(e, again["call_id"], encoding="mulaw") as ws:
+            ws.receive_json()
+            for frame in frames:
+                ws.send_bytes(frame)
+            ws.send_text('{"type": "end"}')
+            code, messages = _closed_with(ws)
+        assert code == 1000 and messages[-1]["type"] == "final"
+        assert messages[-1]["stored"] is True
