@@ -1,7 +1,8 @@
 """Watch the event loop: how late it runs, and what held it when it stalled.
 
-Live streams are scored on the event loop, so a loop that stops for 300 ms makes every
-stream of the worker late by that much. :class:`LoopWatch` measures the loop's lag
+The event loop moves every live stream's frames and updates (they are scored in the
+worker's scoring processes, :mod:`api.scoring_pool`), so a loop that stops for 300 ms
+makes every stream of the worker late by that much. :class:`LoopWatch` measures the loop's lag
 (a Prometheus histogram) and, when the loop stalls for longer than ``stall_s``, a
 watchdog thread samples the loop thread's stack so that the warning logged on recovery
 names the code that held it, and the other threads running then (the loop may be

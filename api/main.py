@@ -7,17 +7,14 @@ without history is better in a call centre than one that does not answer at all.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import gc
 import logging
 import socket
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
@@ -34,7 +31,6 @@ from api.drift import DriftCollector, DriftMonitor
 from api.events import EventHub
 from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
-from api.memory import reserve_memory
 from api.observability import (
     CLIENT_CLOSED_REQUEST,
     CallerHasher,
@@ -260,40 +256,11 @@ def _describe_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-async def _keep_request_threads(n: int | None = None) -> None:
-    """Start ``n`` threads of the request pool now (all it may have: anyio's default
-    limiter, 40), and keep idle ones from retiring.
-
-    The pool (anyio's) starts a thread when a blocking call finds none idle, on the
-    event loop, and starting one waits until it runs: on a worker busy with live streams
-    that took 250-660 ms (measured with :mod:`api.loopwatch`), a pause of every stream.
-    anyio retires threads idle for 10 s, so load that comes and goes kept starting new
-    ones; its asyncio backend names that timeout ``WorkerThread.MAX_IDLE_TIME``.
-    """
-    try:
-        from anyio._backends._asyncio import WorkerThread
-
-        WorkerThread.MAX_IDLE_TIME = float("inf")  # type: ignore[assignment]
-    except (ImportError, AttributeError):  # another anyio: threads may retire
-        logger.info("request threads may retire when idle (anyio without MAX_IDLE_TIME)")
-    if n is None:
-        n = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
-    started = threading.Barrier(n)
-    await asyncio.gather(*(run_in_threadpool(started.wait, 10.0) for _ in range(n)))
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Migrate the database, load the model and start the stream leases' heartbeat;
     stop it, drop this worker's leases and dispose of the pool at shutdown."""
     runtime: Runtime = app.state.runtime
-    # First, before the model and the threads allocate: what is kept is reused by all.
-    reserve = reserve_memory(runtime.settings.memory_reserve_mb)
-    if reserve is not None and reserve.mb:
-        logger.info(
-            "memory reserved",
-            extra={"reserve_mb": reserve.mb, "seconds": round(reserve.seconds, 2)},
-        )
     # Scoring multiplies tall, thin matrices: extra BLAS threads only spin against the
     # requests served beside them.
     single_threaded_blas()
@@ -306,13 +273,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(runtime.models.load)
     current = runtime.models.current
     runtime.metrics.set_model(current.version if current is not None else None)
+    # The model, the app and the libraries are loaded for good: moved out of the
+    # collector's reach, a full collection no longer walks them (a 100 ms pause every
+    # few thousand requests, seen as the p99 of POST /v1/calls), and the scoring
+    # processes forked next never write to their pages (they stay shared).
+    gc.freeze()
     # Forked now, with the model loaded and its kernels warm, and before this worker
     # starts its threads: the scoring processes share the model and start at once.
     await runtime.streams.start(lambda: runtime.models.current)
-    # The model, the app and the libraries are loaded for good: moved out of the
-    # collector's reach, a full collection no longer walks them (a 100 ms pause every
-    # few thousand requests, seen as the p99 of POST /v1/calls).
-    gc.freeze()
     logger.info(
         "started",
         extra={
@@ -320,8 +288,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "model_error": runtime.models.error,
         },
     )
-    runtime.streams.start_io()
-    await _keep_request_threads()
     runtime.leases.start(lambda: runtime.store, runtime.streams)
     runtime.events.start(lambda: runtime.store)
     watch = None

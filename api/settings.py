@@ -13,7 +13,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.memory import MAX_RESERVE_MB
 from classifier.history import resolve_timezone
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -121,15 +120,9 @@ class Settings(BaseSettings):
         A stream lease whose heartbeat is older than this belongs to a dead process and
         counts as free; each worker refreshes its leases every sixth of it.
     loop_stall_ms : float
-        An event loop pause this long is logged with the stack that held the loop (live
-        streams are scored there: a pause delays every stream of the worker); 0 turns
-        the watch off.
-    memory_reserve_mb : int
-        Megabytes each worker process writes once at start and keeps for its arrays
-        (glibc only; ``api/memory.py``): on a virtual machine whose host reclaims free
-        pages, the first write to a new page costs 0.2-2 ms per MB, paid by the live
-        streams of a worker as their buffers grow. About 1024 per worker for 100 live
-        streams; 0 (the default) reserves nothing, and freed memory is still kept.
+        An event loop pause this long is logged with the stack that held the loop (the
+        loop moves every live stream's frames and updates: a pause delays all of the
+        worker's streams); 0 turns the watch off.
     worker_start_timeout_s : float
         ``callsift serve --workers N``: how long a worker may take to load the model and
         warm up before the server gives up and stops with the reason (a busy machine
@@ -211,7 +204,6 @@ class Settings(BaseSettings):
     stream_ping_timeout_s: float = Field(default=20.0, gt=0)
     stream_processes: int = Field(default=1, ge=1, le=16)
     stream_lease_s: float = Field(default=30.0, gt=0)
-    memory_reserve_mb: int = Field(default=0, ge=0, le=MAX_RESERVE_MB)
     loop_stall_ms: float = Field(default=100.0, ge=0)
     worker_start_timeout_s: float = Field(default=180.0, gt=0)
     drift_window_days: int = Field(default=7, ge=1, le=366)

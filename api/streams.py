@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import soundfile as sf
-from fastapi.concurrency import run_in_threadpool
 
 from classifier.errors import CallsiftError
 from classifier.features import SR
@@ -243,7 +242,7 @@ class LiveCall:
         return max(0, self.received - self.max_samples) / SR
 
 
-#: Threads of the streams' database and file work (:meth:`LiveCalls.start_io`); the
+#: Threads of the streams' database and file work (:meth:`LiveCalls.blocking`); the
 #: database pool holds 15 connections, shared with the requests.
 IO_THREADS = 8
 
@@ -270,45 +269,24 @@ class LiveCalls:
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
         self.pool: ScoringPool = ScoringPool(processes)
-        self._io: ThreadPoolExecutor | None = None
+        # Started on demand and never retired: a thread starts while the loop is free
+        # (the updates are computed in the scoring processes), so its start is short.
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
 
     async def start(self, current: Callable[[], LoadedModel | None]) -> None:
         """Fork the scoring processes (once the model is loaded and warm: they share it)."""
         await self.pool.start(current)
 
-    def start_io(self) -> None:
-        """Start the streams' I/O threads, all of them, now (at startup).
-
-        They do the streams' database and file work: lookup and lease claim at open,
-        recording and score at the end, releases and heartbeats. Starting a thread waits
-        until it runs, and on a worker busy with 100 streams that wait for the GIL took
-        400-660 ms (measured with :mod:`api.loopwatch`), on the event loop, so every
-        stream of the worker was late. The request pool starts threads on demand and
-        retires idle ones after 10 s; these start once and never retire.
-        """
-        if self._io is not None:
-            return
-        pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
-        # A task that blocks until all are running makes the pool start every thread.
-        started = threading.Barrier(IO_THREADS + 1)
-        for _ in range(IO_THREADS):
-            pool.submit(started.wait, 10.0)
-        started.wait(10.0)
-        self._io = pool
-
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the streams' I/O threads (the request pool before
-        :meth:`start_io`)."""
-        if self._io is None:
-            return await run_in_threadpool(fn, *args)
+        """``fn(*args)`` on the streams' I/O threads: their database and file work
+        (lookup and lease claim at open, recording and score at the end, releases and
+        heartbeats), apart from the requests' thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     async def stop(self) -> None:
         """Stop the scoring processes and the I/O threads."""
         await self.pool.stop()
-        if self._io is not None:
-            self._io.shutdown(wait=False, cancel_futures=True)
-        self._io = None
+        self._io.shutdown(wait=False, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._calls)

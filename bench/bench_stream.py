@@ -315,15 +315,18 @@ def _runner() -> Callable[[Coroutine[Any, Any, Tally]], Tally]:
 
 
 def _family(pid: int) -> list[int]:
-    """``pid`` and its children (uvicorn's worker processes with ``--workers``)."""
-    out = [pid]
+    """``pid`` and its descendants (uvicorn's worker processes with ``--workers``, and
+    their scoring processes)."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
+        parents[int(stat.parent.name)] = int(fields[1])
+    out = [pid]
+    for p in out:  # grows while walked: children, then theirs
+        out.extend(child for child, parent in parents.items() if parent == p)
     return out
 
 
@@ -442,6 +445,8 @@ def measure(
                 )
             )
             wall = time.monotonic() - wall0
+            # The machine is shared: its load over the last minute (the level's).
+            load_1m = os.getloadavg()[0]
             own1 = resource.getrusage(resource.RUSAGE_SELF)
             lat = np.array(tally.latencies) * 1000
             received = np.array(tally.received_at)
@@ -464,6 +469,8 @@ def measure(
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
                     "max_ms": float(lat.max()) if lat.size else float("nan"),
                     "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
+                    "late": int(np.sum(lat > 100)),
+                    "load_1m": load_1m,
                     "final_p50_ms": float(np.median(tally.finals) * 1000)
                     if tally.finals
                     else float("nan"),
@@ -562,16 +569,19 @@ def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any
         f"{args.seconds:g} s per level"
     )
     print(
-        "| streams | updates | p50 ms | p99 ms | max ms | within 100 ms | seconds with a late "
+        "| streams | updates | p50 ms | p99 ms | max ms | within 100 ms | late (share) "
+        "| load avg 1 min | seconds with a late "
         "update | within 100 ms outside client stalls | server loop stalls >100 ms (longest) "
         "| client stalls >100 ms (longest) | steal s | final p50 ms "
         "| compute p50 ms | server cores | generator cores | server RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['streams']} | {r['updates']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-            f"| {r['max_ms']:.1f} | {r['within_100ms']:.1%} | {r['late_seconds']} "
+            f"| {r['max_ms']:.1f} | {r['within_100ms']:.1%} "
+            f"| {r['late']} ({r['late'] / max(r['updates'], 1):.2%}) | {r['load_1m']:.2f} "
+            f"| {r['late_seconds']} "
             f"| {r['within_100ms_outside_client_stalls']:.1%} "
             f"| {r['loop_stalls']} ({r['loop_stall_max_ms']:.0f}; {r['loop_stalls_with_client']} "
             "with the client) "

@@ -12,9 +12,8 @@ import time
 import pytest
 
 from api.loopwatch import LoopWatch
-from api.main import _keep_request_threads
 from api.observability import Metrics
-from api.streams import IO_THREADS, LiveCalls
+from api.streams import LiveCalls
 
 
 def _hold_the_loop(seconds: float) -> None:
@@ -64,24 +63,9 @@ def test_garbage_collections_are_timed_by_generation() -> None:
     assert _count(metrics, "callsift_gc_pause_seconds_count", generation="2") == 1
 
 
-def test_stream_and_request_threads_are_started_once_and_kept() -> None:
+def test_the_streams_blocking_work_runs_on_their_own_threads() -> None:
     streams = LiveCalls(limit=4)
-    streams.start_io()
-    names = {t.name for t in threading.enumerate()}
-    assert sum(n.startswith("stream-io") for n in names) == IO_THREADS
-
-    async def main() -> set[int]:
-        await _keep_request_threads(4)
-        before = {t.ident for t in threading.enumerate() if t.ident is not None}
-        # Four blocking calls at once find four idle threads: none is started.
-        started = threading.Barrier(4)
-        from fastapi.concurrency import run_in_threadpool
-
-        await asyncio.gather(*(run_in_threadpool(started.wait, 5.0) for _ in range(4)))
-        return {t.ident for t in threading.enumerate() if t.ident is not None} - before
-
     try:
-        assert asyncio.run(main()) == set()
         assert asyncio.run(_run(streams)) == 42
     finally:
         asyncio.run(streams.stop())
