@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -227,6 +228,7 @@ def _child(sock: socket.socket, models: dict[int, ScoringModel], *, warmed: bool
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
+        gc.callbacks.clear()  # the worker's loop watch: not this process's collections
         # The worker's sockets (listening socket, database connections, event loop) are
         # not this process's: closed here, a dying worker's port and connections are
         # not kept open by its scoring process.
