@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import soundfile as sf
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
+from api.service import LoadedModel, ModelHolder
 from classifier.audio import load_audio
 from tests.api.conftest import BACKENDS
 from tests.api.test_app_calls import Env, new_call_id, running_env
@@ -260,3 +262,31 @@ def test_a_killed_scoring_process_ends_its_streams_with_1011_and_is_started_agai
             code, messages = _closed_with(ws)
         assert code == 1000 and messages[-1]["type"] == "final"
         assert messages[-1]["stored"] is True
+
+
+def test_a_model_reloaded_after_the_fork_reaches_the_scoring_process(tmp_path: Any) -> None:
+    with running_env("sqlite", tmp_path, stream_max_ahead_s=1e6) as e:
+        runtime = e.app.state.runtime
+        first = runtime.models.get()
+        # Another model object than the one the scoring process was forked with.
+        reloaded = LoadedModel(
+            model=pickle.loads(pickle.dumps(first.model)), source="test", loaded_at=first.loaded_at
+        )
+        holder = ModelHolder()
+        holder._current = reloaded
+        runtime.models = holder
+        wav = _wav(0.8 * _speech_call(seed=8, seconds=2.5), "PCM_16")
+        call = e.register()
+        with _connect(e, call["call_id"], encoding="pcm16") as ws:
+            ws.receive_json()
+            for frame in _frames(wav, "PCM_16", 100):
+                ws.send_bytes(frame)
+            ws.send_text('{"type": "end"}')
+            code, messages = _closed_with(ws)
+        assert code == 1000
+        [process] = runtime.streams.pool.processes
+        assert process._model is reloaded
+        final = messages[-1]
+        posted = e.upload(call["call_id"], wav).json()
+        for key in ("p_prank", "p_ghost", "p_emergency", "p_non_emergency"):
+            assert final[key] == pytest.approx(posted[key], abs=1e-6)
