@@ -53,6 +53,7 @@ from api.routers import (
     stream,
 )
 from api.schemas import ERROR_STATUSES, SERVICE_ADVISORY
+from api.scoring_pool import ScoringPool
 from api.security import FailedKeyLimiter
 from api.service import KeyCache, ModelHolder, ModelReloadError, ModelUnavailableError, RecentCalls
 from api.settings import Settings
@@ -340,6 +341,7 @@ def create_app(
     settings = settings or Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
+    scoring = ScoringPool(settings.stream_processes)
     runtime = Runtime(
         settings=settings,
         store=store
@@ -359,7 +361,7 @@ def create_app(
             settings.log_salt.get_secret_value() if settings.log_salt is not None else None
         ),
         timezone=resolve_timezone(settings.timezone),
-        streams=LiveCalls(limit=settings.stream_max, processes=settings.stream_processes),
+        streams=LiveCalls(limit=settings.stream_max, scorer=scoring),
         leases=StreamLeases(
             instance=settings.instance or socket.gethostname()[:INSTANCE_MAX],
             limit=settings.stream_max,

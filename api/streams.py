@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -29,7 +29,6 @@ from classifier.errors import CallsiftError
 from classifier.features import SR
 
 if TYPE_CHECKING:
-    from api.scoring_pool import ScoringPool, ScoringProcess, StreamInfo
     from api.service import LoadedModel
 
 T = TypeVar("T")
@@ -201,7 +200,8 @@ class LiveCall:
     lease_lost: bool = False
     released: bool = False  # its place in LiveCalls and its lease given back
     watched: dict[str, float | None] | None = None
-    process: ScoringProcess | None = None
+    # An api.scoring_pool.ScoringProcess (not imported: that module builds on this one).
+    process: Any = None
     generation: int = 0
     sid: int = 0
 
@@ -247,6 +247,19 @@ class LiveCall:
 IO_THREADS = 8
 
 
+class StreamScorer(Protocol):
+    """What :class:`LiveCalls` needs of the scoring processes
+    (:class:`api.scoring_pool.ScoringPool`, which builds on this module)."""
+
+    async def start(self, current: Callable[[], LoadedModel | None]) -> None: ...
+
+    def open(self, live: LiveCall, info: Any) -> None: ...
+
+    def close(self, live: LiveCall) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class LiveCalls:
     """The live streams of this worker process, with a limit of its own, and the
     scoring processes that compute their updates (:mod:`api.scoring_pool`).
@@ -258,24 +271,24 @@ class LiveCalls:
     ----------
     limit : int, keyword-only
         Streams this worker serves at once.
-    processes : int, keyword-only
-        Scoring processes of this worker (``stream_processes``).
+    scorer : StreamScorer or None, keyword-only
+        The worker's scoring processes (:class:`api.scoring_pool.ScoringPool`); None:
+        no stream can be opened.
     """
 
-    def __init__(self, *, limit: int, processes: int = 1) -> None:
-        from api.scoring_pool import ScoringPool
-
+    def __init__(self, *, limit: int, scorer: StreamScorer | None = None) -> None:
         self.limit = limit
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
-        self.pool: ScoringPool = ScoringPool(processes)
+        self.scorer = scorer
         # Started on demand and never retired: a thread starts while the loop is free
         # (the updates are computed in the scoring processes), so its start is short.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
 
     async def start(self, current: Callable[[], LoadedModel | None]) -> None:
         """Fork the scoring processes (once the model is loaded and warm: they share it)."""
-        await self.pool.start(current)
+        if self.scorer is not None:
+            await self.scorer.start(current)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the streams' I/O threads: their database and file work
@@ -285,13 +298,14 @@ class LiveCalls:
 
     async def stop(self) -> None:
         """Stop the scoring processes and the I/O threads."""
-        await self.pool.stop()
+        if self.scorer is not None:
+            await self.scorer.stop()
         self._io.shutdown(wait=False, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._calls)
 
-    def open(self, call: LiveCall, info: StreamInfo) -> None:
+    def open(self, call: LiveCall, info: Any) -> None:
         """Register a stream and open it in a scoring process (raises
         TooManyStreamsError, StreamBusyError, ScoringStoppedError)."""
         with self._lock:
@@ -301,7 +315,9 @@ class LiveCalls:
                 raise TooManyStreamsError(self.limit)
             self._calls[call.call_id] = call
         try:
-            self.pool.open(call, info)
+            if self.scorer is None:
+                raise StreamError("live scoring is not running on this worker", code=1011)
+            self.scorer.open(call, info)
         except BaseException:
             self.close(call)
             raise
@@ -319,4 +335,5 @@ class LiveCalls:
         with self._lock:
             if self._calls.get(call.call_id) is call:
                 del self._calls[call.call_id]
-        self.pool.close(call)
+        if self.scorer is not None:
+            self.scorer.close(call)

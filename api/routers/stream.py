@@ -40,7 +40,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
 from api.events import append_event
 from api.schemas import CALL_ID_PATTERN
-from api.scoring_pool import Scored, StreamInfo
+from api.scoring_pool import Scored, ScoringPool, StreamInfo
 from api.service import (
     UNKNOWN_WHILE_DOWN,
     ModelUnavailableError,
@@ -135,13 +135,19 @@ def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any], wav
     )
 
 
+def _scoring(runtime: Runtime) -> ScoringPool:
+    pool = runtime.streams.scorer
+    assert isinstance(pool, ScoringPool), "the app's streams are scored by a ScoringPool"
+    return pool
+
+
 async def _scored(
     runtime: Runtime, live: LiveCall, *, complete: bool = False, recording: bool = False
 ) -> Scored:
     """Score of what was heard, computed in the stream's scoring process (with the
     recording, when asked for); ``elapsed_s`` is the time it took there."""
     loaded = runtime.models.get()
-    scored = await runtime.streams.pool.score(live, loaded, complete=complete, recording=recording)
+    scored = await _scoring(runtime).score(live, loaded, complete=complete, recording=recording)
     runtime.metrics.stream_update_seconds.observe(scored.elapsed_s)
     live.watched = scored.watched
     return scored
@@ -452,7 +458,7 @@ async def _score_waiting(runtime: Runtime, live: LiveCall) -> None:
         start = live.taken
         while live.waiting and live.taken - start < SR:
             live.take()
-        runtime.streams.pool.push(live)
+        _scoring(runtime).push(live)
         await asyncio.sleep(0)
 
 

@@ -231,7 +231,7 @@ def test_a_killed_scoring_process_ends_its_streams_with_1011_and_is_started_agai
     tmp_path: Any,
 ) -> None:
     with running_env("sqlite", tmp_path, stream_max_ahead_s=1e6) as e:
-        pool = e.app.state.runtime.streams.pool
+        pool = e.app.state.runtime.streams.scorer
         [pid] = pool.pids
         frames = _frames(_wav(0.8 * _speech_call(seed=6, seconds=3.0), "ULAW"), "ULAW", 100)
         call = e.register()
@@ -284,7 +284,7 @@ def test_a_model_reloaded_after_the_fork_reaches_the_scoring_process(tmp_path: A
             ws.send_text('{"type": "end"}')
             code, messages = _closed_with(ws)
         assert code == 1000
-        [process] = runtime.streams.pool.processes
+        [process] = runtime.streams.scorer.processes
         assert process._model is reloaded
         final = messages[-1]
         posted = e.upload(call["call_id"], wav).json()
