@@ -146,7 +146,11 @@ async def one_stream(
                     url, additional_headers={"X-API-Key": key}, max_queue=None, compression=None
                 ) as ws:
                     ready = json.loads(await ws.recv())
-                    assert ready["type"] == "ready", ready
+                    if ready["type"] != "ready":  # refused (counted by its code): next call
+                        name = f"refused: {ready.get('code')}"
+                        tally.closes[name] = tally.closes.get(name, 0) + 1
+                        await asyncio.sleep(0.5)
+                        continue
 
                     async def receive(
                         ws: websockets.ClientConnection = ws, sent: list[float] = sent
