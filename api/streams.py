@@ -281,12 +281,18 @@ class LiveCalls:
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
         self.scorer = scorer
-        # Started on demand and never retired: a thread starts while the loop is free
-        # (the updates are computed in the scoring processes), so its start is short.
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
 
     async def start(self, current: Callable[[], LoadedModel | None]) -> None:
-        """Fork the scoring processes (once the model is loaded and warm: they share it)."""
+        """Start the I/O threads, then fork the scoring processes (once the model is
+        loaded and warm: they share it)."""
+        # A thread started on demand is started by the event loop, which waits until it
+        # runs: 120-260 ms on a busy machine (loop watch, 200-stream bench, 2026-12-07),
+        # every stream of the worker late meanwhile. Started here, they never retire.
+        started = threading.Barrier(IO_THREADS + 1)
+        for _ in range(IO_THREADS):
+            self._io.submit(started.wait, 10.0)
+        await asyncio.to_thread(started.wait, 10.0)
         if self.scorer is not None:
             await self.scorer.start(current)
 
