@@ -38,14 +38,21 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from api.streams import ScoringStoppedError, StreamError
-
-if TYPE_CHECKING:
-    from api.service import LoadedModel
-    from api.streams import LiveCall
-    from classifier.scoring import ScoringModel
+from api.service import LoadedModel, score_payload, warm_up
+from api.streams import (
+    LiveCall,
+    ScoringStoppedError,
+    StreamError,
+    decode,
+    encode_wav,
+    sample_width,
+)
+from classifier.drift import monitored_values
+from classifier.features import call_features
+from classifier.scoring import ScoringModel
+from classifier.streaming import StreamingFeatures
 
 logger = logging.getLogger("callsift.api.stream")
 
@@ -100,8 +107,6 @@ class _Stream:
     """One stream's state in its scoring process."""
 
     def __init__(self, info: StreamInfo) -> None:
-        from classifier.streaming import StreamingFeatures
-
         self.info = info
         self.features = StreamingFeatures(max_seconds=info.max_seconds)
         self.raw: list[bytes] = []
@@ -109,8 +114,6 @@ class _Stream:
         self.error: str | None = None
 
     def push(self, data: bytes) -> None:
-        from api.streams import decode
-
         start = time.perf_counter()
         self.raw.append(data)
         self.features.push(decode(data, self.info.encoding))
@@ -119,11 +122,6 @@ class _Stream:
     def score(
         self, model: ScoringModel, version: str, *, complete: bool, recording: bool
     ) -> Scored:
-        from api.service import score_payload
-        from api.streams import decode, encode_wav, sample_width
-        from classifier.drift import monitored_values
-        from classifier.features import call_features
-
         start = time.perf_counter()
         feats = call_features(
             None,
@@ -174,8 +172,6 @@ def _serve(sock: socket.socket, models: dict[int, ScoringModel], *, warmed: bool
             _, key, blob = message
             model = pickle.loads(blob)
             if not warmed:  # forked before any model: the compiled kernels are cold
-                from api.service import warm_up
-
                 warm_up(model)
                 warmed = True
             # The previous model may still be asked for by an update already on its way.
