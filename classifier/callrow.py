@@ -18,6 +18,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from classifier.formats import LABELS
+
 #: Columns every manifest row has (docs/data-format.md).
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "call_id",
@@ -204,6 +206,15 @@ class ManifestRow(CallRow):
         if duration < 0:
             raise ValueError(f"duration_s is {text}; expected 0 or more seconds")
         return duration
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if value and value not in LABELS:
+            raise ValueError(
+                f"unknown label {value!r}; expected one of {', '.join(LABELS)} or empty"
+            )
+        return value
 
     @field_validator("audio_path")
     @classmethod

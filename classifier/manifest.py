@@ -30,7 +30,6 @@ from classifier.formats import (
     AUDIO_FORMATS,
     AUDIO_SUBTYPES,
     CALLER_CHANNELS,
-    LABELS,
     MIN_SAMPLE_RATE,
 )
 
@@ -241,16 +240,11 @@ def validate_manifest(path: str | Path, *, check_audio: bool = True) -> list[Man
 
         cells = {c: row.get(c) or "" for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
         for column, message in row_problems(ManifestRow, cells):
-            if column not in ("label", "caller_channel"):
-                add(column, message)
+            add(column, message)
         if call_id in first_line:
             add("call_id", f"duplicate call_id; first seen on line {first_line[call_id]}")
         elif call_id:
             first_line[call_id] = line
-
-        label = (row.get("label") or "").strip()
-        if label and label not in LABELS:
-            add("label", f"unknown label {label!r}; expected one of {', '.join(LABELS)} or empty")
 
         channel = (row.get("caller_channel") or "").strip() or "mix"
         if channel not in CALLER_CHANNELS:

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from classifier.manifest import LABELS, load_manifest, validate_manifest
+from classifier.formats import LABELS
+from classifier.manifest import load_manifest, validate_manifest
 
 
 def validate(
