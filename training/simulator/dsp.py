@@ -173,6 +173,14 @@ def resonator_sos(freq: float, bw: float, sr: int) -> np.ndarray:
     return np.array([[1.0 / h, 0.0, 0.0, 1.0, a1, a2]], dtype=np.float32)
 
 
+def control_grid(m: int, sr: int, *, rate: int = 100) -> tuple[int, int]:
+    """A control signal's grid for ``m`` samples at ``sr``: samples per control value
+    (``factor``, for about ``rate`` values a second) and how many values cover ``m``
+    samples with one to interpolate towards at the end (``nc``, for :func:`upsample`)."""
+    factor = max(1, round(sr / rate))
+    return factor, -(-m // factor) + 1
+
+
 def upsample(ctrl: np.ndarray, factor: int, n: int) -> np.ndarray:
     """Linear interpolation of a control signal with one value per ``factor`` samples."""
     c = np.asarray(ctrl, dtype=np.float32)

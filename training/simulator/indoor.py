@@ -81,8 +81,7 @@ def crowd(
 
 def _murmur(rng: np.random.Generator, m: int, sr: int) -> np.ndarray:
     """Speech-shaped noise, modulated by several talkers' syllable-rate envelopes."""
-    factor = max(1, round(sr / 100))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr)
     w = dsp.noise(rng, m)
     out = np.zeros(m, dtype=np.float32)
     for g in range(4):
@@ -375,8 +374,7 @@ def room_tone(rng: np.random.Generator, *, duration_s: float, sr: int = 8000) ->
     dsp.check_rng(rng)
     n = dsp.n_samples(duration_s, sr)
     m = max(n, sr // 4)
-    factor = max(1, round(sr / 100))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr)
     sway = 1.0 + 0.12 * dsp.slow_noise(rng, nc, cutoff=float(rng.uniform(0.05, 0.3)))
     hvac = dsp.filt(
         np.vstack([dsp.pink_sos(sr), dsp.band(2, 0.0, float(rng.uniform(300.0, 1200.0)), sr)]),

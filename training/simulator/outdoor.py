@@ -41,8 +41,7 @@ def wind(rng: np.random.Generator, *, duration_s: float, sr: int = 8000) -> np.n
     dsp.check_rng(rng)
     n = dsp.n_samples(duration_s, sr)
     m = max(n, sr // 4)
-    factor = max(1, round(sr / 100))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr)
     gust_hz = float(rng.uniform(0.1, 1.0))
     gusts = np.exp(float(rng.uniform(0.4, 0.9)) * dsp.slow_noise(rng, nc, cutoff=gust_hz))
     # Fast flutter on top: turbulence at the mic port.
@@ -106,8 +105,7 @@ def traffic(rng: np.random.Generator, *, duration_s: float, sr: int = 8000) -> n
     n = dsp.n_samples(duration_s, sr)
     m = max(n, sr // 4)
     dur = m / sr
-    factor = max(1, round(sr / 100))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr)
     tc = np.arange(nc) / 100.0
     busy = float(rng.uniform(3.0, 25.0))  # vehicles per minute
     # Some vehicle is always near the start of a short clip.
@@ -217,8 +215,7 @@ def rain(rng: np.random.Generator, *, duration_s: float, sr: int = 8000) -> np.n
     n = dsp.n_samples(duration_s, sr)
     m = max(n, sr // 4)
     dur = m / sr
-    factor = max(1, round(sr / 100))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr)
     intensity = np.exp(0.3 * dsp.slow_noise(rng, nc, cutoff=float(rng.uniform(0.02, 0.2))))
     inten = dsp.upsample(intensity, factor, m)
     rate = float(rng.uniform(100.0, 1500.0))
@@ -289,8 +286,7 @@ def siren(rng: np.random.Generator, *, duration_s: float, sr: int = 8000) -> np.
     m = max(n, sr // 4)
     dur = m / sr
     # Pitch, level and Doppler at a 1 kHz control rate, interpolated to samples.
-    factor = max(1, round(sr / 1000))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr, rate=1000)
     t = np.arange(nc) * (factor / sr)
     f_lo = float(rng.uniform(560.0, 750.0))
     f_hi = float(rng.uniform(1150.0, 1480.0))

@@ -363,8 +363,7 @@ def pocket_rustle(rng: np.random.Generator, *, duration_s: float, sr: int = 8000
     dsp.check_rng(rng)
     n = dsp.n_samples(duration_s, sr)
     m = max(n, sr // 4)
-    factor = max(1, round(sr / 100))
-    nc = -(-m // factor) + 1
+    factor, nc = dsp.control_grid(m, sr)
     # Movement / stillness states at the 100 Hz control rate; short clips start moving.
     state = np.zeros(nc)
     t = 0
