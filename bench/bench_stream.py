@@ -39,6 +39,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import gc
 import io
 import json
 import os
@@ -93,6 +95,51 @@ class Tally:
     closes: dict[str, int] = field(default_factory=dict)
     streams: int = 0
     lag: list[float] = field(default_factory=list)
+    gc_pauses: list[tuple[float, float]] = field(default_factory=list)  # (end, length) s
+
+
+@functools.cache
+def _stamped_connection() -> type[Any]:
+    """A websockets client connection that notes when each message arrived: in the
+    protocol's callback, as the loop reads the socket, not when the stream's task next
+    runs (with 200 streams in one loop, that can be many callbacks later)."""
+    from collections import deque
+
+    from websockets.asyncio.client import ClientConnection
+    from websockets.frames import Opcode
+
+    class Stamped(ClientConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.arrived: deque[float] = deque()
+
+        def process_event(self, event: Any) -> None:
+            if getattr(event, "opcode", None) in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                if event.fin:  # a message's last frame: the message is in
+                    self.arrived.append(time.monotonic())
+            super().process_event(event)
+
+    return Stamped
+
+
+def _arrived(ws: Any) -> float:
+    """When the message just read from ``ws`` (a :func:`_stamped_connection`) arrived."""
+    arrived: Any = ws.arrived
+    return float(arrived.popleft())
+
+
+def _watch_gc(tally: Tally) -> Callable[[str, dict[str, Any]], None]:
+    """A gc callback noting each collection's pause in ``tally.gc_pauses``."""
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.monotonic()
+        else:
+            now = time.monotonic()
+            tally.gc_pauses.append((now, now - started[0]))
+
+    return on_gc
 
 
 async def register(http: Any, call_id: str, caller_id: str) -> None:
@@ -143,9 +190,14 @@ async def one_stream(
             # the level: the next call starts.
             try:
                 async with websockets.connect(
-                    url, additional_headers={"X-API-Key": key}, max_queue=None, compression=None
+                    url,
+                    additional_headers={"X-API-Key": key},
+                    max_queue=None,
+                    compression=None,
+                    create_connection=_stamped_connection(),
                 ) as ws:
                     ready = json.loads(await ws.recv())
+                    _arrived(ws)
                     if ready["type"] != "ready":  # refused (counted by its code): next call
                         name = f"refused: {ready.get('code')}"
                         tally.closes[name] = tally.closes.get(name, 0) + 1
@@ -157,7 +209,7 @@ async def one_stream(
                     ) -> None:
                         last_heard = 0.0
                         async for raw in ws:
-                            now = time.monotonic()
+                            now = _arrived(ws)
                             msg = json.loads(raw)
                             if msg["type"] == "update":
                                 if measure_from <= now <= stop_at:
@@ -313,7 +365,12 @@ async def run_level(
         for kind in ("fast", "idle", "bad", "unknown")
         for _ in range(abusers)
     ]
-    await asyncio.gather(ticker(stop_at, tally), *tasks, *bad)
+    on_gc = _watch_gc(tally)
+    gc.callbacks.append(on_gc)
+    try:
+        await asyncio.gather(ticker(stop_at, tally), *tasks, *bad)
+    finally:
+        gc.callbacks.remove(on_gc)
     return tally
 
 
@@ -390,6 +447,11 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="callsift-stream-"))
     calls = simulated_calls(tmp, n=args.calls, seed=21, max_s=args.max_call_s)
+    # The simulator, pandas and the rest loaded so far stay for good: out of the
+    # collector's reach, a full collection in the load generator walks only what the
+    # streams make (it stalled the generator, and so the latencies it measures).
+    gc.collect()
+    gc.freeze()
     url, schema = args.database_url or f"sqlite:///{tmp / 'bench.db'}", None
     if url.startswith("postgresql"):
         import psycopg
@@ -505,6 +567,8 @@ def measure(
                     "generator_lag_max_ms": float(np.max(tally.lag) * 1000),
                     "compute_max_ms": max(tally.compute_ms, default=float("nan")),
                     "final_compute_max_ms": max(tally.final_compute_ms, default=float("nan")),
+                    "generator_gc_max_ms": max((g for _, g in tally.gc_pauses), default=0.0) * 1000,
+                    "generator_gc_over_50ms": sum(1 for _, g in tally.gc_pauses if g >= 0.05),
                     "client_stalls": sum(1 for _, s in stalls if s >= 0.1),
                     "client_stall_max_ms": max((s for _, s in stalls), default=0.0) * 1000,
                     "steal_s": steal_s() - steal0,
@@ -596,7 +660,9 @@ def table(args: argparse.Namespace, calls: list[bytes], rows: list[dict[str, Any
             f"| {r['within_100ms_outside_client_stalls']:.1%} "
             f"| {r['loop_stalls']} ({r['loop_stall_max_ms']:.0f}; {r['loop_stalls_with_client']} "
             "with the client) "
-            f"| {r['client_stalls']} ({r['client_stall_max_ms']:.0f}) | {r['steal_s']:.1f} "
+            f"| {r['client_stalls']} ({r['client_stall_max_ms']:.0f}; generator gc "
+            f"{r['generator_gc_over_50ms']} >50 ms, longest {r['generator_gc_max_ms']:.0f}) "
+            f"| {r['steal_s']:.1f} "
             f"| {r['final_p50_ms']:.1f} "
             f"| {r['compute_p50_ms']:.2f} | {r['server_cores']:.2f} | {r['generator_cores']:.2f} "
             f"| {r['server_rss_mb']:.0f} |"
