@@ -12,6 +12,10 @@ Marks (``make test-fast`` runs ``-m "not slow and not postgres and not browser"`
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -124,3 +128,77 @@ def pytest_runtest_setup(item: pytest.Item) -> object:
 def current_test_marked(name: str) -> bool:
     """Whether the test now running carries mark ``name`` (True outside a test)."""
     return not _current or _current[0].get_closest_marker(name) is not None
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """Folder ``name`` made by ``build(folder)`` once for the whole run, shared by the
+    xdist workers (the first to ask builds it under a lock, the others wait and reuse it).
+
+    For read-only inputs that cost seconds to make (an empty MLflow store, a simulated
+    corpus): a test that changes one copies it first.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: shared
+    folder = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def _empty_mlflow_store(folder: Path) -> None:
+    from classifier.registry import session
+
+    with session(f"sqlite:///{folder / 'mlflow.db'}") as client:
+        client.search_experiments()
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its tables made (alembic's migrations take 5-7 s per
+    store): copy it to a test's own folder before use."""
+    return built_once(tmp_path_factory, "mlflow-store", _empty_mlflow_store) / "mlflow.db"
+
+
+#: Calls of the simulated corpus several files train on (small_corpus).
+SMALL_CORPUS_CALLS = 100
+
+
+def _small_corpus(folder: Path) -> None:
+    from training.simulate import simulate_corpus
+
+    simulate_corpus(
+        folder / "bal", preset="balanced", n_calls=SMALL_CORPUS_CALLS, seed=31, progress=False
+    )
+
+
+def small_corpus_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The manifest of a small simulated corpus (balanced, :data:`SMALL_CORPUS_CALLS`
+    calls), simulated once for the run and shared by the files that train on one (read
+    only: tests that edit rows write a copy elsewhere)."""
+    return built_once(tmp_path_factory, "small-corpus", _small_corpus) / "bal" / "manifest.csv"
+
+
+def shared_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A feature cache (joblib.Memory, keyed by audio content, feature code and prefix)
+    shared by the run: the small corpus's calls are featured once, whichever file comes
+    first."""
+    return built_once(tmp_path_factory, "feature-cache", lambda folder: None)
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`small_corpus_manifest`."""
+    return small_corpus_manifest(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`shared_feature_cache`."""
+    return shared_feature_cache(tmp_path_factory)

@@ -30,15 +30,16 @@ FAST = ["--max-iter", "8", "--weights", "1", "--no-mlflow", "--jobs", "1"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("adapt-cache")
+def cache(feature_cache: Path) -> Path:
+    """The run's feature cache: the shared corpus is featured once (tests/conftest.py)."""
+    return feature_cache
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The base model's training corpus, and the retrained candidates' simulated corpus."""
-    out = tmp_path_factory.mktemp("adapt-sim") / "bal"
-    return simulate_corpus(out, preset="balanced", n_calls=100, seed=31, progress=False)
+def sim(small_corpus: Path) -> Path:
+    """The base model's training corpus, and the retrained candidates' simulated corpus:
+    the run's shared small corpus (balanced, 100 calls, seed 31; tests/conftest.py)."""
+    return small_corpus
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,7 @@ def test_adapt_end_to_end(
     sim: Path,
     centre: Path,
     cache: Path,
+    empty_mlflow_db: Path,
     tmp_path: Path,
 ) -> None:
     def unlabel(rows: list[dict]) -> list[dict]:
@@ -135,6 +137,7 @@ def test_adapt_end_to_end(
 
     manifest = _rewrite(centre, tmp_path / "c" / "manifest.csv", unlabel)
     out = tmp_path / "adapted"
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")  # tables made: seconds saved
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     before = _digest(base)
     args = ["adapt", str(manifest), "--out", str(out), "--base", str(base), "--sim", str(sim)]

@@ -34,6 +34,7 @@ from callsift import app as cli
 from classifier.artifact import read_card
 from tests.api.conftest import PG_DATABASE, PG_HOST, PG_PORT, _require_postgres
 from tests.api.test_app_calls import make_settings
+from tests.conftest import shared_feature_cache, small_corpus_manifest
 from training.simulate import simulate_corpus
 
 pytestmark = pytest.mark.slow
@@ -107,7 +108,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_train_promote_and_serve_through_a_postgres_backed_server(
-    mlflow_database: str, tmp_path: Path
+    mlflow_database: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
@@ -133,10 +134,10 @@ def test_train_promote_and_serve_through_a_postgres_backed_server(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        # The corpora are simulated while the server creates its tables.
-        corpus = simulate_corpus(
-            tmp_path / "train", preset="balanced", n_calls=60, seed=5, n_jobs=1, progress=False
-        )
+        # The corpora are simulated while the server creates its tables: the run's shared
+        # small corpus with its feature cache (tests/conftest.py: simulated and featured
+        # here unless another file already did), and a few calls to promote on.
+        corpus = small_corpus_manifest(tmp_path_factory)
         evaluation = simulate_corpus(
             tmp_path / "eval", preset="balanced", n_calls=12, seed=1, n_jobs=1, progress=False
         )
@@ -153,6 +154,8 @@ def test_train_promote_and_serve_through_a_postgres_backed_server(
                 *TINY,
                 "--jobs",
                 "1",
+                "--cache",
+                str(shared_feature_cache(tmp_path_factory)),
                 "--tracking-uri",
                 uri,
             ],

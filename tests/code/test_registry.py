@@ -18,7 +18,7 @@ from classifier.errors import InvalidManifestError, InvalidParameterError, Regis
 from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.model import CallClassifier
-from classifier.registry import download_model, session
+from classifier.registry import download_model
 from classifier.scoring import PRE_ANSWER_FEATURES
 from training import registry
 from training.promote import Decision, _decide_and_record, decide, flag_counts
@@ -76,21 +76,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) -> 
     return _fit_model(tmp_path_factory.mktemp("m") / "model", table, version="t-1", seed=0)
 
 
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Creating MLflow's tables takes seconds; each test gets a copy of one empty store.
-    db = tmp_path_factory.mktemp("db") / "mlflow.db"
-    with session(f"sqlite:///{db}") as client:
-        client.search_experiments()
-    return db
-
-
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_db: Path) -> str:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_mlflow_db: Path) -> str:
+    # Creating MLflow's tables takes seconds; each test gets a copy of one empty store.
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    shutil.copyfile(empty_db, tmp_path / "mlflow.db")
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 

@@ -26,8 +26,8 @@ from classifier.errors import (
     InvalidParameterError,
     ModelMismatchError,
 )
+from tests.conftest import SMALL_CORPUS_CALLS as N
 from training.evaluate import SCORE_COLUMNS
-from training.simulate import simulate_corpus
 
 runner = CliRunner()
 # Two prefixes (two time buckets) keep the prefix path exercised at a small cost.
@@ -47,20 +47,23 @@ SMALL = [
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("corpus") / "bal"
-    return simulate_corpus(out, preset="balanced", n_calls=120, seed=5, progress=False)
+def corpus(small_corpus: Path) -> Path:
+    """The run's shared small corpus (balanced, N calls; tests/conftest.py)."""
+    return small_corpus
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def tracking(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_db: Path) -> str:
+    """A throwaway MLflow store (a copy of one whose tables are made: seconds saved)."""
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    shutil.copyfile(empty_mlflow_db, db)
+    return f"sqlite:///{db}"
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A feature cache shared by the module's runs on the same corpus."""
-    return str(tmp_path_factory.mktemp("feature-cache"))
+def cache(feature_cache: Path) -> str:
+    """The run's feature cache: the shared corpus is featured once (tests/conftest.py)."""
+    return str(feature_cache)
 
 
 @pytest.fixture(scope="module")
@@ -183,11 +186,11 @@ def test_evaluate_labelled_manifest(
     assert result.exit_code == 0, (result.output, result.exception)
     scores = pd.read_csv(out / "scores.csv", keep_default_na=False)
     assert tuple(scores.columns) == SCORE_COLUMNS
-    assert len(scores) == 120 and scores["call_id"].is_unique
+    assert len(scores) == N and scores["call_id"].is_unique
     probs = scores[["p_emergency", "p_non_emergency", "p_prank", "p_ghost"]].sum(axis=1)
     assert ((probs - 1).abs() < 1e-6).all()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["labelled_calls"] == 120
+    assert metrics["labelled_calls"] == N
     for cls in ("prank", "ghost"):
         assert 0.5 < metrics["per_class"][cls]["roc_auc"] <= 1.0
     assert {row["baseline"] for row in metrics["comparison"]} >= {"energy_rule", "vad_rule"}
@@ -196,7 +199,7 @@ def test_evaluate_labelled_manifest(
     # --prefix: every call scored on its first seconds too, a view per length.
     early = metrics["prefixes"]
     assert list(early) == ["2", "5", "10", "whole"]
-    assert all(v["calls"] == 120 for v in early.values())
+    assert all(v["calls"] == N for v in early.values())
     assert early["2"]["cut_calls"] >= early["10"]["cut_calls"] > 0
     assert early["whole"]["cut_calls"] == 0
     whole = early["whole"]
@@ -219,11 +222,12 @@ def test_evaluate_refuses_a_bad_prefix(trained: Path, corpus: Path, tmp_path: Pa
     assert not out.exists()
 
 
-def test_evaluate_defaults_to_the_shipped_model(corpus: Path, tmp_path: Path) -> None:
+def test_evaluate_defaults_to_the_shipped_model(corpus: Path, cache: str, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    result = runner.invoke(app, ["evaluate", str(corpus), "--out", str(out)])
+    # The module's feature cache: the calls' features are extracted once (by `trained`).
+    result = runner.invoke(app, ["evaluate", str(corpus), "--out", str(out), "--cache", cache])
     assert result.exit_code == 0, (result.output, result.exception)
-    assert len(pd.read_csv(out / "scores.csv")) == 120
+    assert len(pd.read_csv(out / "scores.csv")) == N
 
 
 def test_evaluate_unlabelled_manifest_gives_scores_only(
