@@ -193,8 +193,7 @@ def run_state(args: argparse.Namespace) -> dict[str, Any]:
 
 def _proc_cpu(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _proc_cpu_path(Path(f"/proc/{pid}/stat"))
 
 
 async def _run_pool(args: argparse.Namespace) -> dict[str, Any]:
@@ -274,7 +273,141 @@ async def _run_pool(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _threads_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of process ``pid``'s main thread and of its other threads."""
+    main = rest = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            seconds = _proc_cpu_path(task / "stat")
+        except OSError:  # a thread that ended meanwhile
+            continue
+        if int(task.name) == pid:
+            main += seconds
+        else:
+            rest += seconds
+    return main, rest
+
+
+def _proc_cpu_path(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _ws_stream(
+    base: str, key: str, i: int, encoding: str, call: list[list[bytes]], start_at: float
+) -> tuple[int, list[dict[str, Any]]]:
+    """One call streamed at real-time pace: frames sent, and every message received."""
+    import websockets
+
+    frames = [frame for second in call for frame in second]
+    frame_s = CASES[encoding] / 1000
+    url = base.replace("http", "ws") + f"/v1/calls/ws-{i}/stream?encoding={encoding}"
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    async with websockets.connect(
+        url, additional_headers={"X-API-Key": key}, max_queue=None, compression=None
+    ) as ws:
+        messages = [json.loads(await ws.recv())]
+
+        async def receive() -> None:
+            async for raw in ws:
+                messages.append(json.loads(raw))
+
+        reader = asyncio.create_task(receive())
+        t0 = time.monotonic()
+        for j, frame in enumerate(frames):
+            delay = t0 + j * frame_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await ws.send(frame)
+        await ws.send('{"type": "end"}')
+        await reader
+    return len(frames), messages
+
+
+async def _run_ws(args: argparse.Namespace) -> dict[str, Any]:
+    """The streams through ``callsift serve --workers 1`` over WebSockets at real-time
+    pace: the worker's CPU (event loop thread, other threads) and its scoring process's."""
+    import httpx
+    from service import serve
+
+    calls = _calls(args)
+    tmp = Path(tempfile.mkdtemp(prefix="callsift-ws-"))
+    url, schema = args.database_url or f"sqlite:///{tmp / 'bench.db'}", None
+    if url.startswith("postgresql"):
+        import psycopg
+
+        schema = f"bench_{os.getpid()}_{int(time.time())}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        url = f"{url}?options=-csearch_path%3D{schema}"
+    env = {
+        "CALLSIFT_DATABASE_URL": url,
+        "CALLSIFT_DATA_DIR": str(tmp / "data"),
+        "CALLSIFT_STREAM_MAX": "1000",
+    }
+    try:
+        with serve(port=args.port, env=env, server_args="--workers 1") as server:
+            async with httpx.AsyncClient(
+                base_url=server.base, headers={"X-API-Key": server.key}
+            ) as http:
+                for i in range(len(calls)):
+                    body = {
+                        "call_id": f"ws-{i}",
+                        "caller_id": f"+62812000{i:05d}",
+                        "started_at": f"2025-06-03T10:{i % 60:02d}:00+07:00",
+                    }
+                    (await http.post("/v1/calls", json=body)).raise_for_status()
+            worker = server.process.pid
+            scorers = [
+                int(p) for p in Path(f"/proc/{worker}/task/{worker}/children").read_text().split()
+            ]
+            main0, rest0 = _threads_cpu(worker)
+            child0 = sum(_proc_cpu(p) for p in scorers)
+            wall0 = time.monotonic()
+            # Starts spread over a second, as calls arrive at random.
+            done = await asyncio.gather(
+                *(
+                    _ws_stream(server.base, server.key, i, enc, call, wall0 + i / len(calls))
+                    for i, (enc, call) in enumerate(calls)
+                )
+            )
+            wall = time.monotonic() - wall0
+            main1, rest1 = _threads_cpu(worker)
+            child = sum(_proc_cpu(p) for p in scorers) - child0
+    finally:
+        if schema:
+            import psycopg
+
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")
+    frames = sum(n for n, _ in done)
+    scored = [m for _, ms in done for m in ms if m["type"] in ("update", "final")]
+    updates = len(scored)
+    out: dict[str, Any] = {
+        "mode": "ws",
+        "updates": updates,
+        "frames": frames,
+        "worker_loop_us_per_frame": (main1 - main0) / frames * 1e6,
+        "worker_threads_ms_per_stream": (rest1 - rest0) / len(calls) * 1e3,
+        "worker_cpu_per_update_ms": (main1 - main0 + rest1 - rest0) / updates * 1e3,
+        "process_cpu_per_update_ms": child / updates * 1e3,
+        "server_cores": (main1 - main0 + rest1 - rest0 + child) / wall,
+    }
+    if args.hash:
+        digest = hashlib.sha256()
+        for _, messages in done:
+            for m in messages:
+                if m["type"] == "notice":  # a client that fell behind, then caught up
+                    continue
+                m.pop("compute_ms", None)
+                digest.update(json.dumps(m, sort_keys=True).encode())
+        out["hash"] = digest.hexdigest()
+    return out
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.ws:
+        return asyncio.run(_run_ws(args))
     return asyncio.run(_run_pool(args)) if args.pool else run_state(args)
 
 
@@ -287,7 +420,7 @@ def _table(rows: dict[str, list[dict[str, Any]]]) -> None:
         cells = []
         for name in names:
             values = [r[k] for r in rows[name]]
-            if isinstance(values[0], str) or k == "updates":
+            if isinstance(values[0], str) or k in ("updates", "frames"):
                 cells.append(" / ".join(dict.fromkeys(str(v) for v in values)))
             else:
                 cells.append(" / ".join(f"{v:.3f}" for v in values))
@@ -303,6 +436,11 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=2, help="first updates of each stream not timed")
     ap.add_argument("--pool", action="store_true", help="through a forked ScoringPool")
     ap.add_argument("--hash", action="store_true", help="hash the updates instead of timing")
+    ap.add_argument(
+        "--ws", action="store_true", help="through `callsift serve --workers 1` over WebSockets"
+    )
+    ap.add_argument("--port", type=int, default=8797, help="the server's port with --ws")
+    ap.add_argument("--database-url", default=None, help="with --ws; default a fresh SQLite")
     ap.add_argument("--compare", type=Path, help="also run the code of this worktree")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds with --compare")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
