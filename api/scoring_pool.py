@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import itertools
 import logging
 import os
@@ -145,28 +146,21 @@ class _Stream:
         return Scored(score_payload(score, model_version=version), elapsed, watched, wav)
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
-
-
-def _receive(sock: socket.socket) -> tuple[Any, ...] | None:
-    head = _read_exactly(sock, _HEADER.size)
-    if head is None:
+def _receive(reader: io.BufferedReader[socket.SocketIO]) -> tuple[Any, ...] | None:
+    head = reader.read(_HEADER.size)
+    if len(head) < _HEADER.size:
         return None
-    body = _read_exactly(sock, _HEADER.unpack(head)[0])
-    return None if body is None else pickle.loads(body)
+    size = _HEADER.unpack(head)[0]
+    body = reader.read(size)
+    return None if len(body) < size else pickle.loads(body)
 
 
 def _serve(sock: socket.socket, models: dict[int, ScoringModel], *, warmed: bool) -> None:
     """Answer the worker's messages until it closes its end."""
     streams: dict[int, _Stream] = {}
-    while (message := _receive(sock)) is not None:
+    # Buffered: an update's push and score messages come in one read, not four recv calls.
+    reader = io.BufferedReader(socket.SocketIO(sock, "rb"), 1 << 16)
+    while (message := _receive(reader)) is not None:
         kind = message[0]
         if kind == "model":
             _, key, blob = message
@@ -283,10 +277,11 @@ class ScoringProcess:
         self._reader_task = asyncio.ensure_future(self._read(reader, self.generation))
         logger.info("scoring process started", extra={"pid": pid, "scorer": self.index})
 
-    def send(self, message: tuple[Any, ...]) -> None:
-        """Queue ``message`` for the process (never blocks: the transport buffers)."""
+    def send(self, message: tuple[Any, ...], *, before: bytes = b"") -> None:
+        """Queue ``message`` for the process, after the framed messages ``before`` (never
+        blocks: the transport buffers)."""
         if self.alive and self._writer is not None:
-            self._writer.write(_frame(message))
+            self._writer.write(before + _frame(message))
 
     async def ensure_model(self, loaded: LoadedModel) -> int:
         """The key of ``loaded`` in the process, sent first when it is not there yet (a
@@ -301,12 +296,13 @@ class ScoringProcess:
                 self._model, self._model_key = loaded, key
             return self._model_key
 
-    async def request(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Send a score request (its id goes in third place) and wait for the answer."""
+    async def request(self, message: tuple[Any, ...], *, before: bytes = b"") -> tuple[Any, ...]:
+        """Send a score request (its id goes in third place) after the framed messages
+        ``before``, in one write, and wait for the answer."""
         request = next(self._requests)
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self._pending[request] = future
-        self.send((message[0], message[1], request, *message[2:]))
+        self.send((message[0], message[1], request, *message[2:]), before=before)
         return await future
 
     async def _read(self, reader: asyncio.StreamReader, generation: int) -> None:
@@ -431,12 +427,18 @@ class ScoringPool:
     def push(self, live: LiveCall) -> None:
         """Send the frames the stream has taken since the last push."""
         process = live.process
-        if process is None or not live.pending:
-            return
+        message = self._take(live)
+        if process is not None and message and live.generation == process.generation:
+            process.send(message)
+
+    @staticmethod
+    def _take(live: LiveCall) -> tuple[Any, ...] | None:
+        """The push message of the frames taken since the last one (None: none)."""
+        if live.process is None or not live.pending:
+            return None
         data = b"".join(live.pending)
         live.pending.clear()
-        if live.generation == process.generation:
-            process.send(("push", live.sid, data))
+        return ("push", live.sid, data)
 
     async def score(
         self, live: LiveCall, loaded: LoadedModel, *, complete: bool, recording: bool = False
@@ -445,11 +447,15 @@ class ScoringPool:
         died, StreamError 1011 when scoring failed there)."""
         process = live.process
         assert process is not None, "stream not opened"
-        self.push(live)
+        push = self._take(live)
         process.check(live.generation)
         key = await process.ensure_model(loaded)
         process.check(live.generation)
-        answer = await process.request(("score", live.sid, key, complete, recording))
+        # The frames and the request in one write: one syscall, one wake-up of the process.
+        answer = await process.request(
+            ("score", live.sid, key, complete, recording),
+            before=b"" if push is None else _frame(push),
+        )
         if answer[0] == "error":
             logger.error(
                 "live scoring failed in its process: %s", answer[2], extra={"call_id": live.call_id}
