@@ -107,6 +107,21 @@ def append_event(store: Store, kind: str, data: dict[str, Any]) -> None:
         conn.execute(insert(Event).values(created_at=datetime.now(UTC), kind=kind, data=data))
 
 
+def append_events(store: Store, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
+    """Write ``(kind, data, created_at)`` events in one transaction (live streams' interim
+    scores, gathered by the worker: one write for many streams)."""
+    for kind, _, _ in rows:
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if not rows:
+        return
+    with store._tx(write=True) as conn:
+        conn.execute(
+            insert(Event),
+            [{"created_at": at, "kind": kind, "data": data} for kind, data, at in rows],
+        )
+
+
 def latest_event_id(store: Store) -> int:
     """The largest event id stored (0 when none)."""
     with store._tx() as conn:
@@ -519,6 +534,7 @@ __all__ = [
     "StoredEvent",
     "Subscriber",
     "append_event",
+    "append_events",
     "control_frame",
     "create_token",
     "invalid_keys",

@@ -281,6 +281,9 @@ class LiveCalls:
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
         self.scorer = scorer
+        # Interim score events (kind, data, time) waiting to be written together
+        # (api.routers.stream._publish).
+        self.events: list[tuple[str, dict[str, Any], datetime]] = []
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
 
     async def start(self, current: Callable[[], LoadedModel | None]) -> None:
