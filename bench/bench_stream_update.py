@@ -11,12 +11,17 @@ so each update finds its stream's state cold in the caches as it would there.
     PYTHONPATH=$PWD .venv/bin/python bench/bench_stream_update.py --pool     # forked pool
     PYTHONPATH=$PWD .venv/bin/python bench/bench_stream_update.py --compare ../old --rounds 3
     PYTHONPATH=$PWD .venv/bin/python bench/bench_stream_update.py --hash --compare ../old
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_stream_update.py --ws --encodings pcm16
 
 In process, each update's CPU time (``time.process_time``) is split into the messages'
 pickling (worker and process sides), ``push`` (decode, dither) and ``score`` (features,
 model, reasons, payload). ``--pool`` runs the real :class:`api.scoring_pool.ScoringPool`
 (a forked process, messages over its socket pair) and reports the worker's CPU per frame
 and per update and the scoring process's CPU per update (from ``/proc``).
+``--ws`` streams the calls over WebSockets at real-time pace through ``callsift serve
+--workers 1`` (fresh SQLite, or ``--database-url``) and reports the worker's CPU from
+``/proc``: its event loop thread per frame received, its other threads (database, files)
+per stream, all of it per update, and the scoring process's per update.
 ``--compare DIR`` runs the same measurement on the code in ``DIR`` (another worktree)
 in alternating rounds, in subprocesses, and prints both side by side; ``--hash`` hashes
 every update's and final's payload, watched values and recording instead of timing.
