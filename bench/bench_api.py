@@ -29,12 +29,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from service import serve
+from service import fresh_database, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLSIFT = Path(sys.executable).with_name("callsift")
@@ -208,24 +207,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="callsift-bench-"))
-    schema = None
-    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    if url.startswith("postgresql"):
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        url = f"{url}?options=-csearch_path%3D{schema}"
-    env = {"CALLSIFT_DATABASE_URL": url, "CALLSIFT_DATA_DIR": str(tmp / "data")}
-    try:
+    with fresh_database(args.database_url, tmp) as url:
+        env = {"CALLSIFT_DATABASE_URL": url, "CALLSIFT_DATA_DIR": str(tmp / "data")}
         results = run(args, tmp, env)
-    finally:
-        if schema:
-            import psycopg
-
-            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
     report(url, results, tmp / "call60.wav")
     shutil.rmtree(tmp, ignore_errors=True)
 

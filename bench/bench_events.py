@@ -40,7 +40,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.service import serve
+from bench.service import fresh_database, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -256,22 +256,12 @@ def main() -> None:
         help="PostgreSQL URL (a fresh schema is made and dropped); default a fresh SQLite file",
     )
     args = parser.parse_args()
-    args.url, schema, admin = args.database_url, None, "postgresql://postgres@127.0.0.1:5432/test"
-    if args.url:
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        args.url = f"{args.url}?options=-csearch_path%3D{schema}"
-    try:
+    if args.database_url:
+        with fresh_database(args.database_url, Path(tempfile.gettempdir())) as args.url:
+            result = asyncio.run(main_async(args))
+    else:
+        args.url = None
         result = asyncio.run(main_async(args))
-    finally:
-        if schema:
-            import psycopg
-
-            with psycopg.connect(admin, autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
     print(json.dumps(result, indent=2))
 
 

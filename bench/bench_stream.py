@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from service import serve
+from service import fresh_database, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 8000
@@ -452,22 +452,8 @@ def main() -> None:
     # streams make (it stalled the generator, and so the latencies it measures).
     gc.collect()
     gc.freeze()
-    url, schema = args.database_url or f"sqlite:///{tmp / 'bench.db'}", None
-    if url.startswith("postgresql"):
-        import psycopg
-
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        url = f"{url}?options=-csearch_path%3D{schema}"
-    try:
+    with fresh_database(args.database_url, tmp) as url:
         rows = measure(args, calls, tmp, url)
-    finally:
-        if schema:
-            import psycopg
-
-            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
     title = f"callsift serve {args.server_args}".rstrip() + f" on {url.split(':')[0]}"
     print(f"\nserver: {title}")
     table(args, calls, rows)

@@ -333,24 +333,16 @@ async def _run_ws(args: argparse.Namespace) -> dict[str, Any]:
     """The streams through ``callsift serve --workers 1`` over WebSockets at real-time
     pace: the worker's CPU (event loop thread, other threads) and its scoring process's."""
     import httpx
-    from service import serve
+    from service import fresh_database, serve
 
     calls = _calls(args)
     tmp = Path(tempfile.mkdtemp(prefix="callsift-ws-"))
-    url, schema = args.database_url or f"sqlite:///{tmp / 'bench.db'}", None
-    if url.startswith("postgresql"):
-        import psycopg
-
-        schema = f"bench_{os.getpid()}_{int(time.time())}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        url = f"{url}?options=-csearch_path%3D{schema}"
-    env = {
-        "CALLSIFT_DATABASE_URL": url,
-        "CALLSIFT_DATA_DIR": str(tmp / "data"),
-        "CALLSIFT_STREAM_MAX": "1000",
-    }
-    try:
+    with fresh_database(args.database_url, tmp) as url:
+        env = {
+            "CALLSIFT_DATABASE_URL": url,
+            "CALLSIFT_DATA_DIR": str(tmp / "data"),
+            "CALLSIFT_STREAM_MAX": "1000",
+        }
         with serve(port=args.port, env=env, server_args="--workers 1") as server:
             async with httpx.AsyncClient(
                 base_url=server.base, headers={"X-API-Key": server.key}
@@ -379,12 +371,6 @@ async def _run_ws(args: argparse.Namespace) -> dict[str, Any]:
             wall = time.monotonic() - wall0
             main1, rest1 = _threads_cpu(worker)
             child = sum(_proc_cpu(p) for p in scorers) - child0
-    finally:
-        if schema:
-            import psycopg
-
-            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")
     frames = sum(n for n, _ in done)
     scored = [m for _, ms in done for m in ms if m["type"] in ("update", "final")]
     updates = len(scored)

@@ -18,6 +18,35 @@ from typing import IO
 CALLSIFT = Path(sys.executable).with_name("callsift")
 
 
+#: The bench machine's PostgreSQL, where a bench makes (and drops) a schema of its own.
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def fresh_database(url: str | None, tmp: Path) -> Iterator[str]:
+    """The database URL a bench's server should use: ``url`` (PostgreSQL) in a fresh
+    schema dropped at exit, so runs never see each other's rows; a new SQLite file under
+    ``tmp`` without one."""
+    if not url:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    import uuid
+
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[str]
