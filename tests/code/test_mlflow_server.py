@@ -130,8 +130,14 @@ def test_train_promote_and_serve_through_a_postgres_backed_server(
     ]
     with open(log, "wb") as out:
         # Its own process group: the server starts uvicorn workers of its own.
+        # As docs/model.md runs it: without MLflow's job consumers (five more interpreters
+        # on a database backend), which callsift does not use.
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
     try:
         # The corpora are simulated while the server creates its tables: the run's shared
