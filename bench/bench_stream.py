@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from service import fresh_database, serve
+from service import fresh_database, send_paced, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 8000
@@ -228,15 +228,7 @@ async def one_stream(
                                 )
 
                     reader = asyncio.create_task(receive())
-                    t0 = time.monotonic()
-                    for j, frame in enumerate(frames):
-                        delay = t0 + j * frame_s - time.monotonic()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                        sent.append(time.monotonic())
-                        await ws.send(frame)
-                        if time.monotonic() > hang_up_at:
-                            break
+                    await send_paced(ws, frames, frame_s, sent=sent, hang_up_at=hang_up_at)
                     sent.append(time.monotonic())
                     await ws.send('{"type": "end"}')
                     await reader

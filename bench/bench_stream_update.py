@@ -303,6 +303,7 @@ async def _ws_stream(
 ) -> tuple[int, list[dict[str, Any]]]:
     """One call streamed at real-time pace: frames sent, and every message received."""
     import websockets
+    from service import send_paced
 
     frames = [frame for second in call for frame in second]
     frame_s = CASES[encoding] / 1000
@@ -318,12 +319,7 @@ async def _ws_stream(
                 messages.append(json.loads(raw))
 
         reader = asyncio.create_task(receive())
-        t0 = time.monotonic()
-        for j, frame in enumerate(frames):
-            delay = t0 + j * frame_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await ws.send(frame)
+        await send_paced(ws, frames, frame_s)
         await ws.send('{"type": "end"}')
         await reader
     return len(frames), messages

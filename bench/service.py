@@ -9,13 +9,38 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 CALLSIFT = Path(sys.executable).with_name("callsift")
+
+
+async def send_paced(
+    ws: Any,
+    frames: Sequence[bytes],
+    frame_s: float,
+    *,
+    sent: list[float] | None = None,
+    hang_up_at: float = float("inf"),
+) -> None:
+    """Send ``frames`` on websocket ``ws`` in real time (frame ``j`` at ``j * frame_s``
+    after the first), noting each send's time in ``sent``; stop after the frame sent past
+    ``hang_up_at`` (a caller hanging up mid-call)."""
+    import asyncio
+
+    t0 = time.monotonic()
+    for j, frame in enumerate(frames):
+        delay = t0 + j * frame_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if sent is not None:
+            sent.append(time.monotonic())
+        await ws.send(frame)
+        if time.monotonic() > hang_up_at:
+            break
 
 
 #: The bench machine's PostgreSQL, where a bench makes (and drops) a schema of its own.
