@@ -48,7 +48,6 @@ from api.streams import (
     StreamError,
     decode,
     encode_wav,
-    sample_width,
 )
 from classifier.drift import monitored_values
 from classifier.features import call_features
@@ -140,9 +139,8 @@ class _Stream:
         self.pushed_s = 0.0
         wav = None
         if recording:
-            y = decode(b"".join(self.raw), self.info.encoding)
-            taken = sum(len(d) for d in self.raw) // sample_width(self.info.encoding)
-            wav = encode_wav(y[: min(taken, self.features.max_samples)], self.info.encoding)
+            y = decode(b"".join(self.raw), self.info.encoding)  # one sample per frame sample
+            wav = encode_wav(y[: self.features.max_samples], self.info.encoding)
         return Scored(score_payload(score, model_version=version), elapsed, watched, wav)
 
 
@@ -444,7 +442,8 @@ class ScoringPool:
         self, live: LiveCall, loaded: LoadedModel, *, complete: bool, recording: bool = False
     ) -> Scored:
         """Score of what the stream has heard (raises ScoringStoppedError when its process
-        died, StreamError 1011 when scoring failed there)."""
+        died, RuntimeError when scoring failed there: the route closes the stream with
+        1011 and logs it)."""
         process = live.process
         assert process is not None, "stream not opened"
         push = self._take(live)

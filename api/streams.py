@@ -101,11 +101,6 @@ def _mulaw_table() -> np.ndarray:
     return np.asarray(table, dtype=np.float32)
 
 
-def sample_width(encoding: str) -> int:
-    """Bytes per sample of ``encoding``."""
-    return _BYTES_PER_SAMPLE[encoding]
-
-
 def frame_limits(encoding: str) -> tuple[int, int]:
     """Smallest and largest frame in bytes for ``encoding``."""
     width = _BYTES_PER_SAMPLE[encoding]
