@@ -75,6 +75,19 @@ def _closed_with(ws: WebSocketTestSession) -> tuple[int, list[dict[str, Any]]]:
             return exc.code, seen
 
 
+def _stream_whole(
+    env: Env, call_id: str, frames: list[bytes], encoding: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Stream ``frames`` as one call to its end: the close code and the messages after
+    the ready one."""
+    with _connect(env, call_id, encoding=encoding) as ws:
+        ws.receive_json()
+        for frame in frames:
+            ws.send_bytes(frame)
+        ws.send_text('{"type": "end"}')
+        return _closed_with(ws)
+
+
 @pytest.mark.parametrize(("encoding", "subtype"), [("mulaw", "ULAW"), ("pcm16", "PCM_16")])
 def test_streamed_call_scores_like_the_uploaded_recording(
     env: Env, encoding: str, subtype: str
@@ -194,12 +207,7 @@ def test_faster_than_real_time_is_read_at_real_time_pace(tmp_path: Any) -> None:
         call = e.register()
         frames = _frames(_wav(0.8 * _speech_call(seed=3, seconds=2.0), "ULAW"), "ULAW", 100)
         start = time.monotonic()
-        with _connect(e, call["call_id"], encoding="mulaw") as ws:
-            ws.receive_json()
-            for frame in frames:
-                ws.send_bytes(frame)
-            ws.send_text('{"type": "end"}')
-            code, messages = _closed_with(ws)
+        code, messages = _stream_whole(e, call["call_id"], frames, "mulaw")
         elapsed = time.monotonic() - start
         assert code == 1000
         assert any(m["type"] == "notice" and "real-time pace" in m["detail"] for m in messages)
@@ -212,12 +220,7 @@ def test_audio_past_the_stream_limit_is_counted_not_scored(tmp_path: Any) -> Non
     with running_env("sqlite", tmp_path, stream_max_seconds=1.0) as e:
         call = e.register()
         wav = _wav(0.8 * _speech_call(seed=4, seconds=2.5), "PCM_16")
-        with _connect(e, call["call_id"], encoding="pcm16") as ws:
-            ws.receive_json()
-            for frame in _frames(wav, "PCM_16", 100):
-                ws.send_bytes(frame)
-            ws.send_text('{"type": "end"}')
-            code, messages = _closed_with(ws)
+        code, messages = _stream_whole(e, call["call_id"], _frames(wav, "PCM_16", 100), "pcm16")
         assert code == 1000
         final = messages[-1]
         assert final["heard_s"] == pytest.approx(1.0) and final["dropped_s"] == pytest.approx(1.5)
@@ -254,12 +257,7 @@ def test_a_killed_scoring_process_ends_its_streams_with_1011_and_is_started_agai
             assert time.monotonic() < deadline, "no new scoring process"
             time.sleep(0.05)
         again = e.register()
-        with _connect(e, again["call_id"], encoding="mulaw") as ws:
-            ws.receive_json()
-            for frame in frames:
-                ws.send_bytes(frame)
-            ws.send_text('{"type": "end"}')
-            code, messages = _closed_with(ws)
+        code, messages = _stream_whole(e, again["call_id"], frames, "mulaw")
         assert code == 1000 and messages[-1]["type"] == "final"
         assert messages[-1]["stored"] is True
 
@@ -277,12 +275,7 @@ def test_a_model_reloaded_after_the_fork_reaches_the_scoring_process(tmp_path: A
         runtime.models = holder
         wav = _wav(0.8 * _speech_call(seed=8, seconds=2.5), "PCM_16")
         call = e.register()
-        with _connect(e, call["call_id"], encoding="pcm16") as ws:
-            ws.receive_json()
-            for frame in _frames(wav, "PCM_16", 100):
-                ws.send_bytes(frame)
-            ws.send_text('{"type": "end"}')
-            code, messages = _closed_with(ws)
+        code, messages = _stream_whole(e, call["call_id"], _frames(wav, "PCM_16", 100), "pcm16")
         assert code == 1000
         [process] = runtime.streams.scorer.processes
         assert process._model is reloaded
