@@ -28,7 +28,8 @@ picks, mapped by :func:`frame_pitch`. About 1 ms for a 60 s call (f0 not include
 
 The attribution is a pure function of the speech mask and the per-frame values given,
 so a live stream after ``t`` seconds gets what the recording of its first ``t`` seconds
-gets. Measured figures: docs/vad.md, "Whose voice".
+gets; a live stream reuses its last attribution while its speech runs are unchanged
+(:class:`VoiceMemo`). Measured figures: docs/vad.md, "Whose voice".
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 
 __all__ = [
     "VOICE_FEATURES",
+    "VoiceMemo",
     "VoiceRuns",
     "attribute_voices",
     "frame_pitch",
@@ -402,6 +404,55 @@ def enrolment(runs: np.ndarray) -> np.ndarray | None:
     return first
 
 
+class VoiceMemo:
+    """A live stream's last attribution, reused while its speech runs stay the same.
+
+    The attribution reads the speech runs (:func:`segments` of the mask) and the frame
+    values inside them, nothing else. Once every run lies in frames whose values are
+    final, an update with the same runs (a pause, an open line, the caller still
+    silent) gets the same features; only the share of the call, whose length grew, is
+    divided anew. Without pitch only (live streams attribute without it).
+    """
+
+    def __init__(self) -> None:
+        self.runs: np.ndarray | None = None
+        self.features: dict[str, float] = {}
+        self.other_frames = 0.0
+
+    def recall(self, runs: np.ndarray, n_frames: int) -> dict[str, float] | None:
+        """The features stored for exactly ``runs``, for a call of ``n_frames``; else None."""
+        if self.runs is None or not np.array_equal(runs, self.runs):
+            return None
+        out = dict(self.features)
+        out["other_speech_ratio"] = self.other_frames / max(n_frames, 1)
+        return out
+
+    def store(self, runs: np.ndarray, features: dict[str, float], other_frames: float) -> None:
+        self.runs, self.features, self.other_frames = runs, dict(features), other_frames
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.runs is None else int(self.runs.nbytes)
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """The speech runs the attribution judges (a run of less than MIN_SEGMENT_S dropped)."""
+    return segments(
+        mask, merge_gap=int(MERGE_GAP_S * FPS), min_len=max(1, int(MIN_SEGMENT_S * FPS))
+    )
+
+
+def _check_inputs(
+    mask: np.ndarray, cepstra: np.ndarray, power: np.ndarray, f0: np.ndarray | None
+) -> None:
+    n = int(mask.size)
+    for name, a in (("cepstra", cepstra), ("power", power), ("f0", f0)):
+        if a is not None and np.shape(a)[0] != n:
+            raise ValueError(f"mask has {n} frames and {name} {np.shape(a)[0]}; expected equal")
+    if np.shape(cepstra)[1:] != (13,):
+        raise ValueError(f"cepstra must have 13 columns (MFCC 0-12); got {np.shape(cepstra)}")
+
+
 def voice_runs(
     mask: np.ndarray, cepstra: np.ndarray, power: np.ndarray, f0: np.ndarray | None = None
 ) -> VoiceRuns | None:
@@ -426,14 +477,15 @@ def voice_runs(
         :data:`MIN_ENROL_S` within :data:`ENROL_WITHIN_S`).
     """
     mask = np.asarray(mask, dtype=bool)
-    n = int(mask.size)
-    for name, a in (("cepstra", cepstra), ("power", power), ("f0", f0)):
-        if a is not None and np.shape(a)[0] != n:
-            raise ValueError(f"mask has {n} frames and {name} {np.shape(a)[0]}; expected equal")
-    if np.shape(cepstra)[1:] != (13,):
-        raise ValueError(f"cepstra must have 13 columns (MFCC 0-12); got {np.shape(cepstra)}")
+    _check_inputs(mask, cepstra, power, f0)
+    return _judge_runs(_runs(mask), cepstra, power, f0)
+
+
+def _judge_runs(
+    runs: np.ndarray, cepstra: np.ndarray, power: np.ndarray, f0: np.ndarray | None
+) -> VoiceRuns | None:
+    """:func:`voice_runs` of the speech runs ``runs`` (:func:`_runs`), inputs checked."""
     shortest = max(1, int(MIN_SEGMENT_S * FPS))
-    runs = segments(mask, merge_gap=int(MERGE_GAP_S * FPS), min_len=shortest)
     enrol = enrolment(runs)
     if enrol is None:
         return None
@@ -453,7 +505,13 @@ def voice_runs(
 
 
 def attribute_voices(
-    mask: np.ndarray, cepstra: np.ndarray, power: np.ndarray, f0: np.ndarray | None = None
+    mask: np.ndarray,
+    cepstra: np.ndarray,
+    power: np.ndarray,
+    f0: np.ndarray | None = None,
+    *,
+    memo: VoiceMemo | None = None,
+    final: int | None = None,
 ) -> dict[str, float]:
     """The caller's own speech in a mono call, the opening's voice taken as the call-taker.
 
@@ -461,6 +519,12 @@ def attribute_voices(
     ----------
     mask, cepstra, power, f0
         As :func:`voice_runs`.
+    memo : VoiceMemo or None, keyword-only
+        A live stream's earlier attribution (without pitch): reused when the speech
+        runs are those it was made for; None computes it.
+    final : int or None, keyword-only
+        With ``memo``: how many leading frames hold final values (None: all); an
+        attribution is kept for reuse only when every run lies inside them.
 
     Returns
     -------
@@ -476,7 +540,16 @@ def attribute_voices(
         the stretches after the opening that are the call-taker's (NaN when there are
         none).
     """
-    found = voice_runs(mask, cepstra, power, f0)
+    mask = np.asarray(mask, dtype=bool)
+    _check_inputs(mask, cepstra, power, f0)
+    speech = _runs(mask)
+    use_memo = memo is not None and f0 is None
+    if use_memo:
+        assert memo is not None
+        recalled = memo.recall(speech, int(mask.size))
+        if recalled is not None:
+            return recalled
+    found = _judge_runs(speech, cepstra, power, f0)
     if found is None:
         out = dict.fromkeys(VOICE_FEATURES, float("nan"))
         out["voice_enrolled"] = 0.0
@@ -503,9 +576,10 @@ def attribute_voices(
         level_rel = float(np.median(db[theirs_frames]) - np.median(db[mine]))
         c1 = np.asarray(cepstra, dtype=np.float64)[:, 1]
         tilt_rel = float(np.mean(c1[theirs_frames]) - np.mean(c1[mine]))
-    return {
+    other_frames = float(lengths[other].sum())
+    out = {
         "voice_enrolled": 1.0,
-        "other_speech_ratio": float(lengths[other].sum()) / max(int(np.size(mask)), 1),
+        "other_speech_ratio": other_frames / max(int(np.size(mask)), 1),
         "other_speech_max_s": longest,
         "other_turns": float(turns),
         "taker_only": float(not other.any()),
@@ -513,6 +587,11 @@ def attribute_voices(
         "other_level_rel_db": level_rel,
         "other_tilt_rel": tilt_rel,
     }
+    if use_memo and memo is not None:
+        frames = int(np.size(mask)) if final is None else final
+        if speech.size == 0 or int(speech[-1, 1]) <= frames:
+            memo.store(speech, out, other_frames)
+    return out
 
 
 def _frames_of(ranges: np.ndarray) -> np.ndarray:

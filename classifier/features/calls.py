@@ -24,6 +24,7 @@ from classifier.vad import (
     stft_magnitude,
 )
 from classifier.voices import (
+    VoiceMemo,
     attribute_voices,
     frame_pitch,
     segments,
@@ -77,7 +78,9 @@ def summarise(
         pitch=memo.pitch,
         sr=sr,
     )
-    feats.update(attribute_voices(mask, V[:, _MFCC], V[:, _COL["band_power"]]))
+    feats.update(
+        attribute_voices(mask, V[:, _MFCC], V[:, _COL["band_power"]], memo=memo.voices, final=final)
+    )
     return feats, mask
 
 
@@ -87,6 +90,7 @@ class StreamMemo:
     def __init__(self) -> None:
         self.vad = VadMemo()
         self.stats = ChannelStats()
+        self.voices = VoiceMemo()
         self._f0 = np.zeros(0)
 
     def pitch(self, y: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -102,7 +106,7 @@ class StreamMemo:
 
     @property
     def nbytes(self) -> int:
-        return int(self._f0.nbytes) + self.vad.nbytes + self.stats.nbytes
+        return int(self._f0.nbytes) + self.vad.nbytes + self.stats.nbytes + self.voices.nbytes
 
 
 def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], np.ndarray]:

@@ -218,6 +218,32 @@ def test_first_frames_heard_give_what_the_whole_call_gives_for_them() -> None:
     assert seen == {0.0, 1.0}  # before and after the greeting was enrolled
 
 
+def test_a_live_streams_memo_gives_what_a_fresh_attribution_gives() -> None:
+    # A live stream reuses its last attribution while the speech runs stay the same (a
+    # pause, an open line): every update must equal a fresh attribution of the frames
+    # heard, through the pause (reused) and after the caller speaks again (judged anew).
+    y, _ = make_call(
+        [("-", 0.5, 0), ("A", 2.5, 1), ("-", 0.6, 0), ("B", 2.0, 2), ("-", 4.0, 0), ("B", 2.0, 3)]
+    )
+    mask, cep, power, _ = inputs(y)
+    reused: list[bool] = []
+
+    class Memo(voices.VoiceMemo):
+        def recall(self, runs: np.ndarray, n_frames: int) -> dict[str, float] | None:
+            out = super().recall(runs, n_frames)
+            reused.append(out is not None)
+            return out
+
+    memo = Memo()
+    for k in range(100, mask.size + 100, 100):
+        k = min(k, mask.size)
+        got = voices.attribute_voices(mask[:k], cep[:k], power[:k], memo=memo, final=k)
+        assert _same(got, voices.attribute_voices(mask[:k], cep[:k], power[:k]))
+    assert got["voice_enrolled"] == 1.0 and got["other_turns"] == 1
+    assert any(reused[7:11])  # in the pause
+    assert not any(reused[-2:])  # the caller spoke again
+
+
 def _bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "voice_attribution", ROOT / "bench" / "voice_attribution.py"
