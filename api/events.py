@@ -34,7 +34,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, insert, or_, select, update
 
 from api.db import ApiKey, Event, EventToken
-from api.store import Store
+from api.store import Store, StoreError
 
 logger = logging.getLogger("callsift.api.events")
 
@@ -120,6 +120,15 @@ def append_events(store: Store, rows: Sequence[tuple[str, dict[str, Any], dateti
             insert(Event),
             [{"created_at": at, "kind": kind, "data": data} for kind, data, at in rows],
         )
+
+
+def append_live_events(store: Store, rows: Sequence[tuple[str, dict[str, Any], datetime]]) -> None:
+    """:func:`append_events` for live streams' interim scores: a database that fails
+    costs the consoles these events (logged), never the streams."""
+    try:
+        append_events(store, rows)
+    except StoreError as exc:
+        logger.warning("live score events not written (%d): %s", len(rows), exc)
 
 
 def latest_event_id(store: Store) -> int:
@@ -535,6 +544,7 @@ __all__ = [
     "Subscriber",
     "append_event",
     "append_events",
+    "append_live_events",
     "control_frame",
     "create_token",
     "invalid_keys",

@@ -28,7 +28,7 @@ import classifier
 from api.db import INSTANCE_MAX
 from api.deps import Runtime
 from api.drift import DriftCollector, DriftMonitor
-from api.events import EventHub
+from api.events import EventHub, append_live_events
 from api.leases import StreamLeases
 from api.loopwatch import LoopWatch
 from api.observability import (
@@ -281,7 +281,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.freeze()
     # Forked now, with the model loaded and its kernels warm, and before this worker
     # starts its threads: the scoring processes share the model and start at once.
-    await runtime.streams.start(lambda: runtime.models.current)
+    await runtime.streams.start(
+        lambda: runtime.models.current,
+        write_events=lambda rows: append_live_events(runtime.store, rows),
+    )
     logger.info(
         "started",
         extra={

@@ -240,6 +240,13 @@ class LiveCall:
 #: Threads of the streams' database and file work (:meth:`LiveCalls.blocking`); the
 #: database pool holds 15 connections, shared with the requests.
 IO_THREADS = 8
+#: Interim score events are written together, at most this long after the first: one
+#: transaction for all the worker's streams instead of one per event.
+EVENT_BATCH_S = 0.2
+#: At stop, how long the last event writes may take before the I/O threads go.
+EVENT_FLUSH_TIMEOUT_S = 5.0
+#: An interim score event: kind, data and the time it was published.
+EventRow = tuple[str, dict[str, Any], datetime]
 
 
 class StreamScorer(Protocol):
@@ -271,19 +278,37 @@ class LiveCalls:
         no stream can be opened.
     """
 
-    def __init__(self, *, limit: int, scorer: StreamScorer | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        scorer: StreamScorer | None = None,
+        event_batch_s: float = EVENT_BATCH_S,
+    ) -> None:
         self.limit = limit
         self._calls: dict[str, LiveCall] = {}
         self._lock = threading.Lock()
         self.scorer = scorer
-        # Interim score events (kind, data, time) waiting to be written together
-        # (api.routers.stream._publish).
-        self.events: list[tuple[str, dict[str, Any], datetime]] = []
+        self.event_batch_s = event_batch_s
+        # Interim score events waiting to be written together (publish), the timer that
+        # writes them, the writes under way (a task without a reference may be collected
+        # mid-way), and what writes them (start).
+        self._events: list[EventRow] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._writing: set[asyncio.Future[None]] = set()
+        self._write_events: Callable[[list[EventRow]], None] | None = None
         self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="stream-io")
 
-    async def start(self, current: Callable[[], LoadedModel | None]) -> None:
+    async def start(
+        self,
+        current: Callable[[], LoadedModel | None],
+        *,
+        write_events: Callable[[list[EventRow]], None] | None = None,
+    ) -> None:
         """Start the I/O threads, then fork the scoring processes (once the model is
-        loaded and warm: they share it)."""
+        loaded and warm: they share it). ``write_events`` stores interim score events
+        (:meth:`publish`) on the I/O threads; None drops them."""
+        self._write_events = write_events
         # A thread started on demand is started by the event loop, which waits until it
         # runs: 120-260 ms on a busy machine (loop watch, 200-stream bench, 2026-12-07),
         # every stream of the worker late meanwhile. Started here, they never retire.
@@ -300,8 +325,31 @@ class LiveCalls:
         heartbeats), apart from the requests' thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
+    def publish(self, kind: str, data: dict[str, Any], at: datetime) -> None:
+        """Queue an interim score event; the worker's queued events are written together,
+        at most :attr:`event_batch_s` after the first, without the stream waiting."""
+        self._events.append((kind, data, at))
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                self.event_batch_s, self._flush
+            )
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        rows, self._events = self._events, []
+        if rows and self._write_events is not None:
+            task = asyncio.ensure_future(self.blocking(self._write_events, rows))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
+
     async def stop(self) -> None:
-        """Stop the scoring processes and the I/O threads."""
+        """Write the events still queued, then stop the scoring processes and the I/O
+        threads."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        self._flush()
+        if self._writing:
+            await asyncio.wait(set(self._writing), timeout=EVENT_FLUSH_TIMEOUT_S)
         if self.scorer is not None:
             await self.scorer.stop()
         self._io.shutdown(wait=False, cancel_futures=True)

@@ -39,7 +39,6 @@ from fastapi import APIRouter, HTTPException, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
-from api.events import append_events
 from api.schemas import CALL_ID_PATTERN
 from api.scoring_pool import Scored, ScoringPool, StreamInfo
 from api.service import (
@@ -426,26 +425,6 @@ async def _score_due(
 
 #: An interim score reaches the consoles when its flag changes, else this often at most.
 _EVENT_EVERY_S = 5.0
-#: Interim score events are written together, at most this long after the first: one
-#: transaction for all the worker's streams instead of one per event.
-_EVENT_BATCH_S = 0.2
-#: Event writes under way (a task without a reference may be collected mid-way).
-_PUBLISHING: set[asyncio.Future[None]] = set()
-
-
-def _append(runtime: Runtime, rows: list[tuple[str, dict[str, Any], datetime]]) -> None:
-    try:
-        append_events(runtime.store, rows)
-    except StoreError as exc:  # the streams go on; the consoles miss these updates
-        logger.warning("live score events not written (%d): %s", len(rows), exc)
-
-
-def _write_events(runtime: Runtime) -> None:
-    rows, runtime.streams.events = runtime.streams.events, []
-    if rows:
-        task = asyncio.ensure_future(runtime.streams.blocking(_append, runtime, rows))
-        _PUBLISHING.add(task)
-        task.add_done_callback(_PUBLISHING.discard)
 
 
 def _publish(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
@@ -458,10 +437,7 @@ def _publish(runtime: Runtime, live: LiveCall, payload: dict[str, Any]) -> None:
     live.event_at = now
     kind, data = score_event(live.call_id, live.caller_id, payload)
     data["live"] = True  # an interim score, not stored: the call's record still lacks it
-    events = runtime.streams.events
-    events.append((kind, data, datetime.now(UTC)))
-    if len(events) == 1:  # the first since the last write
-        asyncio.get_running_loop().call_later(_EVENT_BATCH_S, _write_events, runtime)
+    runtime.streams.publish(kind, data, datetime.now(UTC))
 
 
 async def _score_waiting(runtime: Runtime, live: LiveCall) -> None:

@@ -4,9 +4,11 @@ final score equal to the whole recording's, and every kind of bad input."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -126,6 +128,21 @@ def test_streamed_call_scores_like_the_uploaded_recording(
         assert final[key] == pytest.approx(posted[key], abs=1e-6)
     assert final["flag"] == posted["flag"]
     assert [r["group"] for r in final["reasons"]] == [r["group"] for r in posted["reasons"]]
+
+
+def test_interim_events_still_queued_when_the_worker_stops_are_written(tmp_path: Any) -> None:
+    # Interim scores reach the consoles through events written in batches; a worker that
+    # stops before its batch is due writes what it holds instead of dropping it.
+    with running_env("sqlite", tmp_path) as e:
+        e.app.state.runtime.streams.event_batch_s = 3600.0  # due only long after the stop
+        call_id = e.register()["call_id"]
+        frames = _frames(_wav(0.8 * _speech_call(seed=4, seconds=2.5), "ULAW"), "ULAW")
+        code, messages = _stream_whole(e, call_id, frames, "mulaw")
+        assert code == 1000 and any(m["type"] == "update" for m in messages)
+    with sqlite3.connect(tmp_path / "callsift.db") as db:
+        rows = [json.loads(d) for (d,) in db.execute("SELECT data FROM events")]
+    live = [d for d in rows if d.get("call_id") == call_id and d.get("live")]
+    assert live and live[0]["stage"] == "call"
 
 
 def test_bad_frames_and_messages_close_with_4400(env: Env) -> None:
