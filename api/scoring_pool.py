@@ -44,6 +44,7 @@ from typing import Any, NoReturn
 from api.service import LoadedModel, score_payload, warm_up
 from api.streams import (
     LiveCall,
+    Scored,
     ScoringStoppedError,
     StreamError,
     decode,
@@ -76,28 +77,6 @@ class StreamInfo:
     timezone: tzinfo | None
     encoding: str
     max_seconds: float
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A score computed by a scoring process.
-
-    Attributes
-    ----------
-    payload : dict
-        :func:`api.service.score_payload` of the score.
-    elapsed_s : float
-        Time the process spent on it (the frames' decoding and features included).
-    watched : dict
-        The watched features of the score (stored with the final one, for drift).
-    wav : bytes or None
-        The audio scored as a WAV file in the stream's encoding, when asked for.
-    """
-
-    payload: dict[str, Any]
-    elapsed_s: float
-    watched: dict[str, float | None]
-    wav: bytes | None
 
 
 # --- the scoring process --------------------------------------------------------------

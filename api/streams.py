@@ -249,6 +249,28 @@ EVENT_FLUSH_TIMEOUT_S = 5.0
 EventRow = tuple[str, dict[str, Any], datetime]
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A score computed by a scoring process.
+
+    Attributes
+    ----------
+    payload : dict
+        :func:`api.service.score_payload` of the score.
+    elapsed_s : float
+        Time the process spent on it (the frames' decoding and features included).
+    watched : dict
+        The watched features of the score (stored with the final one, for drift).
+    wav : bytes or None
+        The audio scored as a WAV file in the stream's encoding, when asked for.
+    """
+
+    payload: dict[str, Any]
+    elapsed_s: float
+    watched: dict[str, float | None]
+    wav: bytes | None
+
+
 class StreamScorer(Protocol):
     """What :class:`LiveCalls` needs of the scoring processes
     (:class:`api.scoring_pool.ScoringPool`, which builds on this module)."""
@@ -258,6 +280,12 @@ class StreamScorer(Protocol):
     def open(self, live: LiveCall, info: Any) -> None: ...
 
     def close(self, live: LiveCall) -> None: ...
+
+    def push(self, live: LiveCall) -> None: ...
+
+    async def score(
+        self, live: LiveCall, loaded: LoadedModel, *, complete: bool, recording: bool = False
+    ) -> Scored: ...
 
     async def stop(self) -> None: ...
 

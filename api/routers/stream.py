@@ -40,7 +40,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.deps import CALL_TAKER_ROLES, Runtime, principal_for_token
 from api.schemas import CALL_ID_PATTERN
-from api.scoring_pool import Scored, ScoringPool, StreamInfo
+from api.scoring_pool import StreamInfo
 from api.service import (
     UNKNOWN_WHILE_DOWN,
     ModelUnavailableError,
@@ -53,7 +53,9 @@ from api.streams import (
     FRAME_MS,
     BadFrameError,
     LiveCall,
+    Scored,
     StreamError,
+    StreamScorer,
     frame_limits,
 )
 from classifier.features import MIN_SAMPLES, SR
@@ -135,10 +137,10 @@ def _store_result(runtime: Runtime, live: LiveCall, payload: dict[str, Any], wav
     )
 
 
-def _scoring(runtime: Runtime) -> ScoringPool:
-    pool = runtime.streams.scorer
-    assert isinstance(pool, ScoringPool), "the app's streams are scored by a ScoringPool"
-    return pool
+def _scoring(runtime: Runtime) -> StreamScorer:
+    scorer = runtime.streams.scorer
+    assert scorer is not None, "a stream is only opened on a worker that scores streams"
+    return scorer
 
 
 async def _scored(
