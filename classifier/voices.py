@@ -435,11 +435,13 @@ class VoiceMemo:
         return 0 if self.runs is None else int(self.runs.nbytes)
 
 
+#: MIN_SEGMENT_S in frames: the shortest run or stretch judged.
+_SHORTEST = max(1, int(MIN_SEGMENT_S * FPS))
+
+
 def _runs(mask: np.ndarray) -> np.ndarray:
     """The speech runs the attribution judges (a run of less than MIN_SEGMENT_S dropped)."""
-    return segments(
-        mask, merge_gap=int(MERGE_GAP_S * FPS), min_len=max(1, int(MIN_SEGMENT_S * FPS))
-    )
+    return segments(mask, merge_gap=int(MERGE_GAP_S * FPS), min_len=_SHORTEST)
 
 
 def _check_inputs(
@@ -485,7 +487,6 @@ def _judge_runs(
     runs: np.ndarray, cepstra: np.ndarray, power: np.ndarray, f0: np.ndarray | None
 ) -> VoiceRuns | None:
     """:func:`voice_runs` of the speech runs ``runs`` (:func:`_runs`), inputs checked."""
-    shortest = max(1, int(MIN_SEGMENT_S * FPS))
     enrol = enrolment(runs)
     if enrol is None:
         return None
@@ -494,7 +495,7 @@ def _judge_runs(
     # after the enrolment.
     later = runs[runs[:, 1] > enrol_end].copy()
     later[:, 0] = np.maximum(later[:, 0], enrol_end)
-    later = later[later[:, 1] - later[:, 0] >= shortest]
+    later = later[later[:, 1] - later[:, 0] >= _SHORTEST]
     ranges = np.concatenate([enrol, later])
     group = np.concatenate([np.zeros(len(enrol), np.int64), np.arange(1, len(later) + 1)])
     z = voice_space(stretch_summaries(ranges, group, cepstra, power, f0))
@@ -543,12 +544,9 @@ def attribute_voices(
     mask = np.asarray(mask, dtype=bool)
     _check_inputs(mask, cepstra, power, f0)
     speech = _runs(mask)
-    use_memo = memo is not None and f0 is None
-    if use_memo:
-        assert memo is not None
-        recalled = memo.recall(speech, int(mask.size))
-        if recalled is not None:
-            return recalled
+    memo = memo if f0 is None else None  # the memo holds attributions without pitch
+    if memo is not None and (recalled := memo.recall(speech, int(mask.size))) is not None:
+        return recalled
     found = _judge_runs(speech, cepstra, power, f0)
     if found is None:
         out = dict.fromkeys(VOICE_FEATURES, float("nan"))
@@ -587,10 +585,9 @@ def attribute_voices(
         "other_level_rel_db": level_rel,
         "other_tilt_rel": tilt_rel,
     }
-    if use_memo and memo is not None:
-        frames = int(np.size(mask)) if final is None else final
-        if speech.size == 0 or int(speech[-1, 1]) <= frames:
-            memo.store(speech, out, other_frames)
+    # Kept only when every run's frame values are final (``speech`` is not empty here).
+    if memo is not None and int(speech[-1, 1]) <= (mask.size if final is None else final):
+        memo.store(speech, out, other_frames)
     return out
 
 
