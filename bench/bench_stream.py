@@ -510,7 +510,8 @@ def measure(
             own1 = resource.getrusage(resource.RUSAGE_SELF)
             lat = np.array(tally.latencies) * 1000
             received = np.array(tally.received_at)
-            late_at = received[lat > 100]
+            late = lat > 100
+            late_at = received[late]
             stalls = machine_stalls(probe_out, since=wall0, until=time.monotonic())
             # The generator's own stalls: an update can only be received once it runs.
             stalls += [(at, lag) for at, lag in zip(tally.lag_at, tally.lag, strict=True)]
@@ -529,7 +530,7 @@ def measure(
                     "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
                     "max_ms": float(lat.max()) if lat.size else float("nan"),
                     "within_100ms": float(np.mean(lat <= 100)) if lat.size else float("nan"),
-                    "late": int(np.sum(lat > 100)),
+                    "late": int(np.sum(late)),
                     "load_1m": load_1m,
                     "final_p50_ms": float(np.median(tally.finals) * 1000)
                     if tally.finals
@@ -556,10 +557,7 @@ def measure(
                     "late_updates": [
                         [round(float(clock0 + t - wall0), 2), round(float(ms), 1), c]
                         for t, ms, c in zip(
-                            received[lat > 100],
-                            lat[lat > 100],
-                            np.asarray(tally.compute_ms)[lat > 100],
-                            strict=True,
+                            late_at, lat[late], np.asarray(tally.compute_ms)[late], strict=True
                         )
                     ],
                     "generator_lag_max_ms": float(np.max(tally.lag) * 1000),
