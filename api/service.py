@@ -32,7 +32,17 @@ from classifier.scoring import CallScore, ScoringModel
 logger = logging.getLogger("callsift.api.service")
 
 #: File extension of a stored recording per libsndfile container.
-AUDIO_EXTENSIONS = {"WAV": "wav", "WAVEX": "wav", "FLAC": "flac", "OGG": "ogg"}
+AUDIO_EXTENSIONS = {
+    "WAV": "wav",
+    "WAVEX": "wav",
+    "FLAC": "flac",
+    "OGG": "ogg",
+    "MP3": "mp3",
+    "AU": "au",
+    "AIFF": "aiff",
+    "RF64": "rf64",
+    "W64": "w64",
+}
 
 
 class ModelUnavailableError(CallsiftError):

@@ -59,6 +59,7 @@ __all__ = [
     "TARGET_SR",
     "CallAudio",
     "load_audio",
+    "pcm16_wav",
 ]
 
 TARGET_SR = 8000
@@ -307,6 +308,69 @@ def load_audio(
         original_subtype=subtype,
         duration_s=len(caller) / sr,
     )
+
+
+def pcm16_wav(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    max_samples: int | None = MAX_DECODED_SAMPLES,
+) -> bytes:
+    """A recording re-encoded as WAV PCM 16 at its own rate and channels.
+
+    For players that do not know the recording's codec (browsers play no GSM 6.10,
+    ADPCM or AU): what they get is what was recorded, at the recording's rate, not the
+    8 kHz mono the features use.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+        A recording :func:`load_audio` accepts.
+    max_samples : int or None, default :data:`MAX_DECODED_SAMPLES`
+        Most samples (frames x channels) to decode; None: no limit.
+
+    Returns
+    -------
+    bytes
+        The WAV file, ``44 + 2 x frames x channels`` bytes.
+
+    Raises
+    ------
+    InvalidAudioError, UnsupportedAudioError, AudioTooLongError
+        As :func:`load_audio` for the same file.
+    """
+    stream, name = _open_source(source)
+    start = _tell(stream)
+    try:
+        snd = _SequentialFile(stream)
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        _check_wav_fmt(_head(stream, start), name)
+        raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
+    out = io.BytesIO()
+    with snd:
+        fmt, subtype = str(snd.format), str(snd.subtype)
+        rate, channels, frames = int(snd.samplerate), int(snd.channels), int(snd.frames)
+        _check_header(name, fmt, subtype, rate, channels, frames, "mix")
+        cap = None if max_samples is None else max_samples // channels
+        n = 0
+        try:
+            with sf.SoundFile(
+                out, "w", samplerate=rate, channels=channels, format="WAV", subtype="PCM_16"
+            ) as wav:
+                while True:
+                    block = snd.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    if len(block) == 0:
+                        break
+                    n += len(block)
+                    if cap is not None and n > cap:
+                        raise AudioTooLongError(
+                            f"{_decoded_size(cap, rate, channels, more=True)}; expected at "
+                            f"most {max_samples} samples (frames x channels at the file's rate)"
+                        )
+                    # Out-of-range float samples clip as a player would, not wrap.
+                    wav.write(np.clip(np.nan_to_num(block), -1.0, 1.0))
+        except (sf.SoundFileError, RuntimeError, ValueError) as exc:
+            raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
+    return out.getvalue()
 
 
 def _decoded_size(frames: int, orig_sr: int, channels: int, *, more: bool = False) -> str:
@@ -627,9 +691,18 @@ def _check_wav_fmt(head: bytes, name: str) -> None:
         pos += 8 + size + (size & 1)
 
 
+#: libsndfile's reasons that mislead where the file was found and opened.
+_MISLEADING = {
+    # mpg123 refusing an MP3 that ends within its first frames.
+    "File does not exist or is not a regular file (possibly a pipe?).": (
+        "the stream is truncated or corrupt before its first complete audio frames"
+    ),
+}
+
+
 def _reason(exc: BaseException) -> str:
     msg = str(exc).strip()
     # libsndfile prefixes "Error opening <object at 0x..>:"; keep only the reason.
     if ": " in msg:
         msg = msg.rsplit(": ", 1)[-1]
-    return msg or type(exc).__name__
+    return _MISLEADING.get(msg, msg) or type(exc).__name__

@@ -7,9 +7,13 @@ use these; this module imports nothing, so none of them pulls in pandas through 
 #: Call outcomes, as call-takers record them.
 LABELS: tuple[str, ...] = ("emergency", "non_emergency", "prank", "ghost")
 
-#: Containers read through soundfile.
-AUDIO_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG")
-#: Encodings: PCM, float, G.711 mu-law and A-law, and OGG's codecs.
+#: Containers read through soundfile. Besides WAV, FLAC and Ogg, the ones call recorders
+#: and telephone switches export: MP3, Sun/NeXT AU, AIFF / AIFF-C, and the 64-bit WAVs
+#: (RF64, Sony Wave64) of long recordings.
+AUDIO_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG", "MP3", "AU", "AIFF", "RF64", "W64")
+#: Encodings: PCM, float, G.711 mu-law and A-law, Ogg's codecs, MPEG audio, and the
+#: telephone codecs recorders store in WAV or AU (GSM 6.10, IMA and Microsoft ADPCM,
+#: G.721 and G.723 ADPCM).
 AUDIO_SUBTYPES: tuple[str, ...] = (
     "PCM_16",
     "PCM_24",
@@ -22,6 +26,15 @@ AUDIO_SUBTYPES: tuple[str, ...] = (
     "ALAW",
     "VORBIS",
     "OPUS",
+    "MPEG_LAYER_I",
+    "MPEG_LAYER_II",
+    "MPEG_LAYER_III",
+    "GSM610",
+    "IMA_ADPCM",
+    "MS_ADPCM",
+    "G721_32",
+    "G723_24",
+    "G723_40",
 )
 #: Lowest original rate accepted: below 8 kHz the telephone band is already cut.
 MIN_SAMPLE_RATE = 8000

@@ -136,7 +136,8 @@ def _check_audio(source: str, caller_channel: str) -> list[tuple[str, str, str]]
         out.append(
             (
                 "audio_path",
-                f"audio format {info.format} is not supported; expected WAV, FLAC or OGG",
+                f"audio format {info.format} is not supported; expected one of "
+                f"{', '.join(AUDIO_FORMATS)}",
                 "error",
             )
         )
@@ -144,8 +145,8 @@ def _check_audio(source: str, caller_channel: str) -> list[tuple[str, str, str]]
         out.append(
             (
                 "audio_path",
-                f"audio encoding {info.subtype} is not supported; expected PCM 16/24-bit, "
-                "float, G.711 mu-law or A-law",
+                f"audio encoding {info.subtype} is not supported; expected one of "
+                f"{', '.join(AUDIO_SUBTYPES)}",
                 "error",
             )
         )

@@ -2,9 +2,9 @@
 
 Each :class:`Kind` is one way an upload can go wrong (or nearly wrong): truncated and
 lying headers, wrong magic, rates and channel counts out of range, NaN samples,
-decompression bombs in FLAC and Ogg/Opus, codecs callsift does not take, and the valid
-encodings beside them. Each says what the upload path must answer: a clear 4xx naming
-the problem, or 200. Never a 5xx.
+decompression bombs in FLAC and Ogg/Opus, containers and codecs callsift does not take,
+and the valid encodings beside them (telephone codecs and MP3 included). Each says what
+the upload path must answer: a clear 4xx naming the problem, or 200. Never a 5xx.
 
 The bombs are written by hand (FLAC frames of CONSTANT subframes, Ogg pages of empty
 Opus frames): a few tens of kB that decode to hours of audio, made in milliseconds.
@@ -376,15 +376,49 @@ KINDS: list[Kind] = [
     Kind("25 s mu-law", lambda: encode(25.0, subtype="ULAW"), 422, "expected at most 20 s"),
     Kind("20 s at 8 kHz", lambda: encode(19.99, subtype="ULAW"), 200),
     # Encodings and containers callsift does not take.
-    Kind("AIFF", lambda: encode(fmt="AIFF"), 415, "is AIFF"),
-    Kind("AU", lambda: encode(fmt="AU"), 415, "is AU"),
-    Kind("W64", lambda: encode(fmt="W64"), 415, "is W64"),
-    Kind("RF64", lambda: encode(fmt="RF64"), 415, "is RF64"),
-    Kind("MP3", lambda: encode(fmt="MP3", subtype="MPEG_LAYER_III"), 415, "is MP3"),
-    Kind("WAV IMA ADPCM", lambda: encode(subtype="IMA_ADPCM"), 415, "IMA_ADPCM"),
-    Kind("WAV MS ADPCM", lambda: encode(subtype="MS_ADPCM"), 415, "MS_ADPCM"),
-    Kind("WAV GSM 6.10", lambda: encode(subtype="GSM610"), 415, "GSM610"),
-    Kind("WAV G.721", lambda: encode(subtype="G721_32"), 415, "G721_32"),
+    Kind("CAF", lambda: encode(fmt="CAF"), 415, "is CAF"),
+    Kind("NIST SPHERE", lambda: encode(fmt="NIST"), 415, "is NIST"),
+    Kind("VOC", lambda: encode(fmt="VOC", subtype="PCM_16"), 415, "is VOC"),
+    Kind("WAV NMS ADPCM", lambda: encode(subtype="NMS_ADPCM_16"), 415, "NMS_ADPCM_16"),
+    # What call recorders and switches export besides WAV PCM and G.711.
+    Kind("AIFF", lambda: encode(fmt="AIFF"), 200),
+    Kind("AIFF mu-law", lambda: encode(fmt="AIFF", subtype="ULAW"), 200),
+    Kind("AU mu-law", lambda: encode(fmt="AU", subtype="ULAW"), 200),
+    Kind("AU G.723 24 kbit/s", lambda: encode(fmt="AU", subtype="G723_24"), 200),
+    Kind("W64", lambda: encode(fmt="W64"), 200),
+    Kind("RF64", lambda: encode(fmt="RF64"), 200),
+    Kind("MP3", lambda: encode(fmt="MP3", subtype="MPEG_LAYER_III"), 200),
+    Kind(
+        "MP3 44.1 kHz stereo",
+        lambda: encode(2.0, 44100, channels=2, fmt="MP3", subtype="MPEG_LAYER_III"),
+        200,
+    ),
+    Kind(
+        "MP3 cut mid-stream", lambda: encode(3.0, fmt="MP3", subtype="MPEG_LAYER_III")[:2500], 200
+    ),
+    Kind(
+        "MP3 cut in its first frames",
+        lambda: encode(3.0, fmt="MP3", subtype="MPEG_LAYER_III")[:700],
+        422,
+        "truncated or corrupt before its first complete audio frames",
+    ),
+    Kind(
+        "MP3 header only",
+        lambda: encode(3.0, fmt="MP3", subtype="MPEG_LAYER_III")[:40],
+        422,
+        "cannot decode audio bytes: the stream is truncated",
+    ),
+    Kind(
+        "MP3 over the length limit",
+        lambda: encode(25.0, fmt="MP3", subtype="MPEG_LAYER_III"),
+        422,
+        "expected at most 20 s",
+    ),
+    Kind("WAV IMA ADPCM", lambda: encode(subtype="IMA_ADPCM"), 200),
+    Kind("WAV MS ADPCM", lambda: encode(subtype="MS_ADPCM"), 200),
+    Kind("WAV GSM 6.10", lambda: encode(subtype="GSM610"), 200),
+    Kind("WAV GSM 6.10 truncated", lambda: encode(3.0, subtype="GSM610")[:900], 200),
+    Kind("WAV G.721", lambda: encode(subtype="G721_32"), 200),
     # What callsift takes, at the edges.
     Kind("WAV PCM 16", lambda: encode(), 200),
     Kind("WAV PCM 24", lambda: encode(subtype="PCM_24"), 200),

@@ -407,7 +407,7 @@ async def upload_audio(
         Query(description="Which channel of a stereo recording is the caller."),
     ] = "mix",
 ) -> AudioScoredOut:
-    """Score a call from its recording (WAV, FLAC or OGG; see docs/data-format.md).
+    """Score a call from its recording (WAV, FLAC, Ogg, MP3, AU, AIFF; see docs/data-format.md).
 
     Send the file as multipart field ``file`` or as the raw body with Content-Type
     ``audio/*`` or ``application/octet-stream``. A retry replaces the score; the call is

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import soundfile as sf
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
@@ -37,7 +38,9 @@ from api.schemas import (
 )
 from api.service import LoadedModel, Principal
 from classifier.artifact import DEFAULT_MODEL_DIR
+from classifier.audio import pcm16_wav
 from classifier.callrow import CALLER_ID_MAX
+from classifier.errors import CallsiftError
 
 router = APIRouter(tags=["console"])
 
@@ -59,7 +62,19 @@ AUDIO_MEDIA_TYPES: dict[str, str] = {
     "flac": "audio/flac",
     "ogg": "audio/ogg",
     "oga": "audio/ogg",
+    "mp3": "audio/mpeg",
 }
+#: Encodings browsers play as stored (Chromium, Firefox, Safari): the rest (GSM 6.10,
+#: ADPCM, AU, AIFF, the 64-bit WAVs) are played from a PCM 16 WAV made on request.
+PLAYABLE: frozenset[tuple[str, str]] = frozenset(
+    [
+        (f, s)
+        for f in ("WAV", "WAVEX")
+        for s in ("PCM_16", "PCM_24", "PCM_U8", "FLOAT", "ULAW", "ALAW")
+    ]
+    + [("FLAC", s) for s in ("PCM_S8", "PCM_16", "PCM_24")]
+    + [("OGG", "VORBIS"), ("OGG", "OPUS"), ("MP3", "MPEG_LAYER_III")]
+)
 _REPORT_PLOT = re.compile(r"^[a-z_]+$")
 _PNG = "image/png"
 # Plots are rebuilt per request; a short private cache spares a console that re-renders.
@@ -133,11 +148,23 @@ def recent_calls(
     summary="A call's stored recording, for playback",
     response_class=FileResponse,
     responses={
-        200: {"content": {"audio/wav": {}, "audio/flac": {}, "audio/ogg": {}}},
+        200: {
+            "description": "The recording as stored when browsers play its encoding, "
+            "else (GSM 6.10, ADPCM, AU, AIFF, RF64, W64) a PCM 16 WAV of it at its own rate "
+            "and channels; `original=true` gives the stored bytes whatever they are.",
+            "content": {"audio/wav": {}, "audio/flac": {}, "audio/ogg": {}, "audio/mpeg": {}},
+        },
         **error_responses(401, 403, (404, "unknown call, or no recording stored"), 413, 422, 503),
     },
 )
-def recording(call_id: CallIdPath, principal: SupervisorDep, store: StoreDep) -> FileResponse:
+def recording(
+    call_id: CallIdPath,
+    principal: SupervisorDep,
+    store: StoreDep,
+    original: Annotated[
+        bool, Query(description="the stored file as uploaded, not re-encoded for playback")
+    ] = False,
+) -> Response:
     record = store.get_call(call_id)
     missing = HTTPException(status_code=404, detail=f"call {call_id} has no stored recording")
     if not record.audio_file:
@@ -147,6 +174,28 @@ def recording(call_id: CallIdPath, principal: SupervisorDep, store: StoreDep) ->
     if not path.resolve().is_relative_to(store.data_dir / "recordings") or not path.is_file():
         raise missing
     ext = path.suffix.lstrip(".").lower()
+    if not original:
+        try:
+            info = sf.info(str(path))
+            playable = (str(info.format), str(info.subtype)) in PLAYABLE
+            wav = None if playable else pcm16_wav(path, max_samples=None)
+        except (CallsiftError, sf.SoundFileError, RuntimeError) as exc:
+            # Stored recordings were decoded when uploaded; one that no longer decodes is
+            # still there for `original=true`.
+            raise HTTPException(
+                status_code=422,
+                detail=f"the stored recording of call {call_id} cannot be re-encoded for "
+                f"playback ({exc}); fetch it with original=true",
+            ) from None
+        if wav is not None:
+            return Response(
+                wav,
+                media_type="audio/wav",
+                headers={
+                    "Content-Disposition": f'inline; filename="{call_id}.wav"',
+                    "X-Callsift-Transcoded-From": f"{info.format} {info.subtype}",
+                },
+            )
     return FileResponse(
         path,
         media_type=AUDIO_MEDIA_TYPES.get(ext, "application/octet-stream"),

@@ -512,7 +512,7 @@ def _noise_bytes(n: int, seed: int = 0) -> bytes:
 
 BAD_AUDIO: list[tuple[str, dict[str, Any], int, str]] = [
     ("unsupported content type", {"content": wav(), "ctype": "text/plain"}, 415, "Content-Type"),
-    ("unsupported container", {"content": wav(fmt="AIFF")}, 415, "AIFF"),
+    ("unsupported container", {"content": wav(fmt="CAF")}, 415, "CAF"),
     ("low sample rate", {"content": wav(sr=4000)}, 415, "4000 Hz"),
     ("corrupt", {"content": b"RIFF" + _noise_bytes(5000)}, 422, "cannot decode"),
     ("random bytes", {"content": _noise_bytes(5000, 1)}, 422, "cannot decode"),

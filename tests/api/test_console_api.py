@@ -3,11 +3,14 @@ the model report, with the role of every key, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from api.dashboard import PLOT_NAMES, render_plot
 from api.security import ROLES
@@ -181,6 +184,47 @@ def test_recording_is_served_with_its_type_and_without_the_server_path(env: Env)
     headers = " ".join(response.headers.values())
     assert str(env.tmp) not in headers and "recordings" not in headers
     assert f"{call_id}.wav" in response.headers["content-disposition"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "stored_type", "transcoded"),
+    [
+        ("MP3", "MPEG_LAYER_III", "audio/mpeg", False),
+        ("WAV", "ULAW", "audio/wav", False),
+        ("WAV", "GSM610", "audio/wav", True),  # mono only
+        ("WAV", "IMA_ADPCM", "audio/wav", True),
+        ("AU", "ULAW", "application/octet-stream", True),
+    ],
+)
+def test_a_recorder_format_is_scored_and_played(
+    env: Env, fmt: str, subtype: str, stored_type: str, transcoded: bool
+) -> None:
+    call_id = env.register()["call_id"]
+    channels = 1 if subtype == "GSM610" else 2
+    data = wav(4.0, seed=12, channels=channels, fmt=fmt, subtype=subtype)
+    scored = env.upload(call_id, data, **({"caller_channel": "right"} if channels == 2 else {}))
+    assert scored.status_code == 200, scored.text
+    assert scored.json()["duration_s"] == pytest.approx(4.0, abs=0.1)
+    url = f"/v1/calls/{call_id}/recording"
+    played = env.client.get(url, headers=env.auth("supervisor"))
+    assert played.status_code == 200
+    if transcoded:
+        # Browsers play no GSM, ADPCM or AU: a PCM 16 WAV of it, its channels, its rate.
+        assert played.headers["content-type"] == "audio/wav"
+        assert played.headers["x-callsift-transcoded-from"] == f"{fmt} {subtype}"
+        info = sf.info(io.BytesIO(played.content))
+        assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_16", channels)
+        assert info.samplerate == 8000 and info.duration == pytest.approx(4.0, abs=0.1)
+        decoded, _ = sf.read(io.BytesIO(data), dtype="float32")
+        pcm, _ = sf.read(io.BytesIO(played.content), dtype="float32")
+        assert np.abs(pcm - decoded[: len(pcm)]).max() < 2e-4  # 16-bit rounding only
+    else:
+        assert played.content == data
+        assert played.headers["content-type"] == stored_type
+        assert "x-callsift-transcoded-from" not in played.headers
+    as_stored = env.client.get(url, params={"original": "true"}, headers=env.auth("supervisor"))
+    assert as_stored.content == data
+    assert as_stored.headers["content-type"] == stored_type
 
 
 def test_recording_missing_is_404_with_a_clear_message(env: Env) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import chirp
 
 from classifier.audio import TARGET_SR, CallAudio, load_audio
 from classifier.errors import (
@@ -204,12 +205,57 @@ def test_nan_and_inf_samples() -> None:
 def test_garbage_and_unsupported_formats() -> None:
     with pytest.raises(InvalidAudioError, match="cannot decode audio bytes"):
         load_audio(b"this is not audio at all" * 20)
-    aiff = encode(tone(8000), 8000, "AIFF", "PCM_16")
-    with pytest.raises(UnsupportedAudioError, match="is AIFF; expected one of WAV, WAVEX"):
-        load_audio(aiff)
-    gsm = encode(tone(8000), 8000, "WAV", "GSM610")
-    with pytest.raises(UnsupportedAudioError, match="encoded as GSM610"):
-        load_audio(gsm)
+    caf = encode(tone(8000), 8000, "CAF", "PCM_16")
+    with pytest.raises(UnsupportedAudioError, match="is CAF; expected one of WAV, WAVEX"):
+        load_audio(caf)
+    nms = encode(tone(8000), 8000, "WAV", "NMS_ADPCM_16")
+    with pytest.raises(UnsupportedAudioError, match="encoded as NMS_ADPCM_16"):
+        load_audio(nms)
+
+
+# What call recorders and switches export, and how close each decodes to the signal
+# (dB of signal to error against the same 8 kHz chirp; measured 10-130 dB): lossy
+# codecs lose more.
+RECORDER_FORMATS = [
+    ("WAV", "GSM610", 6.0),
+    ("WAV", "IMA_ADPCM", 12.0),
+    ("WAV", "MS_ADPCM", 10.0),
+    ("WAV", "G721_32", 25.0),
+    ("AU", "ULAW", 30.0),
+    ("AU", "G723_24", 20.0),
+    ("AIFF", "PCM_16", 60.0),
+    ("AIFF", "ALAW", 30.0),
+    ("RF64", "PCM_16", 60.0),
+    ("W64", "PCM_24", 60.0),
+]
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "min_snr_db"), RECORDER_FORMATS)
+def test_recorder_formats_decode_to_the_signal(fmt: str, subtype: str, min_snr_db: float) -> None:
+    t = np.arange(16000) / 8000
+    x = (0.3 * chirp(t, 300.0, 2.0, 3000.0)).astype(np.float32)
+    audio = load_audio(encode(x, 8000, fmt, subtype))
+    assert (audio.original_format, audio.original_subtype) == (fmt, subtype)
+    assert audio.duration_s == pytest.approx(2.0, abs=0.05)
+    assert snr_db(x, audio.caller) > min_snr_db
+
+
+def test_mp3_decodes_in_tune_at_the_length_it_holds() -> None:
+    x = tone(16000, 3.0, freq=500.0)
+    audio = load_audio(encode(x, 16000, "MP3", "MPEG_LAYER_III"))
+    assert (audio.original_format, audio.original_subtype) == ("MP3", "MPEG_LAYER_III")
+    assert audio.original_sr == 16000 and audio.sr == TARGET_SR
+    assert audio.duration_s == pytest.approx(3.0, abs=0.1)
+    spectrum = np.abs(np.fft.rfft(audio.caller[4000:20000]))
+    assert np.argmax(spectrum) * TARGET_SR / 16000 == pytest.approx(500.0, abs=2.0)
+
+
+def test_an_mp3_cut_in_its_first_frames_is_named_truncated() -> None:
+    mp3 = encode(tone(8000, 3.0), 8000, "MP3", "MPEG_LAYER_III")
+    with pytest.raises(InvalidAudioError, match="truncated or corrupt before its first"):
+        load_audio(mp3[:700])
+    # Cut later, it decodes what it holds, as a WAV cut short does.
+    assert 0.4 < load_audio(mp3[:2500]).duration_s < 3.0
 
 
 @pytest.mark.parametrize(
