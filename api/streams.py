@@ -32,11 +32,14 @@ if TYPE_CHECKING:
     from api.service import LoadedModel
 
 T = TypeVar("T")
-ENCODINGS: tuple[str, ...] = ("pcm16", "mulaw")
+#: 16-bit PCM, and G.711 as telephone networks carry it: mu-law (North America, Japan)
+#: and A-law (Europe, Asia and Indonesia's network).
+ENCODINGS: tuple[str, ...] = ("pcm16", "mulaw", "alaw")
 #: Frame duration a client may send, in ms of audio.
 FRAME_MS = (20, 100)
-_BYTES_PER_SAMPLE = {"pcm16": 2, "mulaw": 1}
-_SUBTYPE = {"pcm16": "PCM_16", "mulaw": "ULAW"}
+_BYTES_PER_SAMPLE = {"pcm16": 2, "mulaw": 1, "alaw": 1}
+_SUBTYPE = {"pcm16": "PCM_16", "mulaw": "ULAW", "alaw": "ALAW"}
+_NAME = {"pcm16": "8 kHz 16-bit PCM", "mulaw": "8 kHz mu-law", "alaw": "8 kHz A-law"}
 
 
 class StreamError(CallsiftError):
@@ -87,16 +90,16 @@ class StreamBusyError(StreamError):
         )
 
 
-@lru_cache(maxsize=1)
-def _mulaw_table() -> np.ndarray:
-    """The 256 G.711 mu-law codes as float32, decoded by libsndfile itself.
+@lru_cache(maxsize=2)
+def _g711_table(subtype: str) -> np.ndarray:
+    """The 256 G.711 codes (``subtype`` ULAW or ALAW) as float32, decoded by libsndfile.
 
     Using the decoder :func:`classifier.audio.load_audio` uses makes a streamed call
-    and the same call uploaded as a mu-law WAV give identical samples.
+    and the same call uploaded as a G.711 WAV give identical samples.
     """
     codes = np.arange(256, dtype=np.uint8).tobytes()
     table, _ = sf.read(
-        io.BytesIO(codes), format="RAW", subtype="ULAW", samplerate=SR, channels=1, dtype="float32"
+        io.BytesIO(codes), format="RAW", subtype=subtype, samplerate=SR, channels=1, dtype="float32"
     )
     return np.asarray(table, dtype=np.float32)
 
@@ -112,7 +115,7 @@ def check_frame(data: bytes, encoding: str) -> int:
     lo, hi = frame_limits(encoding)
     width = _BYTES_PER_SAMPLE[encoding]
     if not lo <= len(data) <= hi or len(data) % width:
-        name = "8 kHz 16-bit PCM" if encoding == "pcm16" else "8 kHz mu-law"
+        name = _NAME[encoding]
         raise BadFrameError(
             f"frame of {len(data)} bytes; expected {lo} to {hi} bytes"
             f"{' (an even number)' if width == 2 else ''}: 20 to 100 ms of {name}"
@@ -124,7 +127,7 @@ def decode(data: bytes, encoding: str) -> np.ndarray:
     """Samples of whole frames as float32 at full scale 1.0 (as load_audio gives them)."""
     if encoding == "pcm16":
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
-    return _mulaw_table()[np.frombuffer(data, dtype=np.uint8)]
+    return _g711_table(_SUBTYPE[encoding])[np.frombuffer(data, dtype=np.uint8)]
 
 
 def encode_wav(samples: np.ndarray, encoding: str) -> bytes:
@@ -145,7 +148,7 @@ class LiveCall:
     ----------
     call_id, caller_id : str
     started_at : datetime
-    encoding : {"pcm16", "mulaw"}
+    encoding : {"pcm16", "mulaw", "alaw"}
     history : dict
         The caller's history features when the stream opened.
     history_unavailable : bool

@@ -3,7 +3,7 @@
 Protocol (also in docs/api.md):
 
 1. Register the call (``POST /v1/calls``), then open
-   ``/v1/calls/{call_id}/stream?encoding=pcm16`` (or ``mulaw``) with the API key in
+   ``/v1/calls/{call_id}/stream?encoding=pcm16`` (or ``mulaw``, ``alaw``) with the API key in
    ``X-API-Key`` or ``Authorization: Bearer``.
 2. The server sends ``{"type": "ready", ...}``; the client sends the call's audio as
    binary frames of 20 to 100 ms of 8 kHz mono audio, as the call goes.
@@ -191,7 +191,9 @@ async def stream_call(websocket: WebSocket, call_id: str) -> None:
     if not _CALL_ID.match(call_id):
         problems.append(f"call_id {call_id[:40]!r} is not a valid call id")
     if encoding not in ENCODINGS:
-        problems.append(f"encoding {encoding[:20]!r} is not supported; expected pcm16 or mulaw")
+        problems.append(
+            f"encoding {encoding[:20]!r} is not supported; expected {', '.join(ENCODINGS)}"
+        )
     if params.get("sample_rate", str(SR)) != str(SR):
         problems.append(f"sample_rate {params.get('sample_rate', '')[:10]!r}; expected {SR}")
     unknown = sorted(set(params) - {"encoding", "sample_rate"})

@@ -90,7 +90,9 @@ def _stream_whole(
         return _closed_with(ws)
 
 
-@pytest.mark.parametrize(("encoding", "subtype"), [("mulaw", "ULAW"), ("pcm16", "PCM_16")])
+@pytest.mark.parametrize(
+    ("encoding", "subtype"), [("mulaw", "ULAW"), ("alaw", "ALAW"), ("pcm16", "PCM_16")]
+)
 def test_streamed_call_scores_like_the_uploaded_recording(
     env: Env, encoding: str, subtype: str
 ) -> None:
@@ -158,6 +160,15 @@ def test_bad_frames_and_messages_close_with_4400(env: Env) -> None:
         ws.send_bytes(b"\xff" * 2000)  # 250 ms: too long a frame
         code, messages = _closed_with(ws)
     assert code == 4400 and "expected 160 to 800 bytes" in messages[-1]["detail"]
+    with _connect(env, call["call_id"], encoding="alaw") as ws:
+        ws.receive_json()
+        ws.send_bytes(b"\xd5" * 100)  # 12.5 ms: too short a frame
+        code, messages = _closed_with(ws)
+    assert (
+        code == 4400
+        and "100 bytes; expected 160 to 800 bytes: 20 to 100 ms of 8 kHz A-law"
+        in (messages[-1]["detail"])
+    )
     with _connect(env, call["call_id"]) as ws:
         ws.receive_json()
         ws.send_text("hello")
@@ -166,7 +177,7 @@ def test_bad_frames_and_messages_close_with_4400(env: Env) -> None:
     with _connect(env, call["call_id"], encoding="opus", sample_rate="16000") as ws:
         code, messages = _closed_with(ws)
     assert code == 4400
-    assert "encoding 'opus' is not supported" in messages[-1]["detail"]
+    assert "encoding 'opus' is not supported; expected pcm16, mulaw, alaw" in messages[-1]["detail"]
     assert "sample_rate '16000'; expected 8000" in messages[-1]["detail"]
     # Nothing was stored for the refused streams.
     assert env.store.get_call(call["call_id"]).audio_file is None
