@@ -238,15 +238,7 @@ def load_audio(
     or missing, a second copy of the result while it is joined.
     """
     _check_params(sr, caller_channel, min_duration_s, max_duration_s, max_samples)
-    stream, name = _open_source(source)
-    start = _tell(stream)
-    try:
-        snd = _SequentialFile(stream)
-    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
-        # libsndfile refuses some headers it could describe (a rate of 0, 0 or 65,535
-        # channels) with an internal reason: say what is wrong with the file instead.
-        _check_wav_fmt(_head(stream, start), name)
-        raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
+    snd, name = _open_sound(source)
     with snd:
         fmt, subtype = str(snd.format), str(snd.subtype)
         orig_sr, channels, frames = int(snd.samplerate), int(snd.channels), int(snd.frames)
@@ -338,13 +330,7 @@ def pcm16_wav(
     InvalidAudioError, UnsupportedAudioError, AudioTooLongError
         As :func:`load_audio` for the same file.
     """
-    stream, name = _open_source(source)
-    start = _tell(stream)
-    try:
-        snd = _SequentialFile(stream)
-    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
-        _check_wav_fmt(_head(stream, start), name)
-        raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
+    snd, name = _open_sound(source)
     out = io.BytesIO()
     with snd:
         fmt, subtype = str(snd.format), str(snd.subtype)
@@ -587,6 +573,19 @@ def _check_params(
         or max_samples < 1
     ):
         raise InvalidParameterError(f"max_samples must be an int >= 1 or None; got {max_samples!r}")
+
+
+def _open_sound(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[_SequentialFile, str]:
+    """The source opened for reading front to back, and its name for messages."""
+    stream, name = _open_source(source)
+    start = _tell(stream)
+    try:
+        return _SequentialFile(stream), name
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        # libsndfile refuses some headers it could describe (a rate of 0, 0 or 65,535
+        # channels) with an internal reason: say what is wrong with the file instead.
+        _check_wav_fmt(_head(stream, start), name)
+        raise InvalidAudioError(f"cannot decode {name}: {_reason(exc)}") from exc
 
 
 def _open_source(
