@@ -227,6 +227,23 @@ def test_a_recorder_format_is_scored_and_played(
     assert as_stored.headers["content-type"] == stored_type
 
 
+def test_a_stored_recording_that_no_longer_decodes_is_named_not_a_500(env: Env) -> None:
+    call_id = env.register()["call_id"]
+    data = wav(2.0, seed=13, subtype="GSM610")
+    assert env.upload(call_id, data).status_code == 200
+    stored = env.store.get_call(call_id).audio_file
+    assert stored is not None
+    with open(stored, "r+b") as fh:  # the disk under the recordings folder went bad
+        fh.write(b"\0" * 64)
+    url = f"/v1/calls/{call_id}/recording"
+    played = env.client.get(url, headers=env.auth("supervisor"))
+    assert played.status_code == 422
+    assert f"the stored recording of call {call_id} cannot be re-encoded" in played.json()["detail"]
+    assert "original=true" in played.json()["detail"]
+    raw = env.client.get(url, params={"original": "true"}, headers=env.auth("supervisor"))
+    assert raw.status_code == 200 and raw.content[64:] == data[64:]
+
+
 def test_recording_missing_is_404_with_a_clear_message(env: Env) -> None:
     call_id = env.register()["call_id"]
     response = env.client.get(f"/v1/calls/{call_id}/recording", headers=env.auth("supervisor"))

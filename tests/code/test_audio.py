@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from scipy.signal import chirp
 
-from classifier.audio import TARGET_SR, CallAudio, load_audio
+from classifier.audio import TARGET_SR, CallAudio, load_audio, pcm16_wav
 from classifier.errors import (
     AudioTooLongError,
     AudioTooShortError,
@@ -345,3 +345,29 @@ def test_head_refuses_a_bad_length(bad) -> None:
     audio = load_audio(encode(tone(8000, 1.0), 8000, "WAV"))
     with pytest.raises(InvalidParameterError, match="seconds"):
         audio.head(bad)
+
+
+def test_pcm16_wav_keeps_rate_channels_and_samples() -> None:
+    x = np.stack([tone(16000, 1.0), tone(16000, 1.0, freq=700.0)], axis=1)
+    ima = encode(x, 16000, "WAV", "IMA_ADPCM")
+    wav = pcm16_wav(ima)
+    info = sf.info(io.BytesIO(wav))
+    assert (info.format, info.subtype, info.samplerate, info.channels) == (
+        "WAV",
+        "PCM_16",
+        16000,
+        2,
+    )
+    decoded, _ = sf.read(io.BytesIO(ima), dtype="float32")
+    again, _ = sf.read(io.BytesIO(wav), dtype="float32")
+    assert again.shape == decoded.shape
+    assert np.abs(again - decoded).max() < 2e-4  # 16-bit rounding only
+
+
+def test_pcm16_wav_refuses_what_load_audio_refuses() -> None:
+    with pytest.raises(InvalidAudioError, match="cannot decode audio bytes"):
+        pcm16_wav(b"not audio" * 50)
+    with pytest.raises(UnsupportedAudioError, match="is CAF"):
+        pcm16_wav(encode(tone(8000), 8000, "CAF", "PCM_16"))
+    with pytest.raises(AudioTooLongError, match="expected at most 4000 samples"):
+        pcm16_wav(encode(tone(8000), 8000, "WAV", "GSM610"), max_samples=4000)
