@@ -178,14 +178,16 @@ def recording(
         try:
             info = sf.info(str(path))
             playable = (str(info.format), str(info.subtype)) in PLAYABLE
-            wav = None if playable else pcm16_wav(path, max_samples=None)
+            # From its bytes, so that no message names the server's path.
+            wav = None if playable else pcm16_wav(path.read_bytes(), max_samples=None)
         except (CallsiftError, sf.SoundFileError, RuntimeError) as exc:
             # Stored recordings were decoded when uploaded; one that no longer decodes is
-            # still there for `original=true`.
+            # still there for `original=true`. libsndfile's reason follows the path.
+            reason = str(exc) if isinstance(exc, CallsiftError) else str(exc).rsplit(": ", 1)[-1]
             raise HTTPException(
                 status_code=422,
                 detail=f"the stored recording of call {call_id} cannot be re-encoded for "
-                f"playback ({exc}); fetch it with original=true",
+                f"playback ({reason}); fetch it with original=true",
             ) from None
         if wav is not None:
             return Response(

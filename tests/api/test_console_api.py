@@ -240,6 +240,7 @@ def test_a_stored_recording_that_no_longer_decodes_is_named_not_a_500(env: Env) 
     assert played.status_code == 422
     assert f"the stored recording of call {call_id} cannot be re-encoded" in played.json()["detail"]
     assert "original=true" in played.json()["detail"]
+    assert str(env.tmp) not in played.text and "recordings" not in played.text
     raw = env.client.get(url, params={"original": "true"}, headers=env.auth("supervisor"))
     assert raw.status_code == 200 and raw.content[64:] == data[64:]
 
