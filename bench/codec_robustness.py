@@ -104,21 +104,19 @@ def main(
     rows = []
     for name, df in scores.items():
         df = df.set_index("call_id").loc[ref.index]
-        size = sum(p.stat().st_size for p in (work / name).glob("audio/*"))
         row: dict[str, object] = {"copy": name, "calls": len(df)}
         for cls in ("ghost", "prank"):
             y = (df["label"] == cls).to_numpy()
             row[f"{cls} ROC-AUC"] = round(float(roc_auc_score(y, df[f"p_{cls}"])), 3)
         for label in ("ghost", "prank", "emergency", "non_emergency"):
-            row[f"{label} flagged"] = f"{100 * _flagged(df.reset_index(), label):.1f}%"
+            row[f"{label} flagged"] = f"{100 * _flagged(df, label):.1f}%"
         for cls in ("ghost", "prank"):
             moved = np.abs(df[f"p_{cls}"].to_numpy() - ref[f"p_{cls}"].to_numpy())
             row[f"p_{cls} moved, median / p95"] = (
                 f"{np.median(moved):.3f} / {np.percentile(moved, 95):.3f}"
             )
         row["flag changed"] = int((df["flag"] != ref["flag"]).sum())
-        if name == "stored":
-            size = sum(Path(p).stat().st_size for p in pd.read_csv(manifests[name])["audio_path"])
+        size = sum(Path(p).stat().st_size for p in pd.read_csv(manifests[name])["audio_path"])
         row["kbit/s"] = round(8 * size / 1000 / float(df["duration_s"].astype(float).sum()), 1)
         rows.append(row)
     (work / "codecs.json").write_text(json.dumps(rows, indent=1))

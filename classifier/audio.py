@@ -58,6 +58,7 @@ __all__ = [
     "SUPPORTED_SUBTYPES",
     "TARGET_SR",
     "CallAudio",
+    "audio_format",
     "load_audio",
     "pcm16_wav",
 ]
@@ -302,8 +303,31 @@ def load_audio(
     )
 
 
+def audio_format(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[str, str]:
+    """A recording's container and encoding as libsndfile names them, from its header.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or binary file object
+        As for :func:`load_audio` (a file object is read from its current position).
+
+    Returns
+    -------
+    tuple of str
+        ``(format, subtype)``, e.g. ``("WAV", "GSM610")``.
+
+    Raises
+    ------
+    InvalidAudioError
+        Empty, unreadable or not audio.
+    """
+    snd, _ = _open_sound(source)
+    with snd:
+        return str(snd.format), str(snd.subtype)
+
+
 def pcm16_wav(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | BinaryIO,
     *,
     max_samples: int | None = MAX_DECODED_SAMPLES,
 ) -> bytes:
@@ -315,7 +339,7 @@ def pcm16_wav(
 
     Parameters
     ----------
-    source : str, os.PathLike or bytes
+    source : str, os.PathLike, bytes or binary file object
         A recording :func:`load_audio` accepts.
     max_samples : int or None, default :data:`MAX_DECODED_SAMPLES`
         Most samples (frames x channels) to decode; None: no limit.

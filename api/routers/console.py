@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import soundfile as sf
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
@@ -38,7 +37,7 @@ from api.schemas import (
 )
 from api.service import LoadedModel, Principal
 from classifier.artifact import DEFAULT_MODEL_DIR
-from classifier.audio import pcm16_wav
+from classifier.audio import audio_format, pcm16_wav
 from classifier.callrow import CALLER_ID_MAX
 from classifier.errors import CallsiftError
 
@@ -176,18 +175,18 @@ def recording(
     ext = path.suffix.lstrip(".").lower()
     if not original:
         try:
-            info = sf.info(str(path))
-            playable = (str(info.format), str(info.subtype)) in PLAYABLE
-            # From its bytes, so that no message names the server's path.
-            wav = None if playable else pcm16_wav(path.read_bytes(), max_samples=None)
-        except (CallsiftError, sf.SoundFileError, RuntimeError) as exc:
+            # Read as an open file: the decoder's messages then never name the server's path.
+            with path.open("rb") as fh:
+                fmt, subtype = audio_format(fh)
+                fh.seek(0)
+                wav = None if (fmt, subtype) in PLAYABLE else pcm16_wav(fh, max_samples=None)
+        except CallsiftError as exc:
             # Stored recordings were decoded when uploaded; one that no longer decodes is
-            # still there for `original=true`. libsndfile's reason follows the path.
-            reason = str(exc) if isinstance(exc, CallsiftError) else str(exc).rsplit(": ", 1)[-1]
+            # still there for `original=true`.
             raise HTTPException(
                 status_code=422,
                 detail=f"the stored recording of call {call_id} cannot be re-encoded for "
-                f"playback ({reason}); fetch it with original=true",
+                f"playback ({exc}); fetch it with original=true",
             ) from None
         if wav is not None:
             return Response(
@@ -195,7 +194,7 @@ def recording(
                 media_type="audio/wav",
                 headers={
                     "Content-Disposition": f'inline; filename="{call_id}.wav"',
-                    "X-Callsift-Transcoded-From": f"{info.format} {info.subtype}",
+                    "X-Callsift-Transcoded-From": f"{fmt} {subtype}",
                 },
             )
     return FileResponse(
