@@ -254,3 +254,25 @@ def test_real_recordings_are_mixed_in(tmp_path: Path) -> None:
     frame = load_manifest(manifest, check_audio=True)
     used = frame["real_speech"].astype(int).sum() + frame["real_noise"].astype(int).sum()
     assert used > 0
+
+
+def test_a_short_report_always_holds_the_callers_report() -> None:
+    # A short report cut before the caller spoke would be an SOS burst labelled
+    # emergency: no recording tells it from a ghost call, and such calls set the ghost
+    # threshold. The shortest planned report, hung up mid-sentence, still holds the
+    # caller's first turn whole.
+    import dataclasses
+
+    from training.simulate import _shift_voice
+    from training.simulator.population import plan_calls
+    from training.simulator.render import render_call
+
+    plans = [p for p in plan_calls("balanced", n_calls=600, seed=5) if p.scenario == "short_report"]
+    assert len(plans) >= 6
+    for i, plan in enumerate(plans[:6]):
+        plan = dataclasses.replace(plan, duration_s=4.0, hangup_mid_sentence=True)
+        rng = np.random.default_rng([5, i, 1])
+        r = render_call(plan, rng=rng, taker_voice=_shift_voice(5, plan.shift_id, plan.language))
+        voiced_s = _voiced_share(r.caller) * r.caller.size / 8000
+        assert voiced_s >= 0.5, f"{plan.call_id}: {voiced_s:.2f} s of the caller's voice"
+        assert r.caller.size == r.taker.size

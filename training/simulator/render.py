@@ -121,6 +121,14 @@ class _Timeline:
         track = self.caller if who == "caller" else self.taker
         self.t = _place(track, clip if level == 1.0 else clip * np.float32(level), self.t)
 
+    def extend_to(self, n: int) -> None:
+        """Lengthen both tracks to ``n`` samples (never shorten)."""
+        if n > self.n:
+            pad = n - self.n
+            self.caller = np.concatenate([self.caller, np.zeros(pad, dtype=np.float32)])
+            self.taker = np.concatenate([self.taker, np.zeros(pad, dtype=np.float32)])
+            self.n = n
+
     @property
     def full(self) -> bool:
         return self.t >= self.n - int(0.3 * SR)
@@ -207,6 +215,7 @@ def _conversation(
     pitch: int = 0,
     level: float = 1.0,
     laugh_after: bool = False,
+    first_turn_whole: bool = False,
 ) -> None:
     turns = phrases.caller_turns(
         rng, label=plan.label, topic=topic, language=plan.language, caller_kind=plan.caller_kind
@@ -215,7 +224,7 @@ def _conversation(
         rng, label=plan.label, topic=topic, language=plan.language, caller_kind=plan.caller_kind
     )
     i = 0
-    while not tl.full and turns:
+    while (not tl.full or (first_turn_whole and i == 0)) and turns:
         text = turns[i % len(turns)]
         clip = _real_or_synth(
             text,
@@ -227,6 +236,10 @@ def _conversation(
             rate_scale=rate_scale,
             pitch=pitch,
         )
+        if first_turn_whole and i == 0:
+            # The report itself: a call cut before the caller said it would be an SOS
+            # burst labelled emergency, which no recording can tell from a ghost call.
+            tl.extend_to(tl.t + clip.size + int(0.4 * SR))
         tl.say(clip, who="caller", level=level)
         if laugh_after and rng.random() < 0.7:
             tl.gap(0.0, 0.3)
@@ -295,7 +308,10 @@ def render_call(
     # Every call opens with the call-taker's greeting.
     tl.gap(0.2, 1.2)
     greeting = phrases.call_taker_greeting(rng, hour=hour, language=plan.language)
-    tl.say(_speak(greeting, taker_voice, rng), who="taker")
+    greeting_clip = _speak(greeting, taker_voice, rng)
+    if plan.scenario == "short_report":
+        tl.extend_to(tl.t + greeting_clip.size)  # its report follows a whole greeting
+    tl.say(greeting_clip, who="taker")
     tl.gap(0.3, 1.5)
 
     scenario = plan.scenario
@@ -340,7 +356,11 @@ def render_call(
                 pitch=pitch,
                 level=level,
                 laugh_after=scenario in ("fake_incident", "insult", "silly_question"),
+                first_turn_whole=scenario == "short_report",
             )
+            if tl.n > n:
+                extra = np.concatenate([extra, np.zeros(tl.n - n, dtype=np.float32)])
+                n = tl.n
         if not tl.full and not plan.hangup_mid_sentence:
             # A conversation ends with the last words: the caller or the call-taker hangs
             # up within a second or so. (Kept open to the planned length, genuine calls
