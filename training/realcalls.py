@@ -308,6 +308,7 @@ class Renderer:
         t += int(rng.uniform(0.3, 1.5) * SR)
         uses_caller = False
         last = [t]  # end of the last words of a conversation
+        first_end = [0]  # end of the caller's first turn
 
         def prompts(
             t: int, until: int, gap: tuple[float, float] = (1.5, 5.0), most: int = 1000
@@ -326,8 +327,14 @@ class Renderer:
                 t += int(rng.uniform(*gap) * SR)
             return t
 
+        # A genuine call holds its caller's first turn whole: one cut after the greeting
+        # would be an SOS burst labelled emergency (as in the simulator's short reports).
+        whole_first = label in ("emergency", "non_emergency")
+
         def conversation(t: int, level: float, pause: tuple[float, float], laugh: float) -> int:
-            while t < n - int(0.5 * SR):
+            turns = 0
+            while t < n - int(0.5 * SR) or (whole_first and turns == 0):
+                turns += 1
                 x = self.turn(
                     cfiles,
                     rng,
@@ -336,6 +343,8 @@ class Renderer:
                     level + float(rng.uniform(-3, 3)),
                 )
                 t = last[0] = _place(call.caller, x, t)
+                if turns == 1:
+                    first_end[0] = t
                 if rng.random() < laugh:
                     t += int(rng.uniform(0.0, 0.3) * SR)
                     lx = self.events(
@@ -389,7 +398,11 @@ class Renderer:
                 call.parts.append("friends_laughing")
             if uses_caller and sc == "quiet_victim":
                 call.parts.append("quiet")
-            end = n if plan.hangup_mid_sentence else last[0] + int(rng.uniform(0.3, 1.5) * SR)
+            end = (
+                max(n, first_end[0] if whole_first else 0)
+                if plan.hangup_mid_sentence
+                else last[0] + int(rng.uniform(0.3, 1.5) * SR)
+            )
             call.n = min(call.n, end)
             call.caller = call.caller[: call.n]
             call.taker = call.taker[: call.n]

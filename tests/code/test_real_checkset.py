@@ -179,3 +179,23 @@ def test_a_missing_data_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="no such folder"):
         build(tmp_path / "o", data=tmp_path / "nothing", n_calls=8, seed=1, pool="train")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_short_report_hung_up_mid_sentence_still_holds_the_report(rc: ModuleType) -> None:
+    # Cut after the greeting, an emergency call would be an SOS burst labelled
+    # emergency: the check set would count as a false flag what no recording can tell.
+    import dataclasses
+
+    import numpy as np
+
+    from training.realcalls import SR, Renderer
+    from training.simulator.population import plan_calls
+
+    renderer = Renderer(rc.Library(DATA, rc.load_holdout(rc.HOLDOUT_PATH), "check"), 3)
+    plans = [p for p in plan_calls("balanced", n_calls=600, seed=3) if p.label == "emergency"]
+    for i, plan in enumerate(plans[:5]):
+        plan = dataclasses.replace(plan, scenario="short_report", hangup_mid_sentence=True)
+        call, _ = renderer.render(plan, 4.0, np.random.default_rng([3, i, 15]), mono=False)
+        frames = call.caller[: call.n // 160 * 160].reshape(-1, 160)
+        loud = (np.sqrt(np.mean(frames**2, axis=1)) > 10 ** (-40 / 20)).sum() * 160 / SR
+        assert loud >= 0.5, f"{plan.call_id}: {loud:.2f} s of the caller's voice"
