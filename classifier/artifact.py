@@ -38,7 +38,9 @@ from classifier.scoring import PRE_ANSWER_FEATURES, ScoringModel
 
 MODEL_FILE = "model.joblib"
 CARD_FILE = "card.json"
-FORMAT_VERSION = 1
+#: 2 since flag thresholds apply to flag scores (p_prank + p_ghost for the likelier
+#: class, classifier.model.policy.flag_scores); format 1's thresholds were set on p alone.
+FORMAT_VERSION = 2
 #: The model shipped with callsift, used when no other is configured.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
@@ -183,7 +185,8 @@ def check_card(card: dict[str, Any], *, where: str) -> None:
     if card.get("format") != FORMAT_VERSION:
         raise ModelMismatchError(
             f"{where}: model format {card.get('format')!r}; this callsift reads format "
-            f"{FORMAT_VERSION}"
+            f"{FORMAT_VERSION} (its flag thresholds mean something else): retrain it with "
+            "`callsift train` or `callsift build-default`"
         )
     libs = card.get("libraries") or {}
     here = library_versions()

@@ -20,6 +20,7 @@ from classifier.model.policy import (
     cap_early_ghost,
     choose_thresholds,
     flag_rate_upper_bound,
+    flag_scores,
     flags_from_proba,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "feature_matrix",
     "fit_booster",
     "flag_rate_upper_bound",
+    "flag_scores",
     "flags_from_proba",
 ]

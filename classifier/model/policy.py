@@ -24,6 +24,31 @@ _LEVELS: tuple[str, ...] = ("possible", "likely")
 _SPLIT_GRID = np.linspace(0.0, 1.0, 11)
 
 
+def flag_scores(proba: np.ndarray, *, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """The scores flag thresholds apply to, per flagged class.
+
+    Where ghost is likelier than prank, the ghost score is the call's nuisance
+    probability ``p_prank + p_ghost``: a silent line that the model cannot place
+    between a ghost call and a silent prank is still a line with no caller to help, and
+    is flagged as a ghost call. Elsewhere each class keeps its own probability: a prank
+    flag says something of the caller, and is raised on the prank probability alone.
+
+    Parameters
+    ----------
+    proba : ndarray, shape (n_calls, n_classes)
+    classes : sequence of str, keyword-only
+        Column order of ``proba``.
+
+    Returns
+    -------
+    dict
+        ``{"prank": ndarray of shape (n_calls,), "ghost": ...}``.
+    """
+    col = {c: i for i, c in enumerate(classes)}
+    p_prank, p_ghost = proba[:, col["prank"]], proba[:, col["ghost"]]
+    return {"prank": p_prank, "ghost": np.where(p_ghost > p_prank, p_prank + p_ghost, p_ghost)}
+
+
 def budget_threshold(scores: np.ndarray, allowed: int, floor: float) -> float:
     """Smallest threshold (at least ``floor``) flagging at most ``allowed`` of ``scores``."""
     if scores.size == 0:
@@ -45,10 +70,11 @@ def choose_thresholds(
 ) -> dict[str, dict[str, float]]:
     """Flag thresholds that keep the share of emergency calls flagged under each target.
 
-    At each level a call is flagged when ``p_prank`` or ``p_ghost`` reaches its
-    threshold. The level's budget of emergency calls is split between the two classes
-    where that split catches the most prank and ghost calls; a call counts once however
-    many classes flag it, so the union respects the target.
+    At each level a call is flagged when its flag score (:func:`flag_scores`) of prank
+    or of ghost reaches that class's threshold. The level's budget of emergency calls
+    is split between the two classes where that split catches the most prank and ghost
+    calls; a call counts once however many classes flag it, so the union respects the
+    target.
 
     Parameters
     ----------
@@ -69,7 +95,7 @@ def choose_thresholds(
     dict
         ``{level: {"prank": t, "ghost": t}}``.
     """
-    col = {c: i for i, c in enumerate(classes)}
+    score = flag_scores(proba, classes=classes)
     protected = y == PROTECTED_CLASS
     n_protected = int(protected.sum())
     out: dict[str, dict[str, float]] = {}
@@ -79,16 +105,16 @@ def choose_thresholds(
         for share in _SPLIT_GRID:
             a_prank = int(np.floor(share * allowed + 1e-9))
             t = {
-                "prank": budget_threshold(proba[protected, col["prank"]], a_prank, floors[level]),
+                "prank": budget_threshold(score["prank"][protected], a_prank, floors[level]),
                 "ghost": budget_threshold(
-                    proba[protected, col["ghost"]], allowed - a_prank, floors[level]
+                    score["ghost"][protected], allowed - a_prank, floors[level]
                 ),
             }
             caught = 0.0
             for cls in FLAGGED_CLASSES:
                 mask = y == cls
                 if mask.any():
-                    caught += float((proba[mask, col[cls]] >= t[cls]).mean())
+                    caught += float((score[cls][mask] >= t[cls]).mean())
             if best is None or caught > best[0] + 1e-12:
                 best = (caught, t)
         assert best is not None
@@ -115,8 +141,9 @@ def flags_from_proba(
     Returns
     -------
     ndarray of str, shape (n_calls,)
-        One of :data:`FLAGS` per call. When both classes pass, the stronger level wins,
-        then the higher probability.
+        One of :data:`FLAGS` per call: a class is flagged when its flag score
+        (:func:`flag_scores`) reaches its threshold. When both classes pass, the
+        stronger level wins, then the higher probability.
     """
     return _FLAG_NAMES[_flag_codes(proba, classes=classes, thresholds=thresholds)]
 
@@ -131,13 +158,15 @@ _FLAG_NAMES = np.asarray(
 
 def _flag_of(proba: list[float], thresholds: dict[str, dict[str, float]]) -> str:
     """:func:`flags_from_proba` of one row in LABELS order, in Python floats."""
+    p_prank, p_ghost = proba[LABELS.index("prank")], proba[LABELS.index("ghost")]
+    # As flag_scores: one IEEE addition, the same float as numpy's.
+    score = {"prank": p_prank, "ghost": p_prank + p_ghost if p_ghost > p_prank else p_ghost}
     level = {}
     for cls in FLAGGED_CLASSES:
-        p = proba[LABELS.index(cls)]
+        s = score[cls]
         level[cls] = (
-            2 if p >= thresholds["likely"][cls] else 1 if p >= thresholds["possible"][cls] else 0
+            2 if s >= thresholds["likely"][cls] else 1 if s >= thresholds["possible"][cls] else 0
         )
-    p_prank, p_ghost = proba[LABELS.index("prank")], proba[LABELS.index("ghost")]
     lp, lg = level["prank"], level["ghost"]
     prank_wins = lp > lg or (lp == lg and p_prank >= p_ghost)
     return str(_FLAG_NAMES[lp if prank_wins else lg + 3])
@@ -148,8 +177,9 @@ def _flag_codes(
 ) -> np.ndarray:
     col = {c: i for i, c in enumerate(classes)}
     p = {cls: proba[:, col[cls]] for cls in FLAGGED_CLASSES}
+    s = flag_scores(proba, classes=classes)
     level = {
-        cls: np.where(p[cls] >= thresholds["likely"][cls], 2, p[cls] >= thresholds["possible"][cls])
+        cls: np.where(s[cls] >= thresholds["likely"][cls], 2, s[cls] >= thresholds["possible"][cls])
         for cls in FLAGGED_CLASSES
     }
     prank_wins = (level["prank"] > level["ghost"]) | (

@@ -21,10 +21,12 @@ from classifier.model import (
     CallClassifier,
     cap_early_ghost,
     choose_thresholds,
+    flag_scores,
     flags_from_proba,
 )
 from classifier.model import estimator as estimator_module
 from classifier.model import forest as forest_module
+from classifier.model.policy import _flag_of
 from classifier.reasons import ADVISORY
 from classifier.scoring import PRE_ANSWER_FEATURES, CallScore, ScoringModel
 
@@ -321,17 +323,16 @@ def _proba(prank: np.ndarray, ghost: np.ndarray) -> np.ndarray:
 
 
 def _flagged(proba: np.ndarray, t: dict[str, float]) -> np.ndarray:
-    return np.asarray(
-        (proba[:, _COL["prank"]] >= t["prank"]) | (proba[:, _COL["ghost"]] >= t["ghost"])
-    )
+    s = flag_scores(proba, classes=LABELS)
+    return np.asarray((s["prank"] >= t["prank"]) | (s["ghost"] >= t["ghost"]))
 
 
 def test_choose_thresholds_respects_emergency_budget_exactly() -> None:
     rng = np.random.default_rng(3)
     n_e, n_p, n_g = 200, 60, 60
     y = np.asarray(["emergency"] * n_e + ["prank"] * n_p + ["ghost"] * n_g, dtype=object)
-    prank = np.concatenate([rng.uniform(0, 0.6, n_e), rng.uniform(0.3, 0.9, n_p), np.zeros(n_g)])
-    ghost = np.concatenate([rng.uniform(0, 0.4, n_e), np.zeros(n_p), rng.uniform(0.3, 0.6, n_g)])
+    prank = np.concatenate([rng.uniform(0, 0.4, n_e), rng.uniform(0.3, 0.9, n_p), np.zeros(n_g)])
+    ghost = np.concatenate([rng.uniform(0, 0.3, n_e), np.zeros(n_p), rng.uniform(0.3, 0.6, n_g)])
     proba = _proba(prank, ghost)
     targets = {"possible": 0.037, "likely": 0.012}
     t = choose_thresholds(
@@ -393,17 +394,21 @@ _T = {"possible": {"prank": 0.3, "ghost": 0.4}, "likely": {"prank": 0.6, "ghost"
     ("prank", "ghost", "expected"),
     [
         (0.1, 0.1, "none"),
-        (0.29, 0.39, "none"),
+        (0.29, 0.0, "none"),
         (0.3, 0.0, "possible_prank"),
         (0.6, 0.0, "likely_prank"),
         (0.0, 0.4, "possible_ghost"),
         (0.0, 0.7, "likely_ghost"),
-        # Both pass: the stronger level wins even against a higher probability.
-        (0.35, 0.7, "likely_ghost"),
-        (0.25, 0.3, "none"),
-        # Same level: the higher probability wins.
-        (0.45, 0.42, "possible_prank"),
-        (0.35, 0.45, "possible_ghost"),
+        # Ghost likelier: its score is the call's nuisance probability p_prank + p_ghost,
+        # a silent line split between ghost call and silent prank.
+        (0.15, 0.25, "possible_ghost"),
+        (0.25, 0.5, "likely_ghost"),
+        # Prank likelier or a tie: each class on its own probability.
+        (0.2, 0.15, "none"),
+        (0.2, 0.2, "none"),
+        (0.35, 0.3, "possible_prank"),
+        # Both pass: prank on its own 0.3, ghost's sum 0.75 is the stronger flag.
+        (0.3, 0.45, "likely_ghost"),
     ],
 )
 def test_flags_from_proba(prank: float, ghost: float, expected: str) -> None:
@@ -411,17 +416,42 @@ def test_flags_from_proba(prank: float, ghost: float, expected: str) -> None:
     flags = flags_from_proba(proba, classes=LABELS, thresholds=_T)
     assert list(flags) == [expected]
     assert expected in FLAGS
+    # The one-row path of a live stream's update decides the same.
+    row = [float(v) for v in proba[0]]
+    assert _flag_of(row, _T) == expected
 
 
-def test_flags_from_proba_likely_prank_beats_possible_ghost() -> None:
-    proba = _proba(np.asarray([0.61]), np.asarray([0.69]))
-    assert list(flags_from_proba(proba, classes=LABELS, thresholds=_T)) == ["likely_prank"]
+def test_flag_scores_give_ghost_the_nuisance_sum_where_it_is_likelier() -> None:
+    proba = _proba(np.asarray([0.1, 0.3, 0.2]), np.asarray([0.3, 0.1, 0.2]))
+    s = flag_scores(proba, classes=LABELS)
+    np.testing.assert_allclose(s["ghost"], [0.4, 0.1, 0.2])
+    np.testing.assert_allclose(s["prank"], [0.1, 0.3, 0.2])
+
+
+def test_flags_likely_prank_beats_possible_ghost() -> None:
+    t = {"possible": {"prank": 0.3, "ghost": 0.4}, "likely": {"prank": 0.6, "ghost": 0.99}}
+    proba = _proba(np.asarray([0.45]), np.asarray([0.5]))  # ghost 0.95: possible
+    assert list(flags_from_proba(proba, classes=LABELS, thresholds=t)) == ["possible_ghost"]
+    proba = _proba(np.asarray([0.65]), np.asarray([0.3]))
+    assert list(flags_from_proba(proba, classes=LABELS, thresholds=t)) == ["likely_prank"]
 
 
 def test_flags_follow_column_order_argument() -> None:
     order = ("ghost", "prank", "emergency", "non_emergency")
     proba = np.asarray([[0.0, 0.65, 0.35, 0.0]])
     assert list(flags_from_proba(proba, classes=order, thresholds=_T)) == ["likely_prank"]
+
+
+def test_one_row_flags_equal_the_array_flags() -> None:
+    rng = np.random.default_rng(11)
+    raw = rng.dirichlet(np.full(4, 0.4), size=2000)
+    raw[::7, 2] = raw[::7, 3]  # ties between prank and ghost
+    proba = raw / raw.sum(axis=1, keepdims=True)
+    t = {"possible": {"prank": 0.5, "ghost": 0.45}, "likely": {"prank": 0.8, "ghost": 0.9}}
+    array = flags_from_proba(proba, classes=LABELS, thresholds=t)
+    one = [_flag_of([float(v) for v in row], t) for row in proba]
+    assert list(array) == one
+    assert len(set(one)) == len(FLAGS)
 
 
 def test_validation_emergency_shares_within_margin(fitted: CallClassifier) -> None:
