@@ -31,6 +31,20 @@ def silence(seconds: float = 10.0) -> bytes:
     return buffer.getvalue()
 
 
+def voiced(seconds: float = 15.0) -> bytes:
+    """A seeded voiced-pulse signal at 120 Hz in syllable-length bursts: the shipped model
+    flags it neither prank nor ghost (a prank it misses, for the report's "missed" row)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(seconds * 8000)) / 8000
+    phase = 2 * np.pi * np.cumsum(120 + 20 * np.sin(2 * np.pi * 0.5 * t)) / 8000
+    pulses = sum(np.sin(k * phase) / k for k in range(1, 20))
+    bursts = (np.sin(2 * np.pi * 4 * t) > 0) * (np.sin(2 * np.pi * 0.3 * t) > -0.3)
+    y = 0.2 * pulses * bursts + 0.01 * rng.standard_normal(t.size)
+    buffer = io.BytesIO()
+    sf.write(buffer, y, 8000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def iso_week(day: date) -> str:
     iso = day.isocalendar()
     return f"{iso.year}-W{iso.week:02d}"
@@ -60,6 +74,10 @@ def _seed(env: Env) -> Seeded:
         flag = None
         if kind in (0, 1):
             flag = env.upload(call_id, silence()).json()["flag"]
+        elif i == 2:  # a prankster's first call, voiced: the prank the model misses
+            answer = env.upload(call_id, voiced()).json()
+            flag = answer.get("flag")
+            assert flag == "none", answer
         elif kind == 2 or (kind == 4 and i % 2):
             flag = env.upload(call_id, wav(seed=i)).json()["flag"]
         label = {0: "ghost", 1: "emergency", 2: "prank", 3: "non_emergency"}.get(kind)

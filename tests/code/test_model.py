@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -695,8 +696,10 @@ def test_shipped_scores_are_scikit_learns_probabilities_calibrated_and_flagged(
         early = cap_early_ghost(flag, heard[i : i + 1], min_likely_s=clf.min_likely_ghost_s)
         assert s.flag == early[0], i
         capped += int(flag[0] != early[0])
-    assert {s.flag for s in batch} >= {"none", "likely_prank", "possible_ghost"}
-    assert capped if min_likely_ghost_s else "likely_ghost" in {s.flag for s in batch}
+    flags = Counter(s.flag for s in batch)
+    assert flags["none"] and flags["likely_prank"], flags
+    # Held to 25 s, the early rule caps likely ghost flags to possible ones.
+    assert capped and flags["possible_ghost"] if min_likely_ghost_s else flags["likely_ghost"]
 
 
 # --- ScoringModel ------------------------------------------------------------------------
