@@ -32,14 +32,25 @@ if TYPE_CHECKING:
     from api.service import LoadedModel
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    width: int  # bytes per sample
+    subtype: str  # libsndfile's name, for decoding and the kept recording
+    name: str  # for messages
+
+
 #: 16-bit PCM, and G.711 as telephone networks carry it: mu-law (North America, Japan)
 #: and A-law (Europe, Asia and Indonesia's network).
-ENCODINGS: tuple[str, ...] = ("pcm16", "mulaw", "alaw")
+_ENCODING = {
+    "pcm16": _Encoding(2, "PCM_16", "8 kHz 16-bit PCM"),
+    "mulaw": _Encoding(1, "ULAW", "8 kHz mu-law"),
+    "alaw": _Encoding(1, "ALAW", "8 kHz A-law"),
+}
+ENCODINGS: tuple[str, ...] = tuple(_ENCODING)
 #: Frame duration a client may send, in ms of audio.
 FRAME_MS = (20, 100)
-_BYTES_PER_SAMPLE = {"pcm16": 2, "mulaw": 1, "alaw": 1}
-_SUBTYPE = {"pcm16": "PCM_16", "mulaw": "ULAW", "alaw": "ALAW"}
-_NAME = {"pcm16": "8 kHz 16-bit PCM", "mulaw": "8 kHz mu-law", "alaw": "8 kHz A-law"}
 
 
 class StreamError(CallsiftError):
@@ -106,19 +117,19 @@ def _g711_table(subtype: str) -> np.ndarray:
 
 def frame_limits(encoding: str) -> tuple[int, int]:
     """Smallest and largest frame in bytes for ``encoding``."""
-    width = _BYTES_PER_SAMPLE[encoding]
+    width = _ENCODING[encoding].width
     return FRAME_MS[0] * SR // 1000 * width, FRAME_MS[1] * SR // 1000 * width
 
 
 def check_frame(data: bytes, encoding: str) -> int:
     """Samples in one frame (raises BadFrameError for a frame of the wrong size)."""
     lo, hi = frame_limits(encoding)
-    width = _BYTES_PER_SAMPLE[encoding]
+    width = _ENCODING[encoding].width
     if not lo <= len(data) <= hi or len(data) % width:
-        name = _NAME[encoding]
         raise BadFrameError(
             f"frame of {len(data)} bytes; expected {lo} to {hi} bytes"
-            f"{' (an even number)' if width == 2 else ''}: 20 to 100 ms of {name}"
+            f"{' (an even number)' if width == 2 else ''}: 20 to 100 ms of "
+            f"{_ENCODING[encoding].name}"
         )
     return len(data) // width
 
@@ -127,7 +138,7 @@ def decode(data: bytes, encoding: str) -> np.ndarray:
     """Samples of whole frames as float32 at full scale 1.0 (as load_audio gives them)."""
     if encoding == "pcm16":
         return np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
-    return _g711_table(_SUBTYPE[encoding])[np.frombuffer(data, dtype=np.uint8)]
+    return _g711_table(_ENCODING[encoding].subtype)[np.frombuffer(data, dtype=np.uint8)]
 
 
 def encode_wav(samples: np.ndarray, encoding: str) -> bytes:
@@ -135,7 +146,7 @@ def encode_wav(samples: np.ndarray, encoding: str) -> bytes:
     out = io.BytesIO()
     # Integers carry the exact 16-bit values (libsndfile's float writer rescales).
     ints = np.round(samples * 32768.0).clip(-32768, 32767).astype(np.int16)
-    sf.write(out, ints, SR, format="WAV", subtype=_SUBTYPE[encoding])
+    sf.write(out, ints, SR, format="WAV", subtype=_ENCODING[encoding].subtype)
     return out.getvalue()
 
 
@@ -218,7 +229,7 @@ class LiveCall:
         frame. None when no frame waits."""
         if not self.waiting or self.first_frame is None:
             return None
-        n = len(self.waiting[0]) // _BYTES_PER_SAMPLE[self.encoding]
+        n = len(self.waiting[0]) // _ENCODING[self.encoding].width
         return self.first_frame + (self.taken + n) / SR - max_ahead_s
 
     def take(self) -> None:
@@ -227,7 +238,7 @@ class LiveCall:
         data = self.waiting.popleft()
         self.pending.append(data)
         self.frames += 1
-        self.taken += len(data) // _BYTES_PER_SAMPLE[self.encoding]
+        self.taken += len(data) // _ENCODING[self.encoding].width
 
     @property
     def heard_s(self) -> float:
