@@ -308,7 +308,7 @@ class Renderer:
         t += int(rng.uniform(0.3, 1.5) * SR)
         uses_caller = False
         last = [t]  # end of the last words of a conversation
-        first_end = [0]  # end of the caller's first turn
+        first_end = [0]  # end of the caller's first turn, where it must be heard whole
 
         def prompts(
             t: int, until: int, gap: tuple[float, float] = (1.5, 5.0), most: int = 1000
@@ -343,7 +343,7 @@ class Renderer:
                     level + float(rng.uniform(-3, 3)),
                 )
                 t = last[0] = _place(call.caller, x, t)
-                if turns == 1:
+                if whole_first and turns == 1:
                     first_end[0] = t
                 if rng.random() < laugh:
                     t += int(rng.uniform(0.0, 0.3) * SR)
@@ -399,7 +399,7 @@ class Renderer:
             if uses_caller and sc == "quiet_victim":
                 call.parts.append("quiet")
             end = (
-                max(n, first_end[0] if whole_first else 0)
+                max(n, first_end[0])
                 if plan.hangup_mid_sentence
                 else last[0] + int(rng.uniform(0.3, 1.5) * SR)
             )
