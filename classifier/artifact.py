@@ -105,7 +105,10 @@ def save_model(
             **card,
             "format": FORMAT_VERSION,
             "libraries": library_versions(),
-            "features": list(call.features_),
+            # The install's feature list (what the features mean), and the ones the call
+            # model reads: all of them unless it was trained on a subset.
+            "features": list(FEATURE_NAMES),
+            "model_features": list(call.features_),
             "pre_answer_features": list(pre_answer.features_),
             "classes": [str(c) for c in call.classes_],
             "prefixes": list(call.prefixes_),
@@ -208,6 +211,12 @@ def check_card(card: dict[str, Any], *, where: str) -> None:
             f"({len(theirs)} vs {len(FEATURE_NAMES)} features; missing {missing[:5]}, "
             f"unknown {extra[:5]}); retrain it with `callsift train`"
         )
+    chosen = card.get("model_features", list(FEATURE_NAMES))
+    if not isinstance(chosen, list) or not chosen or not set(chosen) <= set(FEATURE_NAMES):
+        raise ModelMismatchError(
+            f"{where}: the model reads features this callsift version does not compute "
+            f"({[f for f in chosen or [] if f not in FEATURE_NAMES][:5]}); retrain it"
+        )
     if card.get("pre_answer_features") != list(PRE_ANSWER_FEATURES):
         raise ModelMismatchError(
             f"{where}: pre-answer feature list differs from this callsift version; retrain it"
@@ -253,4 +262,6 @@ def load_model(directory: str | Path | None = None) -> ScoringModel:
     call, pre = blob["call"], blob["pre_answer"]
     if not isinstance(call, CallClassifier) or not isinstance(pre, CallClassifier):
         raise ModelMismatchError(f"{model_path} does not hold callsift classifiers")
+    if list(call.features_) != card.get("model_features", list(FEATURE_NAMES)):
+        raise ModelMismatchError(f"{model_path} reads other features than its card lists")
     return ScoringModel(call=call, pre_answer=pre, card=card)

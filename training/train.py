@@ -231,7 +231,8 @@ def fit_models(
     )
     whole = whole_calls(train)
     calls = train.loc[whole].reset_index(drop=True)
-    pre_params = {k: v for k, v in params.items() if k != "prefixes"}
+    # The pre-answer model has its own features (it hears nothing) and no time buckets.
+    pre_params = {k: v for k, v in params.items() if k not in ("prefixes", "features")}
     pre = CallClassifier(features=PRE_ANSWER_FEATURES, **pre_params, random_state=seed).fit(
         calls, y[whole], groups=groups[whole]
     )

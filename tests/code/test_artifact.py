@@ -90,7 +90,7 @@ def test_card_describes_the_model(
     assert card["name"] == "test" and card["version"] == "v1"
     assert card["libraries"] == library_versions()
     assert set(card["libraries"]) >= {"python", "numpy", "scipy", "scikit-learn", "joblib"}
-    assert card["features"] == list(FEATURE_NAMES)
+    assert card["features"] == card["model_features"] == list(FEATURE_NAMES)
     assert card["pre_answer_features"] == list(PRE_ANSWER_FEATURES)
     assert card["classes"] == list(LABELS)
     assert card["thresholds"]["call"] == call.thresholds_
@@ -204,6 +204,22 @@ def test_different_feature_list_raises(copy: Path) -> None:
     feats = [f for f in FEATURE_NAMES if f != "snr_db"] + ["mystery_feature"]
     _edit_card(copy, features=feats)
     with pytest.raises(ModelMismatchError, match=r"feature list differs.*snr_db.*mystery_feature"):
+        load_model(copy)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "pattern"),
+    [
+        (["snr_db", "mystery_feature"], r"does not compute \(\['mystery_feature'\]\)"),
+        ([], "does not compute"),
+        (["snr_db"], "reads other features than its card lists"),
+    ],
+)
+def test_model_features_must_be_known_and_match_the_model(
+    copy: Path, chosen: list[str], pattern: str
+) -> None:
+    _edit_card(copy, model_features=chosen)
+    with pytest.raises(ModelMismatchError, match=pattern):
         load_model(copy)
 
 

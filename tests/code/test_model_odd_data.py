@@ -271,6 +271,24 @@ def test_train_on_a_mono_export_of_299_calls_writes_a_model(tmp_path: Path) -> N
     assert len(scores) == 5
 
 
+def test_train_on_a_subset_of_the_features(tmp_path: Path) -> None:
+    """``features`` chooses the call model's inputs; the pre-answer model keeps its own."""
+    from classifier.features import FEATURE_NAMES
+
+    chosen = [f for f in FEATURE_NAMES if not f.startswith("mfcc_")]
+    table = _export(299, seed=4)
+    train_table(
+        table,
+        tmp_path / "m",
+        manifests=["export/manifest.csv"],
+        params={"max_iter": 15, "features": chosen},
+    )
+    model = load_model(tmp_path / "m")
+    assert model.call.features_ == tuple(chosen)
+    assert not any(f.startswith("mfcc_") for f in model.pre_answer.features_)
+    assert len(model.score_frame(table.head(3))) == 3
+
+
 def test_train_on_calls_of_one_day(tmp_path: Path) -> None:
     # The time split cuts within the day: train calls in its morning, test calls after.
     table = _export(200, seed=2)
