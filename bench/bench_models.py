@@ -55,7 +55,9 @@ def main() -> None:
     table, _ = load_training_table(
         manifests, n_jobs=args.jobs, cache_dir=cache, timezone=None, progress=False
     )
-    split = honest_split(table, **TRAIN_SETTINGS)
+    split = honest_split(
+        table, **{k: TRAIN_SETTINGS[k] for k in ("test_callers", "test_after", "seed")}
+    )
     train = table.iloc[split.train].reset_index(drop=True)
     test_manifest = ensure_corpus(work, ACCEPTANCE_CORPUS, n_jobs=args.jobs)
     test, _ = extract_features(test_manifest, n_jobs=args.jobs, cache_dir=cache, progress=False)

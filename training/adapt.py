@@ -339,10 +339,7 @@ def _adapt(
     t_rows = rows_of(table, calls, train)
     v_rows = rows_of(table, calls, val)
 
-    params = {**base_call.get_params(), "features": None, "prefixes": list(cuts) or None}
-    params["random_state"] = seed
-    if max_iter is not None:
-        params["max_iter"] = max_iter
+    params = retrain_params(base_call, cuts=cuts, seed=seed, max_iter=max_iter)
     prefix_weight = float(model.card.get("prefix_weight") or DEFAULT_PREFIX_WEIGHT)
     s = Settings(targets=targets, confidence=confidence, params=params, prefix_weight=prefix_weight)
 
@@ -507,6 +504,17 @@ def _adapt(
         warnings=warnings,
         registered_version=registered,
     )
+
+
+def retrain_params(
+    base: CallClassifier, *, cuts: Sequence[float], seed: int, max_iter: int | None
+) -> dict[str, Any]:
+    """Parameters of the retrained candidates: the base's, its feature subset included
+    (a candidate reading other features than the base would not compare like for like)."""
+    params = {**base.get_params(), "prefixes": list(cuts) or None, "random_state": seed}
+    if max_iter is not None:
+        params["max_iter"] = max_iter
+    return params
 
 
 def _default_sim(work: Path, n_jobs: int, say: Say) -> Path:

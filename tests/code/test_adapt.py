@@ -21,6 +21,7 @@ import pytest
 
 from callsift import main
 from classifier.artifact import load_model, read_card
+from classifier.features import FEATURE_NAMES
 from classifier.formats import LABELS
 from classifier.model import CallClassifier, allowed_flags, flag_rate_upper_bound
 from training.simulate import simulate_corpus
@@ -42,6 +43,9 @@ def sim(small_corpus: Path) -> Path:
     return small_corpus
 
 
+NO_CEPSTRA = tuple(f for f in FEATURE_NAMES if not f.startswith("mfcc_"))
+
+
 @pytest.fixture(scope="module")
 def centre(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A centre's reviewed calls: another preset and seed (WIB, +07:00)."""
@@ -59,7 +63,9 @@ def base(sim: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         n_jobs=1,
         test_callers=0.4,
         test_after=0.6,
-        params={"max_iter": 8, "n_folds": 2},  # the retrained candidates fold alike
+        # The retrained candidates fold alike, and read what the base reads (here a
+        # subset of the features: no cepstra).
+        params={"max_iter": 8, "n_folds": 2, "features": list(NO_CEPSTRA)},
         prefixes=(2.0, 10.0),
         progress=False,
     )
@@ -195,6 +201,7 @@ def test_adapt_end_to_end(
             )
     else:
         assert a["weight"] == 1.0
+    assert card["model_features"] == base_card["model_features"] == list(NO_CEPSTRA)
     # Learning curve: 25, 50, ... earliest calls, then all of the adapting side.
     sizes = [p["centre_calls"] for p in a["curve"] if p["candidate"] == "recalibrated"]
     assert sizes[:2] == [25, 50] and sizes[-1] == card["split"]["train_calls"]
@@ -528,3 +535,14 @@ def test_recalibrate_an_early_bucket_with_enough_emergency_calls_to_show_the_bud
     assert new.recalibration_["kept_buckets"] == ["10"]
     info = new.recalibration_["by_prefix"]["2"]
     assert info["emergency_calls"] >= 300 and info["possible"]["shown"] is True
+
+
+def test_retrained_candidates_read_what_the_base_reads(base: Path) -> None:
+    from training.adapt import retrain_params
+
+    call = load_model(base).call
+    params = retrain_params(call, cuts=(2.0, 10.0), seed=7, max_iter=5)
+    assert params["features"] == list(NO_CEPSTRA) == list(call.features_)
+    assert params["prefixes"] == [2.0, 10.0] and params["random_state"] == 7
+    assert params["max_iter"] == 5 and params["n_folds"] == call.n_folds
+    assert CallClassifier(**params).get_params()["features"] == list(NO_CEPSTRA)
