@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from classifier.errors import CallsiftError
+from training.checkset_report import summary_tables
 from training.realcalls import (  # noqa: F401  (re-exported for tests and scripts)
     DEFAULT_DATA,
     HOLDOUT_PATH,
@@ -28,7 +29,6 @@ from training.realcalls import (  # noqa: F401  (re-exported for tests and scrip
     compute_holdout,
     is_held_out,
     load_holdout,
-    summary_tables,
 )
 
 # ------------------------------------------------------------------------------- CLI

@@ -97,7 +97,6 @@ __all__ = [
     "compute_holdout",
     "is_held_out",
     "load_holdout",
-    "summary_tables",
 ]
 
 # ------------------------------------------------------------------------------ calls
@@ -676,71 +675,3 @@ def build(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return out / "manifest.csv"
-
-
-# --------------------------------------------------------------------------- summary
-def summary_tables(manifest: Path, evaluation: Path) -> str:
-    """Markdown: ROC-AUC, share of each class flagged (any flag, own flag) and per
-    scenario, whole calls and, when evaluated with --prefix, after N seconds heard."""
-    import pandas as pd
-    from sklearn.metrics import roc_auc_score
-
-    man = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    lines: list[str] = []
-    views = [("whole", pd.read_csv(evaluation / "scores.csv"))]
-    pre = evaluation / "scores_prefix.csv"
-    if pre.exists():
-        # A call no longer than the prefix counts with its whole-call score, as in
-        # callsift evaluate's own early-warning table.
-        p = pd.read_csv(pre)
-        whole_rows = p[p["prefix_s"].isna()]
-        for s in sorted(p["prefix_s"].dropna().unique()):
-            cut = p[p["prefix_s"] == s]
-            rest = whole_rows[~whole_rows["call_id"].isin(cut["call_id"])]
-            views.append((f"{s:g} s", pd.concat([cut, rest])))
-    lines.append(
-        "| heard | ghost ROC-AUC | prank ROC-AUC | emergency flagged | non_emergency "
-        "flagged | prank flagged | ghost flagged | prank as prank | ghost as ghost |"
-    )
-    lines.append("|" + "---|" * 9)
-    rows = [(name, sc, "all") for name, sc in views]
-    rows += [(name, sc, "mono") for name, sc in views]
-    for name, sc, part in rows:
-        d = man[["call_id", "label", "channels"]].merge(sc, on="call_id", how="inner")
-        if part == "mono":
-            d = d[d["channels"] == "mono"]
-            name = f"{name}, mono only"
-        flagged = d["flag"].astype(str) != "none"
-        cells = []
-        for cls in ("ghost", "prank"):
-            y = (d["label"] == cls).to_numpy()
-            cells.append(
-                f"{roc_auc_score(y, d[f'p_{cls}']):.3f}" if 0 < y.sum() < y.size else "n/a"
-            )
-        for cls in LABELS:
-            m = d["label"] == cls
-            cells.append(f"{flagged[m].mean():.1%} ({int(flagged[m].sum())}/{int(m.sum())})")
-        for cls in ("prank", "ghost"):
-            m = d["label"] == cls
-            own = d["flag"].astype(str).str.endswith(cls)
-            cells.append(f"{own[m].mean():.1%}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    whole = man.merge(views[0][1], on="call_id")
-    lines += [
-        "",
-        "| label | scenario | calls | flagged as its class | mean p(class) |",
-        "|---|---|---|---|---|",
-    ]
-    for (lab, scn), g in whole[whole["label"].isin(["prank", "ghost"])].groupby(
-        ["label", "scenario"]
-    ):
-        own = g["flag"].astype(str).str.endswith(str(lab))
-        lines.append(
-            f"| {lab} | {scn} | {len(g)} | {own.mean():.1%} | {g[f'p_{lab}'].mean():.2f} |"
-        )
-    lines += ["", "| channels | ghost calls | ghost flagged as ghost |", "|---|---|---|"]
-    for ch, g in whole[whole["label"] == "ghost"].groupby("channels"):
-        lines.append(
-            f"| {ch} | {len(g)} | {g['flag'].astype(str).str.endswith('ghost').mean():.1%} |"
-        )
-    return "\n".join(lines)
