@@ -1,10 +1,10 @@
 """Feature groups on real audio: train without some features, and see what moves scores.
 
 ``train``: the default recipe's corpora (``callsift build-default --work``, real-recording
-training calls included) trained again with the features named by ``--drop`` left out
-(``mfcc_*``: every name with that prefix; ``*_std``: with that suffix), every other
-setting the recipe's. Score the result on the real check sets with ``callsift evaluate
---model OUT``.
+training calls included; those missing are built as ``build-default`` would) trained
+again with the features named by ``--drop`` left out (``mfcc_*``: every name with that
+prefix; ``*_std``: with that suffix), every other setting the recipe's. Score the
+result on the real check sets with ``callsift evaluate --model OUT``.
 
     .venv/bin/python bench/feature_ablation.py train --out /tmp/abl-nomfcc --drop 'mfcc_*'
     .venv/bin/python bench/feature_ablation.py train --out /tmp/abl-base
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from classifier.artifact import load_model
+from classifier.errors import CallsiftError
 from classifier.features import FEATURE_NAMES
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -58,16 +59,23 @@ def chosen(drop: str) -> list[str]:
 
 
 def train_cmd(args: argparse.Namespace) -> None:
-    from training.default import REAL_TRAIN_CORPORA, TRAIN_CORPORA, TRAIN_SETTINGS
+    from training.default import (
+        DEFAULT_REAL_DIR,
+        REAL_TRAIN_CORPORA,
+        TRAIN_CORPORA,
+        TRAIN_SETTINGS,
+        ensure_corpus,
+        ensure_real_calls,
+    )
     from training.train import train
 
+    feats = chosen(args.drop)  # a bad --drop is told before any corpus work
     work = Path(args.work)
-    manifests = [work / f"{s.name}-real" / "manifest.csv" for s in TRAIN_CORPORA]
-    manifests += [work / s.name / "manifest.csv" for s in REAL_TRAIN_CORPORA]
-    missing = [str(m) for m in manifests if not m.is_file()]
-    if missing:
-        raise SystemExit(f"run `callsift build-default --work {work}` first; missing {missing}")
-    feats = chosen(args.drop)
+    # The recipe's own corpora: reused when their stamps match this code, built if absent.
+    manifests = [
+        ensure_corpus(work, s, n_jobs=args.jobs, real_dir=DEFAULT_REAL_DIR) for s in TRAIN_CORPORA
+    ]
+    manifests += [ensure_real_calls(work, s, DEFAULT_REAL_DIR) for s in REAL_TRAIN_CORPORA]
     print(f"{len(FEATURE_NAMES) - len(feats)} features left out")
     train(
         manifests,
@@ -125,7 +133,10 @@ def main() -> None:
     lv.add_argument("--top", type=int, default=12)
     lv.set_defaults(run=levers_cmd)
     args = ap.parse_args()
-    args.run(args)
+    try:
+        args.run(args)
+    except CallsiftError as exc:  # a stale or missing corpus, a mismatched model
+        raise SystemExit(f"error: {exc}") from None
 
 
 if __name__ == "__main__":
