@@ -185,6 +185,7 @@ class Settings:
     confidence: float
     params: dict[str, Any]
     prefix_weight: float
+    calibration: str = "sigmoid"
 
 
 def recalibrate_on(base: CallClassifier, rows: pd.DataFrame, s: Settings) -> CallClassifier:
@@ -195,6 +196,7 @@ def recalibrate_on(base: CallClassifier, rows: pd.DataFrame, s: Settings) -> Cal
         possible_target=s.targets["possible"],
         likely_target=s.targets["likely"],
         confidence=s.confidence,
+        calibration=s.calibration,
     )
 
 
@@ -213,6 +215,7 @@ def retrain_with(
         possible_target=s.targets["possible"],
         likely_target=s.targets["likely"],
         confidence=s.confidence,
+        calibration=s.calibration,
     )
     return model, pool
 

@@ -117,7 +117,19 @@ def write_adapt_report(
         "set on the adapting side's emergency calls so that the one-sided Clopper-Pearson "
         f"upper bound ({a['confidence']:.0%}) on the share flagged stays within the budget; "
         "when the calls are too few for that even with none flagged, none of them may be "
-        "flagged (the threshold sits just above the highest emergency score).",
+        "flagged (the threshold sits just above the highest emergency score). "
+        f"Calibrators: {a.get('calibration', 'isotonic')}"
+        + (
+            " per class, which keeps the booster's order of each class's scores (isotonic "
+            "steps fitted on a few hundred calls tie calls it ranks apart)."
+            if a.get("calibration") == "sigmoid"
+            else "."
+        ),
+        "",
+        "The candidates below were fitted on the adapting side and measured on the "
+        "validation quarter; the model written is the chosen recipe fitted again on all "
+        f"{a.get('fitted_on_calls', td['centre_labelled_calls'])} of the centre's calls, so "
+        "that every emergency call of the centre sets its thresholds.",
         "",
         "These thresholds are for whole calls. "
         + (
@@ -129,7 +141,8 @@ def write_adapt_report(
             else "Every time bucket was recalibrated on the centre's calls."
         ),
         "",
-        f"Chosen model, on the {bound['emergency_calls']} emergency calls it was set on:",
+        f"The model written, on the {bound['emergency_calls']} emergency calls (callers) "
+        "it was set on:",
         "",
         "| level | flagged | allowed | upper bound | budget shown |",
         "|---|---|---|---|---|",

@@ -69,6 +69,7 @@ class Recalibration(TimeBuckets):
         possible_target: float | None = None,
         likely_target: float | None = None,
         confidence: float = 0.95,
+        calibration: str | None = None,
     ) -> Self:
         """A copy whose calibrators and flag thresholds are set on the given rows; the
         booster is the same, untouched (``callsift adapt``: a centre's own calls).
@@ -104,6 +105,10 @@ class Recalibration(TimeBuckets):
             Largest share of emergency calls each level may flag; None keeps the model's.
         confidence : float, keyword-only
             Confidence of the upper bound, in (0, 1).
+        calibration : {"isotonic", "sigmoid", "none"} or None, keyword-only
+            How the new calibrators map scores (None: as this model's). A centre's few
+            hundred calls are too few for isotonic steps, which tie calls the booster
+            ranks apart; a sigmoid per class keeps each class's order.
 
         Returns
         -------
@@ -120,7 +125,10 @@ class Recalibration(TimeBuckets):
         confidence = float(confidence)
         if not 0.0 < confidence < 1.0:
             raise InvalidParameterError(f"confidence is {confidence}; expected a share in (0, 1)")
-        probe = clone(self).set_params(possible_target=possible, likely_target=likely)
+        method = self.calibration if calibration is None else str(calibration)
+        probe = clone(self).set_params(
+            possible_target=possible, likely_target=likely, calibration=method
+        )
         probe.check_params()
         M = feature_matrix(as_frame(X, self.features_), self.features_)
         yy = np.asarray([str(v) for v in y], dtype=object)
@@ -148,6 +156,7 @@ class Recalibration(TimeBuckets):
         keys = self._groups(groups, yy.shape[0])
         new = copy.copy(self)  # the booster and its flat walk are shared, never changed
         new.possible_target, new.likely_target = possible, likely
+        new.calibration = method
         heard = new.heard_seconds(M)
         bucket = new._bucket_of(heard)
         n_buckets = new._n_buckets()
@@ -204,6 +213,7 @@ class Recalibration(TimeBuckets):
         new.recalibration_ = {
             "rows": int(yy.shape[0]),
             "confidence": confidence,
+            "calibration": method,
             "targets": {"possible": possible, "likely": likely},
             "calls": main,
             "by_prefix": by_bucket,
@@ -254,6 +264,7 @@ class Recalibration(TimeBuckets):
         possible_target: float | None = None,
         likely_target: float | None = None,
         confidence: float = 0.95,
+        calibration: str | None = None,
     ) -> Self:
         """:meth:`fit` on every row, then :meth:`recalibrate` on the rows ``calibrate_on``
         (positions) with their out-of-fold scores from this fit's own cross-validation.
@@ -300,4 +311,5 @@ class Recalibration(TimeBuckets):
             possible_target=possible_target,
             likely_target=likely_target,
             confidence=confidence,
+            calibration=calibration,
         )

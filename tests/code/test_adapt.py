@@ -177,6 +177,13 @@ def test_adapt_end_to_end(
     assert card["split"]["callers_in_both"] == 0
     assert card["split"]["test_calls"] >= 109 // 4
     a = card["adaptation"]
+    # Chosen on the validation quarter, then fitted on every call of the centre: all
+    # its emergency calls set the thresholds, and a later adapt refuses all its calls.
+    assert a["calibration"] == "sigmoid" and a["fitted_on_calls"] == td["centre_labelled_calls"]
+    assert len(td["call_keys"]) == td["centre_labelled_calls"]
+    n_e = a["bound"]["calls"]["emergency_calls"]
+    assert n_e > a["validated_bound"]["calls"]["emergency_calls"]
+    assert f"above all {n_e} of the centre's emergency calls" in err
     names = [c["name"] for c in a["candidates"]]
     assert names == ["recalibrated", "retrained (weight 1)", "base (not adapted)"]
     assert a["candidate"] in names[:2] and a["confidence"] == 0.95
@@ -257,6 +264,27 @@ def test_too_few_calls_are_refused_with_counts(
     err = _refused(monkeypatch, capsys, base, tmp_path / "o", str(manifest), "--base", str(base))
     assert "hold 60 labelled calls (" in err and "at least 100 labelled calls" in err
     assert "label 40 more labelled calls" in err
+
+
+def test_unknown_calibration_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    err = _refused(
+        monkeypatch,
+        capsys,
+        base,
+        tmp_path / "o",
+        str(centre),
+        "--base",
+        str(base),
+        "--calibration",
+        "platt",
+    )
+    assert "calibration is 'platt'; expected one of sigmoid, isotonic" in err
 
 
 def test_too_few_of_a_class_is_refused(
@@ -455,6 +483,33 @@ def test_recalibrate_keeps_the_booster_and_the_original() -> None:
     assert info["possible"]["upper_bound"] == pytest.approx(
         1 - 0.05 ** (1 / info["emergency_calls"])
     )
+
+
+def test_sigmoid_recalibration_keeps_the_order_isotonic_steps_tie() -> None:
+    # A centre's few hundred calls: isotonic steps map calls the booster ranks apart
+    # to one value (ties, a lower ROC-AUC); a sigmoid per class keeps them apart.
+    from sklearn.metrics import roc_auc_score
+
+    X, y = _table(400, 0)
+    model = CallClassifier(max_iter=10).fit(X, y)
+    Xc, yc = _table(160, 7)
+    Xv, yv = _table(300, 8)
+    k = LABELS.index("ghost")
+    raw = model.predict_proba_matrix(Xv.loc[:, list(model.features_)].to_numpy(), calibrated=False)
+    fits = {}
+    for method in ("isotonic", "sigmoid"):
+        new = model.recalibrate(Xc, yc, calibration=method)
+        assert new.calibration == method and new.recalibration_["calibration"] == method
+        fits[method] = new.predict_proba(Xv)[:, k]
+    assert model.calibration == "isotonic"  # the original is untouched
+    distinct = {m: np.unique(p.round(12)).size for m, p in fits.items()}
+    assert distinct["isotonic"] < distinct["sigmoid"] == len(yv), distinct
+    truth = yv == "ghost"
+    auc = {m: roc_auc_score(truth, p) for m, p in fits.items()}
+    assert auc["sigmoid"] > auc["isotonic"], auc
+    assert auc["sigmoid"] == pytest.approx(roc_auc_score(truth, raw[:, k]), abs=0.01)
+    with pytest.raises(ValueError, match="calibration is 'platt'"):
+        model.recalibrate(Xc, yc, calibration="platt")
 
 
 def test_recalibrate_refuses_rows_without_emergency() -> None:
