@@ -3,6 +3,7 @@
     .venv/bin/python bench/adapt_curve.py [--preset jakarta-2024 --calls 450 --seed 41]
         [--base models/default] [--work runs/adapt-bench] [--real-dir ../shared/data]
     .venv/bin/python bench/adapt_curve.py --manifest /tmp/rc15/manifest.csv  # real calls
+        [--calibration isotonic]  # as callsift adapt --calibration
 
 Simulates a centre the default recipe never saw (a preset and seed of its own), splits
 its calls at two thirds of their time span ("the first two weeks" and "the week after"),
@@ -65,7 +66,14 @@ def _row(name: str, f: dict[str, Any]) -> str:
 def main() -> None:
     from classifier.artifact import load_model
     from classifier.manifest import load_manifest
-    from training.adapt import SIM_CALLS, SIM_PRESET, SIM_SEED, adapt, figures
+    from training.adapt import (
+        DEFAULT_CALIBRATION,
+        SIM_CALLS,
+        SIM_PRESET,
+        SIM_SEED,
+        adapt,
+        figures,
+    )
     from training.default import DEFAULT_REAL_DIR, CorpusSpec, ensure_corpus
     from training.features import extract_features
 
@@ -83,6 +91,12 @@ def main() -> None:
     p.add_argument("--weights", default="1,4,16", help="as callsift adapt --weights")
     p.add_argument("--out", type=Path, default=None, help="model folder (default: WORK/model)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--calibration",
+        default=DEFAULT_CALIBRATION,
+        choices=("sigmoid", "isotonic"),
+        help="as callsift adapt --calibration (also the learning curve's)",
+    )
     p.add_argument(
         "--manifest",
         type=Path,
@@ -130,6 +144,7 @@ def main() -> None:
         cache_dir=cache,
         n_jobs=args.jobs,
         weights=weights,
+        calibration=args.calibration,
         mlflow=False,
         progress=False,
         say=lambda s: print(f"  [{time.perf_counter() - t0:6.0f} s] {s}"),
@@ -182,7 +197,10 @@ def main() -> None:
             print(f"| {n} | no emergency call among them | | | | | | |")
             continue
         model = base.call.recalibrate(
-            rows, rows["label"].astype(str).to_numpy(), rows["caller_id"].astype(str).to_numpy()
+            rows,
+            rows["label"].astype(str).to_numpy(),
+            rows["caller_id"].astype(str).to_numpy(),
+            calibration=args.calibration,
         )
         print(_row(str(n), figures(model, last, targets=targets)))
 
