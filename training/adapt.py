@@ -499,7 +499,8 @@ def _adapt(
             scored,
             source=(
                 f"features: the centre's {len(calls)} labelled calls (whole calls); scores "
-                f"and flags: the {len(scored)} calls of the validation quarter"
+                f"and flags: the {len(scored)} calls of the validation quarter, scored by the "
+                "chosen candidate fitted without them"
             ),
         )
         plot_curve(report / "learning_curve.png", curve, targets=targets)
