@@ -15,7 +15,9 @@ registered ``models:/name@alias``), and:
   row, each recalibrated on the centre's out-of-fold scores;
 - sets every candidate's flag thresholds on the centre's own emergency calls, with a
   one-sided Clopper-Pearson upper bound on the share flagged
-  (:meth:`classifier.model.CallClassifier.recalibrate`);
+  (:meth:`classifier.model.CallClassifier.recalibrate`), then raises them where needed
+  so that the same bound on the share of non-emergency calls flagged stays within
+  ``--non-emergency-target``;
 - keeps the candidate that validates best (emergency calls flagged within the budget on
   the validation quarter, then the most prank and ghost calls flagged), fits its recipe
   again on all the centre's calls (every emergency call then sets the thresholds),
@@ -126,6 +128,10 @@ DEFAULT_CONFIDENCE = 0.95
 #: 0.980; a sigmoid per class kept 0.979-0.980; docs/benchmarks.md).
 DEFAULT_CALIBRATION = "sigmoid"
 CALIBRATIONS = ("sigmoid", "isotonic")
+#: Largest share of the centre's non-emergency calls the thresholds may flag (issue 16's
+#: goal): a centre with few emergency calls would otherwise get thresholds low enough
+#: to flag 6.7% of its non-emergency callers (the Purworejo-like centre, the week after).
+DEFAULT_NON_EMERGENCY_TARGET = 0.05
 #: The simulated corpus simulated when no ``--sim`` is given.
 SIM_PRESET, SIM_CALLS, SIM_SEED = "balanced", 1500, 1601
 DEFAULT_WORK = Path("runs") / "adapt-work"
@@ -172,6 +178,7 @@ def adapt(
     likely_target: float = 0.002,
     confidence: float = DEFAULT_CONFIDENCE,
     calibration: str = DEFAULT_CALIBRATION,
+    non_emergency_target: float | None = DEFAULT_NON_EMERGENCY_TARGET,
     weights: Sequence[float] = DEFAULT_WEIGHTS,
     max_iter: int | None = None,
     seed: int = 0,
@@ -207,6 +214,9 @@ def adapt(
         Of the upper bound on the share of emergency calls flagged.
     calibration : {"sigmoid", "isotonic"}, keyword-only
         How the candidates' calibrators map scores on the centre's calls.
+    non_emergency_target : float or None, keyword-only
+        Largest share of the centre's non-emergency calls flagged: thresholds rise where
+        the emergency budget alone leaves them lower. None: no cap.
     weights : sequence of float, keyword-only
         Weights of a centre row in the retrained candidates (one candidate each); empty:
         the recalibrated base only.
@@ -247,6 +257,12 @@ def adapt(
         raise InvalidParameterError(f"weights {weights}: expected positive numbers")
     if not 0.0 < confidence < 1.0:
         raise InvalidParameterError(f"confidence is {confidence}; expected a share in (0, 1)")
+    if non_emergency_target is not None and not (
+        math.isfinite(non_emergency_target) and 0.0 <= non_emergency_target <= 1.0
+    ):
+        raise InvalidParameterError(
+            f"non-emergency target is {non_emergency_target}; expected a share in [0, 1]"
+        )
     if calibration not in CALIBRATIONS:
         raise InvalidParameterError(
             f"calibration is {calibration!r}; expected one of {', '.join(CALIBRATIONS)}"
@@ -291,6 +307,7 @@ def adapt(
             targets=targets,
             confidence=confidence,
             calibration=calibration,
+            non_emergency_target=non_emergency_target,
             weights=weights,
             max_iter=max_iter,
             seed=seed,
@@ -323,6 +340,7 @@ def _adapt(
     targets: dict[str, float],
     confidence: float,
     calibration: str,
+    non_emergency_target: float | None,
     weights: list[float],
     max_iter: int | None,
     seed: int,
@@ -364,6 +382,7 @@ def _adapt(
         params=params,
         prefix_weight=prefix_weight,
         calibration=calibration,
+        non_emergency_target=non_emergency_target,
     )
 
     say(f"recalibrating the base model on {len(train)} centre calls")
@@ -690,6 +709,7 @@ def _card(
             "weight": chosen.weight,
             "reason": reason,
             "budgets": dict(targets),
+            "non_emergency_target": final_call.recalibration_["non_emergency_target"],
             "confidence": confidence,
             "calibration": final_call.recalibration_["calibration"],
             # Chosen on the validation quarter, then fitted on every call of the centre.
@@ -809,6 +829,13 @@ def adapt_command(
             "for a few hundred calls) or isotonic",
         ),
     ] = DEFAULT_CALIBRATION,
+    non_emergency_target: Annotated[
+        float,
+        typer.Option(
+            "--non-emergency-target",
+            help="max share of the centre's non-emergency calls flagged (1: no cap)",
+        ),
+    ] = DEFAULT_NON_EMERGENCY_TARGET,
     weights: Annotated[
         str,
         typer.Option(
@@ -853,6 +880,7 @@ def adapt_command(
         likely_target=likely_target,
         confidence=confidence,
         calibration=calibration,
+        non_emergency_target=non_emergency_target,
         weights=_parse_weights(weights),
         max_iter=max_iter,
         seed=seed,

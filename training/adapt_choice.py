@@ -186,6 +186,7 @@ class Settings:
     params: dict[str, Any]
     prefix_weight: float
     calibration: str = "sigmoid"
+    non_emergency_target: float | None = None
 
 
 def recalibrate_on(base: CallClassifier, rows: pd.DataFrame, s: Settings) -> CallClassifier:
@@ -197,6 +198,7 @@ def recalibrate_on(base: CallClassifier, rows: pd.DataFrame, s: Settings) -> Cal
         likely_target=s.targets["likely"],
         confidence=s.confidence,
         calibration=s.calibration,
+        non_emergency_target=s.non_emergency_target,
     )
 
 
@@ -216,6 +218,7 @@ def retrain_with(
         likely_target=s.targets["likely"],
         confidence=s.confidence,
         calibration=s.calibration,
+        non_emergency_target=s.non_emergency_target,
     )
     return model, pool
 

@@ -68,6 +68,29 @@ def plot_curve(path: Path, curve: Sequence[dict[str, Any]], *, targets: dict[str
     fig.savefig(path)
 
 
+def _non_emergency_lines(a: dict[str, Any], bound: dict[str, Any]) -> list[str]:
+    """The non-emergency cap in words, with what it did on the centre's calls."""
+    target = a.get("non_emergency_target")
+    if target is None:
+        return ["No cap on the share of non-emergency calls flagged.", ""]
+    ne = bound.get("non_emergency") or {}
+    done = (
+        f" On the centre's {ne['calls']} non-emergency calls the emergency budget alone "
+        f"flagged {ne['flagged_before']}; the thresholds written flag {ne['flagged']}."
+        if ne
+        else ""
+    )
+    return [
+        f"Non-emergency calls: thresholds rise where needed so that at most {pct(target)} "
+        "of the centre's non-emergency calls are flagged (`--non-emergency-target`), with "
+        "the emergency budget's upper bound as margin"
+        + (f" ({ne['allowed']} flags allowed)" if ne else "")
+        + "; they never fall, so emergency calls keep their protection."
+        + done,
+        "",
+    ]
+
+
 def write_adapt_report(
     path: Path,
     *,
@@ -141,6 +164,7 @@ def write_adapt_report(
             else "Every time bucket was recalibrated on the centre's calls."
         ),
         "",
+        *_non_emergency_lines(a, bound),
         f"The model written, on the {bound['emergency_calls']} emergency calls (callers) "
         "it was set on:",
         "",

@@ -125,6 +125,93 @@ def choose_thresholds(
     return out
 
 
+def cap_non_emergency(
+    thresholds: dict[str, dict[str, float]],
+    proba: np.ndarray,
+    y: np.ndarray,
+    *,
+    classes: Sequence[str],
+    target: float,
+    confidence: float | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, float | int | None]]:
+    """Thresholds raised, where needed, so that at most ``target`` of the non-emergency
+    calls are flagged (at the ``possible`` level, so at ``likely`` too).
+
+    The emergency budget sets thresholds from below; a centre whose few emergency calls
+    leave them low would flag its non-emergency callers, real people asking for help of
+    another kind. Thresholds only rise (emergency calls keep their protection). The
+    allowance is split between prank and ghost where that keeps the most prank and ghost
+    calls flagged, as in :func:`choose_thresholds`.
+
+    Parameters
+    ----------
+    thresholds : dict
+        From :func:`choose_thresholds`.
+    proba : ndarray, shape (n_calls, n_classes)
+    y : ndarray of str, shape (n_calls,)
+    classes : sequence of str, keyword-only
+    target : float, keyword-only
+        Largest share of non-emergency calls flagged, in [0, 1].
+    confidence : float or None, keyword-only
+        With a confidence, the flags allowed are those whose one-sided Clopper-Pearson
+        upper bound stays within ``target`` (:func:`allowed_flags`): thresholds set on
+        these calls flag more of later ones. None: ``floor(target * n)``.
+
+    Returns
+    -------
+    (dict, dict)
+        The thresholds, and what they do on the non-emergency calls: ``calls``,
+        ``allowed``, ``flagged`` before and after, ``target``.
+    """
+    score = flag_scores(proba, classes=classes)
+    non = y == "non_emergency"
+    n = int(non.sum())
+    if confidence is None:
+        allowed = int(np.floor(target * n + 1e-9))
+    else:
+        allowed = max(allowed_flags(n, target, confidence), 0)
+    th = {lv: dict(t) for lv, t in thresholds.items()}
+
+    def flagged(t: dict[str, float]) -> int:
+        return int(
+            ((score["prank"][non] >= t["prank"]) | (score["ghost"][non] >= t["ghost"])).sum()
+        )
+
+    before = flagged(th["possible"])
+    info: dict[str, float | int | None] = {
+        "target": float(target),
+        "confidence": confidence,
+        "calls": n,
+        "allowed": allowed,
+        "flagged_before": before,
+        "flagged": before,
+    }
+    if n == 0 or before <= allowed:
+        return th, info
+    best: tuple[float, dict[str, float]] | None = None
+    for share in _SPLIT_GRID:
+        a_prank = int(np.floor(share * allowed + 1e-9))
+        t = {
+            "prank": budget_threshold(score["prank"][non], a_prank, th["possible"]["prank"]),
+            "ghost": budget_threshold(
+                score["ghost"][non], allowed - a_prank, th["possible"]["ghost"]
+            ),
+        }
+        caught = 0.0
+        for cls in FLAGGED_CLASSES:
+            mask = y == cls
+            if mask.any():
+                caught += float((score[cls][mask] >= t[cls]).mean())
+        if best is None or caught > best[0] + 1e-12:
+            best = (caught, t)
+    assert best is not None
+    th["possible"] = best[1]
+    for cls in FLAGGED_CLASSES:
+        th["likely"][cls] = max(th["likely"][cls], th["possible"][cls])
+    info["flagged"] = flagged(th["possible"])
+    return th, info
+
+
 def flags_from_proba(
     proba: np.ndarray, *, classes: Sequence[str], thresholds: dict[str, dict[str, float]]
 ) -> np.ndarray:

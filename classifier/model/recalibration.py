@@ -20,6 +20,7 @@ from classifier.model.policy import (
     PROTECTED_CLASS,
     _flag_codes,
     allowed_flags,
+    cap_non_emergency,
     choose_thresholds,
     flag_rate_upper_bound,
 )
@@ -70,6 +71,7 @@ class Recalibration(TimeBuckets):
         likely_target: float | None = None,
         confidence: float = 0.95,
         calibration: str | None = None,
+        non_emergency_target: float | None = None,
     ) -> Self:
         """A copy whose calibrators and flag thresholds are set on the given rows; the
         booster is the same, untouched (``callsift adapt``: a centre's own calls).
@@ -109,6 +111,11 @@ class Recalibration(TimeBuckets):
             How the new calibrators map scores (None: as this model's). A centre's few
             hundred calls are too few for isotonic steps, which tie calls the booster
             ranks apart; a sigmoid per class keeps each class's order.
+        non_emergency_target : float or None, keyword-only
+            Largest share of the given rows' non-emergency calls the thresholds set here
+            may flag, with the same upper bound at ``confidence`` as the emergency budget
+            (:func:`~classifier.model.policy.cap_non_emergency`: thresholds only rise);
+            None: no cap.
 
         Returns
         -------
@@ -125,6 +132,10 @@ class Recalibration(TimeBuckets):
         confidence = float(confidence)
         if not 0.0 < confidence < 1.0:
             raise InvalidParameterError(f"confidence is {confidence}; expected a share in (0, 1)")
+        if non_emergency_target is not None and not 0.0 <= non_emergency_target <= 1.0:
+            raise InvalidParameterError(
+                f"non_emergency_target is {non_emergency_target}; expected a share in [0, 1]"
+            )
         method = self.calibration if calibration is None else str(calibration)
         probe = clone(self).set_params(
             possible_target=possible, likely_target=likely, calibration=method
@@ -171,7 +182,11 @@ class Recalibration(TimeBuckets):
             )
         new.calibrators_ = new._fit_calibrators(scores[own], yy[own])
         new.thresholds_, main = new._bounded_thresholds(
-            new._apply_calibrators(new.calibrators_, scores[own]), yy[own], keys[own], confidence
+            new._apply_calibrators(new.calibrators_, scores[own]),
+            yy[own],
+            keys[own],
+            confidence,
+            non_emergency_target,
         )
         new.threshold_domains_ = []
         calibrators: list[list[Any] | None] = []
@@ -193,7 +208,11 @@ class Recalibration(TimeBuckets):
             elif len(new.prefixes_) > 1 and enough:
                 cals = new._fit_calibrators(scores[rows], yy[rows])
                 th, by_bucket[names[b]] = new._bounded_thresholds(
-                    new._apply_calibrators(cals, scores[rows]), yy[rows], keys[rows], confidence
+                    new._apply_calibrators(cals, scores[rows]),
+                    yy[rows],
+                    keys[rows],
+                    confidence,
+                    non_emergency_target,
                 )
                 calibrators.append(cals)
                 thresholds.append(th)
@@ -215,6 +234,7 @@ class Recalibration(TimeBuckets):
             "confidence": confidence,
             "calibration": method,
             "targets": {"possible": possible, "likely": likely},
+            "non_emergency_target": non_emergency_target,
             "calls": main,
             "by_prefix": by_bucket,
             "kept_buckets": kept,
@@ -222,7 +242,12 @@ class Recalibration(TimeBuckets):
         return new
 
     def _bounded_thresholds(
-        self, cal: np.ndarray, y: np.ndarray, keys: np.ndarray, confidence: float
+        self,
+        cal: np.ndarray,
+        y: np.ndarray,
+        keys: np.ndarray,
+        confidence: float,
+        non_emergency_target: float | None = None,
     ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
         """Thresholds of :meth:`recalibrate` on calibrated rows, and what they do there."""
         protected = y == PROTECTED_CLASS
@@ -238,6 +263,11 @@ class Recalibration(TimeBuckets):
             targets={lv: max(k, 0) / n_rows for lv, k in allowed.items()},
             floors={"possible": self.possible_floor, "likely": self.likely_floor},
         )
+        capped = None
+        if non_emergency_target is not None:
+            th, capped = cap_non_emergency(
+                th, cal, y, classes=LABELS, target=non_emergency_target, confidence=confidence
+            )
         codes = _flag_codes(cal[protected], classes=LABELS, thresholds=th)
         level = np.where(codes >= 3, codes - 3, codes)  # 0 none, 1 possible, 2 likely
         info: dict[str, Any] = {"emergency_calls": n_calls}
@@ -251,6 +281,8 @@ class Recalibration(TimeBuckets):
                 "upper_bound": bound,
                 "shown": bool(bound <= targets[lv]),
             }
+        if capped is not None:
+            info["non_emergency"] = capped
         return th, info
 
     def fit_recalibrated(
@@ -265,6 +297,7 @@ class Recalibration(TimeBuckets):
         likely_target: float | None = None,
         confidence: float = 0.95,
         calibration: str | None = None,
+        non_emergency_target: float | None = None,
     ) -> Self:
         """:meth:`fit` on every row, then :meth:`recalibrate` on the rows ``calibrate_on``
         (positions) with their out-of-fold scores from this fit's own cross-validation.
@@ -312,4 +345,5 @@ class Recalibration(TimeBuckets):
             likely_target=likely_target,
             confidence=confidence,
             calibration=calibration,
+            non_emergency_target=non_emergency_target,
         )

@@ -181,6 +181,9 @@ def test_adapt_end_to_end(
     # its emergency calls set the thresholds, and a later adapt refuses all its calls.
     assert a["calibration"] == "sigmoid" and a["fitted_on_calls"] == td["centre_labelled_calls"]
     assert len(td["call_keys"]) == td["centre_labelled_calls"]
+    ne = a["bound"]["calls"]["non_emergency"]
+    assert a["non_emergency_target"] == 0.05 and ne["flagged"] <= ne["allowed"]
+    assert ne["calls"] == td["centre_class_counts"]["non_emergency"]
     n_e = a["bound"]["calls"]["emergency_calls"]
     assert n_e > a["validated_bound"]["calls"]["emergency_calls"]
     assert f"above all {n_e} of the centre's emergency calls" in err
@@ -216,6 +219,7 @@ def test_adapt_end_to_end(
     assert (report / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     text = (report / "adapt.md").read_text()
     assert "Clopper-Pearson" in text and "learning_curve.png" in text
+    assert "at most 5.0% of the centre's non-emergency calls are flagged" in text
     assert base_card["version"] in text and "(chosen)" in text
     assert (report / "report.md").is_file() and (out / "baselines.joblib").is_file()
     assert f"written to {out}" in stdout
@@ -285,6 +289,27 @@ def test_unknown_calibration_is_refused(
         "platt",
     )
     assert "calibration is 'platt'; expected one of sigmoid, isotonic" in err
+
+
+def test_non_emergency_target_outside_zero_to_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    tmp_path: Path,
+) -> None:
+    err = _refused(
+        monkeypatch,
+        capsys,
+        base,
+        tmp_path / "o",
+        str(centre),
+        "--base",
+        str(base),
+        "--non-emergency-target",
+        "1.5",
+    )
+    assert "non-emergency target is 1.5; expected a share in [0, 1]" in err
 
 
 def test_too_few_of_a_class_is_refused(

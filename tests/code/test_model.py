@@ -349,6 +349,67 @@ def test_choose_thresholds_respects_emergency_budget_exactly() -> None:
         assert t["likely"][cls] >= t["possible"][cls]
 
 
+def test_non_emergency_cap_raises_thresholds_only_as_far_as_needed() -> None:
+    from classifier.model.policy import cap_non_emergency
+
+    rng = np.random.default_rng(5)
+    n_e, n_n, n_p, n_g = 20, 200, 80, 80
+    y = np.asarray(
+        ["emergency"] * n_e + ["non_emergency"] * n_n + ["prank"] * n_p + ["ghost"] * n_g,
+        dtype=object,
+    )
+    # A few emergency calls, all low: the budget alone puts thresholds low, where many
+    # non-emergency calls score.
+    prank = np.concatenate(
+        [
+            rng.uniform(0, 0.1, n_e),
+            rng.uniform(0, 0.6, n_n),
+            rng.uniform(0.2, 0.9, n_p),
+            np.zeros(n_g),
+        ]
+    )
+    ghost = np.concatenate(
+        [
+            rng.uniform(0, 0.1, n_e),
+            rng.uniform(0, 0.3, n_n),
+            np.zeros(n_p),
+            rng.uniform(0.2, 0.6, n_g),
+        ]
+    )
+    proba = _proba(prank, ghost)
+    floors = {"possible": 0.0, "likely": 0.0}
+    t = choose_thresholds(
+        proba, y, classes=LABELS, targets={"possible": 0.0, "likely": 0.0}, floors=floors
+    )
+    non = y == "non_emergency"
+    assert _flagged(proba, t["possible"])[non].mean() > 0.3  # the problem
+    capped, info = cap_non_emergency(t, proba, y, classes=LABELS, target=0.05)
+    flagged = _flagged(proba, capped["possible"])
+    assert flagged[non].sum() <= math.floor(0.05 * n_n) == info["allowed"] == 10
+    assert info["flagged"] == flagged[non].sum() and info["flagged_before"] > 60
+    assert not flagged[y == "emergency"].any()
+    for level in ("possible", "likely"):
+        for cls in ("prank", "ghost"):
+            assert capped[level][cls] >= t[level][cls]  # thresholds only rise
+            assert capped["likely"][cls] >= capped["possible"][cls]
+    # Still flags prank and ghost calls: the allowance is used where it catches most.
+    assert flagged[y == "prank"].mean() > 0.3 and flagged[y == "ghost"].mean() > 0.3
+    # Within the cap already: nothing changes.
+    same, info = cap_non_emergency(capped, proba, y, classes=LABELS, target=0.05)
+    assert same == capped and info["flagged"] == info["flagged_before"]
+    # With a confidence, the upper bound of the share flagged stays within the target.
+    from classifier.model import allowed_flags, flag_rate_upper_bound
+
+    bounded, info = cap_non_emergency(t, proba, y, classes=LABELS, target=0.05, confidence=0.95)
+    k = _flagged(proba, bounded["possible"])[non].sum()
+    assert k <= info["allowed"] == allowed_flags(n_n, 0.05, 0.95) < 10
+    assert flag_rate_upper_bound(int(k), n_n, 0.95) <= 0.05
+    # No non-emergency calls: nothing to cap.
+    keep = ~non
+    same, info = cap_non_emergency(t, proba[keep], y[keep], classes=LABELS, target=0.05)
+    assert same == t and info["calls"] == 0
+
+
 def test_choose_thresholds_ties_never_exceed_budget() -> None:
     # Ten emergency calls share the same prank score; a budget of 5 must flag none of them.
     y = np.asarray(["emergency"] * 100 + ["prank"] * 20, dtype=object)
