@@ -68,6 +68,7 @@ def main() -> None:
     from classifier.manifest import load_manifest
     from training.adapt import (
         DEFAULT_CALIBRATION,
+        DEFAULT_NON_EMERGENCY_TARGET,
         SIM_CALLS,
         SIM_PRESET,
         SIM_SEED,
@@ -91,6 +92,12 @@ def main() -> None:
     p.add_argument("--weights", default="1,4,16", help="as callsift adapt --weights")
     p.add_argument("--out", type=Path, default=None, help="model folder (default: WORK/model)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--non-emergency-target",
+        type=float,
+        default=DEFAULT_NON_EMERGENCY_TARGET,
+        help="as callsift adapt --non-emergency-target (also the learning curve's)",
+    )
     p.add_argument(
         "--calibration",
         default=DEFAULT_CALIBRATION,
@@ -145,6 +152,7 @@ def main() -> None:
         n_jobs=args.jobs,
         weights=weights,
         calibration=args.calibration,
+        non_emergency_target=args.non_emergency_target,
         mlflow=False,
         progress=False,
         say=lambda s: print(f"  [{time.perf_counter() - t0:6.0f} s] {s}"),
@@ -201,6 +209,7 @@ def main() -> None:
             rows["label"].astype(str).to_numpy(),
             rows["caller_id"].astype(str).to_numpy(),
             calibration=args.calibration,
+            non_emergency_target=args.non_emergency_target,
         )
         print(_row(str(n), figures(model, last, targets=targets)))
 
