@@ -60,6 +60,16 @@ def budget_threshold(scores: np.ndarray, allowed: int, floor: float) -> float:
     return float(max(floor, np.nextafter(s[allowed], np.inf)))
 
 
+def _caught(score: dict[str, np.ndarray], y: np.ndarray, t: dict[str, float]) -> float:
+    """Sum over prank and ghost of the share of that class's calls flagged as it."""
+    caught = 0.0
+    for cls in FLAGGED_CLASSES:
+        mask = y == cls
+        if mask.any():
+            caught += float((score[cls][mask] >= t[cls]).mean())
+    return caught
+
+
 def choose_thresholds(
     proba: np.ndarray,
     y: np.ndarray,
@@ -110,11 +120,7 @@ def choose_thresholds(
                     score["ghost"][protected], allowed - a_prank, floors[level]
                 ),
             }
-            caught = 0.0
-            for cls in FLAGGED_CLASSES:
-                mask = y == cls
-                if mask.any():
-                    caught += float((score[cls][mask] >= t[cls]).mean())
+            caught = _caught(score, y, t)
             if best is None or caught > best[0] + 1e-12:
                 best = (caught, t)
         assert best is not None
@@ -197,11 +203,7 @@ def cap_non_emergency(
                 score["ghost"][non], allowed - a_prank, th["possible"]["ghost"]
             ),
         }
-        caught = 0.0
-        for cls in FLAGGED_CLASSES:
-            mask = y == cls
-            if mask.any():
-                caught += float((score[cls][mask] >= t[cls]).mean())
+        caught = _caught(score, y, t)
         if best is None or caught > best[0] + 1e-12:
             best = (caught, t)
     assert best is not None

@@ -270,46 +270,31 @@ def test_too_few_calls_are_refused_with_counts(
     assert "label 40 more labelled calls" in err
 
 
-def test_unknown_calibration_is_refused(
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--calibration", "platt", "calibration is 'platt'; expected one of sigmoid, isotonic"),
+        (
+            "--non-emergency-target",
+            "1.5",
+            "non-emergency target is 1.5; expected a share in [0, 1]",
+        ),
+    ],
+)
+def test_bad_option_values_are_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     base: Path,
     centre: Path,
     tmp_path: Path,
+    option: str,
+    value: str,
+    message: str,
 ) -> None:
     err = _refused(
-        monkeypatch,
-        capsys,
-        base,
-        tmp_path / "o",
-        str(centre),
-        "--base",
-        str(base),
-        "--calibration",
-        "platt",
+        monkeypatch, capsys, base, tmp_path / "o", str(centre), "--base", str(base), option, value
     )
-    assert "calibration is 'platt'; expected one of sigmoid, isotonic" in err
-
-
-def test_non_emergency_target_outside_zero_to_one_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    base: Path,
-    centre: Path,
-    tmp_path: Path,
-) -> None:
-    err = _refused(
-        monkeypatch,
-        capsys,
-        base,
-        tmp_path / "o",
-        str(centre),
-        "--base",
-        str(base),
-        "--non-emergency-target",
-        "1.5",
-    )
-    assert "non-emergency target is 1.5; expected a share in [0, 1]" in err
+    assert message in err
 
 
 def test_too_few_of_a_class_is_refused(
