@@ -60,14 +60,32 @@ def budget_threshold(scores: np.ndarray, allowed: int, floor: float) -> float:
     return float(max(floor, np.nextafter(s[allowed], np.inf)))
 
 
-def _caught(score: dict[str, np.ndarray], y: np.ndarray, t: dict[str, float]) -> float:
-    """Sum over prank and ghost of the share of that class's calls flagged as it."""
-    caught = 0.0
-    for cls in FLAGGED_CLASSES:
-        mask = y == cls
-        if mask.any():
-            caught += float((score[cls][mask] >= t[cls]).mean())
-    return caught
+def _best_split(
+    score: dict[str, np.ndarray],
+    y: np.ndarray,
+    among: np.ndarray,
+    allowed: int,
+    floors: dict[str, float],
+) -> dict[str, float]:
+    """Prank and ghost thresholds (each at least its floor) flagging at most ``allowed``
+    of the rows ``among``, the allowance split between the two classes where the most
+    prank and ghost calls are flagged as their class."""
+    best: tuple[float, dict[str, float]] | None = None
+    for share in _SPLIT_GRID:
+        a_prank = int(np.floor(share * allowed + 1e-9))
+        a = {"prank": a_prank, "ghost": allowed - a_prank}
+        t = {
+            cls: budget_threshold(score[cls][among], a[cls], floors[cls]) for cls in FLAGGED_CLASSES
+        }
+        caught = 0.0
+        for cls in FLAGGED_CLASSES:
+            mask = y == cls
+            if mask.any():
+                caught += float((score[cls][mask] >= t[cls]).mean())
+        if best is None or caught > best[0] + 1e-12:
+            best = (caught, t)
+    assert best is not None
+    return best[1]
 
 
 def choose_thresholds(
@@ -111,20 +129,8 @@ def choose_thresholds(
     out: dict[str, dict[str, float]] = {}
     for level in _LEVELS:
         allowed = int(np.floor(targets[level] * n_protected + 1e-9))
-        best: tuple[float, dict[str, float]] | None = None
-        for share in _SPLIT_GRID:
-            a_prank = int(np.floor(share * allowed + 1e-9))
-            t = {
-                "prank": budget_threshold(score["prank"][protected], a_prank, floors[level]),
-                "ghost": budget_threshold(
-                    score["ghost"][protected], allowed - a_prank, floors[level]
-                ),
-            }
-            caught = _caught(score, y, t)
-            if best is None or caught > best[0] + 1e-12:
-                best = (caught, t)
-        assert best is not None
-        out[level] = best[1]
+        floor = {cls: floors[level] for cls in FLAGGED_CLASSES}
+        out[level] = _best_split(score, y, protected, allowed, floor)
     # A likely flag must never be easier to raise than a possible one.
     for cls in FLAGGED_CLASSES:
         out["likely"][cls] = max(out["likely"][cls], out["possible"][cls])
@@ -194,20 +200,8 @@ def cap_non_emergency(
     }
     if n == 0 or before <= allowed:
         return th, info
-    best: tuple[float, dict[str, float]] | None = None
-    for share in _SPLIT_GRID:
-        a_prank = int(np.floor(share * allowed + 1e-9))
-        t = {
-            "prank": budget_threshold(score["prank"][non], a_prank, th["possible"]["prank"]),
-            "ghost": budget_threshold(
-                score["ghost"][non], allowed - a_prank, th["possible"]["ghost"]
-            ),
-        }
-        caught = _caught(score, y, t)
-        if best is None or caught > best[0] + 1e-12:
-            best = (caught, t)
-    assert best is not None
-    th["possible"] = best[1]
+    # Floors at the thresholds the emergency budget set: they only rise.
+    th["possible"] = _best_split(score, y, non, allowed, th["possible"])
     for cls in FLAGGED_CLASSES:
         th["likely"][cls] = max(th["likely"][cls], th["possible"][cls])
     info["flagged"] = flagged(th["possible"])
