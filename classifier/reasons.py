@@ -201,7 +201,15 @@ def _handling(f: Mapping[str, float], ref: Mapping[str, float]) -> tuple[str, st
 
 
 def _voice(f: Mapping[str, float]) -> tuple[str, str]:
-    hz = _get(f, "pitch_median_hz")
+    hz = _get(f, "pitch_caller_hz")
+    if not math.isfinite(hz) and _get(f, "voice_enrolled") == 1.0:
+        # The call's pitch is then the call-taker's own: not a fact about the caller.
+        return (
+            "no voiced speech from the caller heard",
+            "tidak terdengar suara penelepon berbicara",
+        )
+    if not math.isfinite(hz):
+        hz = _get(f, "pitch_median_hz")
     if not math.isfinite(hz):
         return ("no voiced speech heard", "tidak terdengar suara orang berbicara")
     if hz >= 250.0:

@@ -34,6 +34,7 @@ gets; a live stream reuses its last attribution while its speech runs are unchan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -513,6 +514,7 @@ def attribute_voices(
     *,
     memo: VoiceMemo | None = None,
     final: int | None = None,
+    of_other: Callable[[np.ndarray], dict[str, float]] | None = None,
 ) -> dict[str, float]:
     """The caller's own speech in a mono call, the opening's voice taken as the call-taker.
 
@@ -526,6 +528,11 @@ def attribute_voices(
     final : int or None, keyword-only
         With ``memo``: how many leading frames hold final values (None: all); an
         attribution is kept for reuse only when every run lies inside them.
+    of_other : callable or None, keyword-only
+        When a voice is enrolled, called with the frame ranges (``(k, 2)`` int64 start,
+        stop) of the stretches judged another voice's (possibly none); the features it
+        returns are added to the result (and kept with it in ``memo``). The caller's
+        pitch is measured this way (:func:`classifier.features.summarise`).
 
     Returns
     -------
@@ -585,6 +592,8 @@ def attribute_voices(
         "other_level_rel_db": level_rel,
         "other_tilt_rel": tilt_rel,
     }
+    if of_other is not None:
+        out.update(of_other(runs[other]))
     # Kept only when every run's frame values are final (``speech`` is not empty here).
     if memo is not None and int(speech[-1, 1]) <= (mask.size if final is None else final):
         memo.store(speech, out, other_frames)

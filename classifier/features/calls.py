@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 import numpy as np
@@ -13,7 +14,7 @@ from classifier.errors import InvalidParameterError
 from classifier.features.frames import _COL, _MFCC, frame_values
 from classifier.features.frontend import _check, dither, n_frames, stft_frames
 from classifier.features.names import AUDIO_FEATURES, COMPLETE_FEATURE
-from classifier.features.pitch import pitch_track
+from classifier.features.pitch import pitch_stats, pitch_track
 from classifier.features.stats import ChannelStats
 from classifier.history import HISTORY_FEATURES, metadata_features
 from classifier.vad import (
@@ -78,10 +79,49 @@ def summarise(
         pitch=memo.pitch,
         sr=sr,
     )
+    # The channel's pitch above is mostly the call-taker's in a mono call (the greeting
+    # opens it); the caller's is read off the stretches attributed to another voice.
+    feats.update(NO_CALLER_PITCH)
     feats.update(
-        attribute_voices(mask, V[:, _MFCC], V[:, _COL["band_power"]], memo=memo.voices, final=final)
+        attribute_voices(
+            mask,
+            V[:, _MFCC],
+            V[:, _COL["band_power"]],
+            memo=memo.voices,
+            final=final,
+            of_other=lambda ranges: caller_pitch(y, ranges, mask.size, memo.pitch),
+        )
     )
     return feats, mask
+
+
+#: Pitch frames (20 ms) of the caller's first stretches read for their pitch: 3 s settles a
+#: median, and yin is the costliest step of the features (docs/benchmarks.md).
+CALLER_PITCH_FRAMES = 150
+#: The caller's pitch where no stretch could be told to be theirs.
+NO_CALLER_PITCH: dict[str, float] = {
+    "pitch_caller_hz": float("nan"),
+    "pitch_caller_high_share": float("nan"),
+}
+
+
+def caller_pitch(
+    y: np.ndarray,
+    ranges: np.ndarray,
+    n_frames: int,
+    pitch: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> dict[str, float]:
+    """Pitch of the first 3 s of the stretches ``ranges`` (STFT frames ``[start,
+    stop)``): median f0 and share above 250 Hz, NaN with too few voiced frames."""
+    inside = np.zeros(n_frames, dtype=bool)
+    for a, b in ranges:
+        inside[int(a) : int(b)] = True
+    frames = speech_pitch_frames(inside, y.size)[:CALLER_PITCH_FRAMES]
+    stats = pitch_stats(pitch(y, frames))
+    return {
+        "pitch_caller_hz": stats["pitch_median_hz"],
+        "pitch_caller_high_share": stats["pitch_high_share"],
+    }
 
 
 class StreamMemo:
@@ -235,6 +275,9 @@ def audio_features(audio: CallAudio) -> dict[str, float]:
             "caller_taker_ratio": float(m1.sum() / (m1.sum() + m2.sum() + 1.0)),
             "caller_response_s": float(response),
             **_stereo_voices(m1, m2),
+            # The caller's own channel: its pitch is the caller's.
+            "pitch_caller_hz": feats["pitch_median_hz"],
+            "pitch_caller_high_share": feats["pitch_high_share"],
         }
     feats.update(stereo)
     return {k: float(feats[k]) for k in AUDIO_FEATURES}

@@ -46,6 +46,10 @@ _SCALARS: tuple[str, ...] = (
     "pitch_p90_hz",
     "pitch_std_semitones",
     "pitch_high_share",
+    # The caller's own voice (mono: stretches attributed to another voice than the
+    # call-taker's opening, classifier.voices; stereo: the caller's channel).
+    "pitch_caller_hz",
+    "pitch_caller_high_share",
     "voiced_share",
     "laughter_mod_ratio",
     "laughter_regularity",

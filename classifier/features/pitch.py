@@ -13,7 +13,7 @@ _PITCH_MAX_S = 5.0
 _YIN_FRAME = 256
 _YIN_HOP = 160
 
-_MAX_PITCH_FRAMES = int(_PITCH_MAX_S * SR / _YIN_HOP)
+MAX_PITCH_FRAMES = int(_PITCH_MAX_S * SR / _YIN_HOP)
 
 
 def yin_frames(n_samples: int) -> int:
@@ -45,7 +45,7 @@ def pitch_track(y: np.ndarray, frames: np.ndarray, *, sr: int = SR) -> np.ndarra
     return np.asarray(f0[: frames.size], dtype=np.float64)
 
 
-def _pitch(f0: np.ndarray) -> dict[str, float]:
+def pitch_stats(f0: np.ndarray) -> dict[str, float]:
     """Pitch statistics of the voiced frames' yin track: children and laughter sit high."""
     out = {
         "pitch_median_hz": float("nan"),
@@ -105,11 +105,9 @@ class PitchStats:
         k = int(np.searchsorted(centre, settled))  # frames centred in settled frames
         settled_voiced = j[:k][voiced[:k]]
         frames = np.concatenate([self._pitch_frames, settled_voiced, j[k:][voiced[k:]]])
-        stats = _pitch(pitch(y, frames[:_MAX_PITCH_FRAMES]))
-        self._pitch_frames = np.concatenate([self._pitch_frames, settled_voiced])[
-            :_MAX_PITCH_FRAMES
-        ]
+        stats = pitch_stats(pitch(y, frames[:MAX_PITCH_FRAMES]))
+        self._pitch_frames = np.concatenate([self._pitch_frames, settled_voiced])[:MAX_PITCH_FRAMES]
         self._pitch_next += k
-        if self._pitch_frames.size >= _MAX_PITCH_FRAMES:
+        if self._pitch_frames.size >= MAX_PITCH_FRAMES:
             self._pitch_final = stats
         return stats

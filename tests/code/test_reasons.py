@@ -22,6 +22,8 @@ def _call(**over: float) -> dict[str, float]:
         whisper_ratio=0.1,
         snr_db=25.0,
         pitch_median_hz=140.0,
+        pitch_caller_hz=float("nan"),
+        pitch_caller_high_share=float("nan"),
         audio_duration_s=42.0,
     )
     f.update(empty_history())
@@ -151,6 +153,18 @@ def test_nan_pitch_reads_as_no_voice() -> None:
     assert id_ == "tidak terdengar suara orang berbicara"
     en, _ = describe("voice", _call(pitch_median_hz=310.0), reference={})
     assert en.startswith("high-pitched voice (310 Hz)")
+
+
+def test_the_voice_described_is_the_callers_not_the_call_takers() -> None:
+    # A mono call opened by a woman call-taker (pitch of all speech 240 Hz) and a man
+    # calling (130 Hz on the stretches attributed to him): the reason is his voice.
+    mono = _call(pitch_median_hz=240.0, voice_enrolled=1.0, pitch_caller_hz=130.0)
+    assert describe("voice", mono, reference={})[0] == "voice pitch 130 Hz"
+    # Only the call-taker spoke: no pitch is the caller's, whatever the call's is.
+    taker_only = _call(pitch_median_hz=240.0, voice_enrolled=1.0)
+    en, id_ = describe("voice", taker_only, reference={})
+    assert en == "no voiced speech from the caller heard"
+    assert id_ == "tidak terdengar suara penelepon berbicara"
 
 
 def test_reference_groups_compare_with_the_typical_call() -> None:

@@ -22,9 +22,12 @@ import pytest
 from scipy.signal import lfilter
 
 from classifier import voices
+from classifier.audio import CallAudio
 from classifier.features import (
     HOP,
     SR,
+    audio_features,
+    channel_features,
     dither,
     pitch_track,
     voice_inputs,
@@ -140,6 +143,42 @@ def test_caller_after_the_greeting_is_another_voice() -> None:
     truth = who[np.minimum(np.arange(mask.size) * HOP, who.size - 1)]
     speech = mask & (truth != "-")
     assert np.mean(other[speech] == (truth[speech] == "B")) > 0.95
+
+
+def test_the_callers_pitch_is_read_off_the_callers_stretches() -> None:
+    # Mono: the call-taker (110 Hz) opens and asks; the caller (220 Hz) answers. The
+    # pitch of the first seconds of speech is the call-taker's; the caller's is apart.
+    y, _, _ = conversation()
+    f, _ = channel_features(y)
+    assert 100 < f["pitch_median_hz"] < 125
+    assert 200 < f["pitch_caller_hz"] < 240
+    # Only the call-taker's greeting, then the open line: no caller's pitch.
+    y, _ = make_call([("-", 0.5, 0), ("A", 1.8, 1), ("-", 6.0, 0)])
+    f, _ = channel_features(y)
+    assert f["voice_enrolled"] == 1 and f["taker_only"] == 1
+    assert math.isfinite(f["pitch_median_hz"])
+    assert math.isnan(f["pitch_caller_hz"]) and math.isnan(f["pitch_caller_high_share"])
+
+
+def test_stereo_callers_pitch_is_the_caller_channels() -> None:
+    caller, _ = make_call([("-", 3.0, 0), ("B", 3.0, 2), ("-", 1.0, 0)])
+    taker, _ = make_call([("A", 2.5, 1), ("-", 4.5, 0)])
+    n = min(caller.size, taker.size)  # syllables overrun their seconds a little
+    caller, taker = caller[:n], taker[:n]
+    stereo = CallAudio(
+        caller=caller,
+        other=taker,
+        sr=SR,
+        original_sr=SR,
+        original_channels=2,
+        original_format="WAV",
+        original_subtype="FLOAT",
+        duration_s=caller.size / SR,
+    )
+    f = audio_features(stereo)
+    assert f["stereo"] == 1
+    assert f["pitch_caller_hz"] == f["pitch_median_hz"]
+    assert 200 < f["pitch_caller_hz"] < 240
 
 
 def test_open_line_with_prompts_is_the_call_taker_only() -> None:
