@@ -72,6 +72,7 @@ def main() -> None:
         SIM_CALLS,
         SIM_PRESET,
         SIM_SEED,
+        AdaptingDoesNotHelp,
         adapt,
         figures,
     )
@@ -142,23 +143,30 @@ def main() -> None:
 
     out = args.out or work / "model"
     weights = [] if args.weights == "none" else [float(w) for w in args.weights.split(",")]
-    result = adapt(
-        [first],
-        out,
-        base=args.base,
-        sim=sim if sim.is_file() else None,
-        work=work,
-        cache_dir=cache,
-        n_jobs=args.jobs,
-        weights=weights,
-        calibration=args.calibration,
-        non_emergency_target=args.non_emergency_target,
-        mlflow=False,
-        progress=False,
-        say=lambda s: print(f"  [{time.perf_counter() - t0:6.0f} s] {s}"),
-        warn=lambda s: print(f"  warning: {s}"),
-    )
-    adapted = load_model(out)
+    try:
+        result = adapt(
+            [first],
+            out,
+            base=args.base,
+            sim=sim if sim.is_file() else None,
+            work=work,
+            cache_dir=cache,
+            n_jobs=args.jobs,
+            weights=weights,
+            calibration=args.calibration,
+            non_emergency_target=args.non_emergency_target,
+            mlflow=False,
+            progress=False,
+            say=lambda s: print(f"  [{time.perf_counter() - t0:6.0f} s] {s}"),
+            warn=lambda s: print(f"  warning: {s}"),
+        )
+        adapted = load_model(out)
+        chosen, candidates = result.chosen, result.candidates
+    except AdaptingDoesNotHelp as exc:
+        # The command wrote nothing: the centre keeps the base.
+        print(f"  refused: {exc}")
+        adapted = load_model(args.base)
+        chosen, candidates = "none (the base stays)", exc.candidates
     base = load_model(args.base)
     table, _ = extract_features(
         manifest,
@@ -181,11 +189,11 @@ def main() -> None:
     print(f"\nThe week after ({int(f_adapted['calls'])} calls), whole calls:\n")
     print(header)
     print(_row(f"base {base.version}", figures(base.call, last, targets=targets)))
-    print(_row(f"adapted: {result.chosen}", f_adapted))
+    print(_row(f"adapted: {chosen}", f_adapted))
 
     print("\nCandidates on the command's validation quarter (card):\n")
     print(header)
-    for c in result.candidates:
+    for c in candidates:
         print(_row(c["name"], c))
 
     print("\nBase recalibrated on the earliest N calls of the first part, the week after:\n")

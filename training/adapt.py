@@ -63,9 +63,11 @@ from training.adapt_choice import (
     CLEARLY_MORE_P,
     RECALIBRATED,
     RETRAINED,
+    AdaptingDoesNotHelp,
     Candidate,
     Settings,
     caught_calls,
+    check_helps,
     choose,
     clearly_more,
     figures,
@@ -107,6 +109,7 @@ __all__ = [
     "SIM_PRESET",
     "SIM_SEED",
     "AdaptResult",
+    "AdaptingDoesNotHelp",
     "Candidate",
     "adapt",
     "adapt_command",
@@ -422,6 +425,7 @@ def _adapt(
         **figures(base_call, v_rows, targets=targets),
     }
     chosen = choose(candidates)
+    check_helps(chosen, base_figures, candidates)
     reason = _reason(chosen, candidates)
     if not chosen.figures["within_budget"]:
         warn(

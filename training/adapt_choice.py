@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from classifier.errors import CallsiftError
 from classifier.formats import LABELS
 from classifier.model import CallClassifier, feature_matrix
 from training.adapt_data import Say, rows_of
@@ -174,6 +175,44 @@ def choose(candidates: Sequence[Candidate]) -> Candidate:
     if not better:
         return base
     return max(better, key=lambda c: (caught(c), -c.figures["emergency_flagged_any_time"]))
+
+
+class AdaptingDoesNotHelp(CallsiftError):
+    """Every candidate flags more of the validation quarter's emergency calls than the
+    emergency budget allows, and the base, not adapted, does not: nothing is written.
+
+    ``candidates`` holds the figures of each candidate and of the base on that quarter.
+    """
+
+    def __init__(self, message: str, candidates: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+def check_helps(
+    chosen: Candidate, base_figures: dict[str, Any], candidates: Sequence[Candidate]
+) -> None:
+    """Refuse (:class:`AdaptingDoesNotHelp`) a chosen candidate outside the emergency
+    budget on the validation quarter when the base keeps it there.
+
+    Its thresholds would be set again on all the centre's calls, but the quarter has
+    shown that this recipe flags the centre's emergency calls where the base does not:
+    on a simulated Purworejo-like centre the model so written flagged fewer prank calls
+    the week after than the base, and on a real check-set centre one more emergency call
+    (docs/benchmarks.md). A challenger worse than the champion is not worth writing.
+    """
+    if chosen.figures["within_budget"] or not base_figures["within_budget"]:
+        return
+    n = int(base_figures["emergency"])
+    raise AdaptingDoesNotHelp(
+        "adapting does not help yet: on the validation quarter every candidate flags more "
+        f"of its {n} emergency calls than the budget allows (the fewest: {chosen.name}, "
+        f"{chosen.figures['emergency_flagged']} of {n}), and the base does not "
+        f"({base_figures['emergency_flagged']} of {n}); nothing is written and the base "
+        "stays. "
+        "Adapt again once more of the centre's calls are reviewed",
+        [*(c.figures for c in candidates), base_figures],
+    )
 
 
 # --------------------------------------------------------------------------- candidates

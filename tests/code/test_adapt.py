@@ -590,6 +590,53 @@ def test_choice_keeps_the_recalibrated_base_unless_clearly_beaten() -> None:
     assert chosen.kind == "retrained"
 
 
+def test_a_candidate_outside_the_budget_is_refused_where_the_base_keeps_it() -> None:
+    from training.adapt import AdaptingDoesNotHelp, Candidate
+    from training.adapt_choice import check_helps
+
+    def figs(name: str, flagged: int) -> dict[str, object]:
+        return {
+            "name": name,
+            "within_budget": flagged == 0,
+            "emergency_flagged": flagged,
+            "emergency": 5,
+        }
+
+    worse = Candidate(
+        "retrained (weight 1)",
+        "retrained",
+        1.0,
+        None,
+        pd.DataFrame(),
+        figs("retrained (weight 1)", 1),
+    )
+    other = Candidate(
+        "recalibrated", "recalibrated", None, None, pd.DataFrame(), figs("recalibrated", 2)
+    )
+    with pytest.raises(AdaptingDoesNotHelp) as info:
+        check_helps(worse, figs("base (not adapted)", 0), [other, worse])
+    message = str(info.value)
+    assert message.startswith("adapting does not help yet: on the validation quarter")
+    assert (
+        "of its 5 emergency calls" in message
+        and "(the fewest: retrained (weight 1), 1 of 5)" in message
+        and "(0 of 5)" in message
+    )
+    assert "nothing is written and the base stays" in message
+    assert [c["name"] for c in info.value.candidates] == [
+        "recalibrated",
+        "retrained (weight 1)",
+        "base (not adapted)",
+    ]
+    # The base outside the budget too: the one flagging fewest is written, as before.
+    check_helps(worse, figs("base (not adapted)", 1), [other, worse])
+    # A candidate within the budget: nothing to refuse.
+    ok = Candidate(
+        "recalibrated", "recalibrated", None, None, pd.DataFrame(), figs("recalibrated", 0)
+    )
+    check_helps(ok, figs("base (not adapted)", 0), [ok])
+
+
 def test_recalibrate_an_early_bucket_with_enough_emergency_calls_to_show_the_budget() -> None:
     X, y = _table(480, 3)
     model = CallClassifier(max_iter=10, prefixes=(2.0, 10.0)).fit(_with_time(X, 160), y)
