@@ -424,8 +424,9 @@ def _adapt(
         "weight": None,
         **figures(base_call, v_rows, targets=targets),
     }
+    every_figures = [*(c.figures for c in candidates), base_figures]
     chosen = choose(candidates)
-    check_helps(chosen, base_figures, candidates)
+    check_helps(chosen, base_figures, every_figures)
     reason = _reason(chosen, candidates)
     if not chosen.figures["within_budget"]:
         warn(
@@ -479,7 +480,7 @@ def _adapt(
         final_call=final_call,
         final_rows=final_rows,
         reason=reason,
-        candidates=[*[c.figures for c in candidates], base_figures],
+        candidates=every_figures,
         curve=curve,
         manifests=manifests,
         sim_manifest=sim_manifest,

@@ -190,10 +190,11 @@ class AdaptingDoesNotHelp(CallsiftError):
 
 
 def check_helps(
-    chosen: Candidate, base_figures: dict[str, Any], candidates: Sequence[Candidate]
+    chosen: Candidate, base_figures: dict[str, Any], every_figures: list[dict[str, Any]]
 ) -> None:
     """Refuse (:class:`AdaptingDoesNotHelp`) a chosen candidate outside the emergency
-    budget on the validation quarter when the base keeps it there.
+    budget on the validation quarter when the base keeps it there. ``every_figures``:
+    each candidate's figures and the base's, carried by the refusal.
 
     Its thresholds would be set again on all the centre's calls, but the quarter has
     shown that this recipe flags the centre's emergency calls where the base does not:
@@ -211,7 +212,7 @@ def check_helps(
         f"({base_figures['emergency_flagged']} of {n}); nothing is written and the base "
         "stays. "
         "Adapt again once more of the centre's calls are reviewed",
-        [*(c.figures for c in candidates), base_figures],
+        every_figures,
     )
 
 

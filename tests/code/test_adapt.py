@@ -613,8 +613,9 @@ def test_a_candidate_outside_the_budget_is_refused_where_the_base_keeps_it() -> 
     other = Candidate(
         "recalibrated", "recalibrated", None, None, pd.DataFrame(), figs("recalibrated", 2)
     )
+    base0 = figs("base (not adapted)", 0)
     with pytest.raises(AdaptingDoesNotHelp) as info:
-        check_helps(worse, figs("base (not adapted)", 0), [other, worse])
+        check_helps(worse, base0, [other.figures, worse.figures, base0])
     message = str(info.value)
     assert message.startswith("adapting does not help yet: on the validation quarter")
     assert (
@@ -629,12 +630,13 @@ def test_a_candidate_outside_the_budget_is_refused_where_the_base_keeps_it() -> 
         "base (not adapted)",
     ]
     # The base outside the budget too: the one flagging fewest is written, as before.
-    check_helps(worse, figs("base (not adapted)", 1), [other, worse])
+    base1 = figs("base (not adapted)", 1)
+    check_helps(worse, base1, [other.figures, worse.figures, base1])
     # A candidate within the budget: nothing to refuse.
     ok = Candidate(
         "recalibrated", "recalibrated", None, None, pd.DataFrame(), figs("recalibrated", 0)
     )
-    check_helps(ok, figs("base (not adapted)", 0), [ok])
+    check_helps(ok, base0, [ok.figures, base0])
 
 
 def test_recalibrate_an_early_bucket_with_enough_emergency_calls_to_show_the_budget() -> None:
