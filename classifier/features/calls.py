@@ -41,6 +41,7 @@ def summarise(
     sr: int = SR,
     memo: StreamMemo | None = None,
     final: int | None = None,
+    caller_pitch: bool = True,
 ) -> tuple[dict[str, float], np.ndarray]:
     """Call-level features of one channel from its frames.
 
@@ -57,6 +58,10 @@ def summarise(
         earlier updates; None computes everything.
     final : int or None, keyword-only
         With ``memo``: how many leading STFT frames are settled (None: all).
+    caller_pitch : bool, keyword-only
+        Measure the caller's pitch on the stretches of another voice than the opening's
+        (a mono mix); False leaves it NaN (a stereo caller channel, whose own pitch is
+        the caller's: :func:`audio_features`).
 
     Returns
     -------
@@ -89,7 +94,11 @@ def summarise(
             V[:, _COL["band_power"]],
             memo=memo.voices,
             final=final,
-            of_other=lambda ranges: caller_pitch(y, ranges, mask.size, memo.pitch),
+            of_other=(
+                (lambda ranges: _caller_pitch(y, ranges, mask.size, memo.pitch))
+                if caller_pitch
+                else None
+            ),
         )
     )
     return feats, mask
@@ -105,7 +114,7 @@ NO_CALLER_PITCH: dict[str, float] = {
 }
 
 
-def caller_pitch(
+def _caller_pitch(
     y: np.ndarray,
     ranges: np.ndarray,
     n_frames: int,
@@ -149,7 +158,9 @@ class StreamMemo:
         return int(self._f0.nbytes) + self.vad.nbytes + self.stats.nbytes + self.voices.nbytes
 
 
-def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], np.ndarray]:
+def channel_features(
+    y: np.ndarray, *, sr: int = SR, caller_pitch: bool = True
+) -> tuple[dict[str, float], np.ndarray]:
     """Features of one channel (the caller's side or the mix).
 
     The same steps as a live stream (:class:`classifier.streaming.StreamingFeatures`)
@@ -161,6 +172,8 @@ def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], 
         Mono float audio at 8 kHz.
     sr : int, keyword-only
         Must be 8000 (use :func:`classifier.audio.load_audio` to resample).
+    caller_pitch : bool, keyword-only
+        As :func:`summarise`.
 
     Returns
     -------
@@ -172,7 +185,7 @@ def channel_features(y: np.ndarray, *, sr: int = SR) -> tuple[dict[str, float], 
     _check(y, "audio")
     yd, _ = dither(y)
     P, S = stft_frames(yd, first=0, last=n_frames(yd.size))
-    return summarise(yd, P, frame_values(P, S, sr=sr), sr=sr)
+    return summarise(yd, P, frame_values(P, S, sr=sr), sr=sr, caller_pitch=caller_pitch)
 
 
 #: Features a mono recording has no value for (the call-taker's side is unknown).
@@ -253,9 +266,11 @@ def audio_features(audio: CallAudio) -> dict[str, float]:
         One value per name of :data:`AUDIO_FEATURES`; NaN where a feature does not apply
         (no voiced speech for pitch, mono recordings for caller/call-taker activity).
     """
-    feats, mask = channel_features(audio.caller, sr=audio.sr)
+    two_sides = audio.other is not None and audio.other.size == audio.caller.size
+    # Stereo: the caller's pitch is the caller channel's own, set below.
+    feats, mask = channel_features(audio.caller, sr=audio.sr, caller_pitch=not two_sides)
     stereo = dict(MONO_FEATURES)
-    if audio.other is not None and audio.other.size == audio.caller.size:
+    if audio.other is not None and two_sides:
         _check(audio.other, "call-taker channel")
         other, _ = dither(audio.other)
         S2 = stft_magnitude(other, n_fft=N_FFT, hop_length=HOP)
