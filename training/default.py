@@ -235,7 +235,17 @@ def build_default(
     -------
     dict
         Acceptance figures on the unseen corpus (see :func:`acceptance`).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``real_dir`` missing or holding no readable audio; nothing is written then.
     """
+    if real_dir is not None:
+        from training.simulator.realbank import RealBank
+
+        # Refused before the work folder exists: a bad folder leaves nothing behind.
+        RealBank.load(real_dir)
     work.mkdir(parents=True, exist_ok=True)
     manifests = [
         ensure_corpus(work, spec, n_jobs=n_jobs, real_dir=real_dir) for spec in TRAIN_CORPORA

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from classifier.errors import InvalidParameterError
+from training.default import build_default
 from training.simulate import simulate_corpus
 from training.simulator.realbank import RealBank, held_out, role_files
 
@@ -106,3 +107,8 @@ def test_an_unusable_real_folder_is_refused_and_nothing_written(
     with pytest.raises(InvalidParameterError, match="real"):
         simulate_corpus(out, preset="balanced", n_calls=4, seed=1, real_dir=root, n_jobs=1)
     assert not out.exists() or not any(out.iterdir())
+    # The recipe refuses it before its work folder or model folder exists.
+    work, model = tmp_path / "work", tmp_path / "model"
+    with pytest.raises(InvalidParameterError, match=str(root.name)):
+        build_default(out=model, work=work, n_jobs=1, real_dir=root)
+    assert not work.exists() and not model.exists()
