@@ -428,9 +428,21 @@ every time heard: {"met" if fig["budget_ok"] else "NOT met"}.
 ## Limits
 
 Trained on simulated calls (espeak-ng voices, synthetic noises and telephone channels,
-with the real sounds listed above where given). Real calls differ; retrain on a centre's
-own reviewed calls (`callsift train`) and compare with `callsift evaluate` before
-relying on the scores.
+with the real sounds listed above where given). Real calls differ; adapt to a centre's
+own reviewed calls (`callsift adapt`) and compare with `callsift evaluate` before
+relying on the scores. Measured on calls made of real recordings it never trained on
+(`bench/real_checkset.py`, docs/benchmarks.md):
+
+- **Prank calls from a number with no earlier prank are rarely flagged** (3-13% on five
+  check sets, against 70-79% of those from a number with one). An adult reporting a
+  fake incident sounds like a genuine caller; what the words say is not heard, and real
+  laughter is not told from speech (the laughter features miss it).
+- **A baby crying behind a genuine caller raises the prank score** (the emergency calls
+  flagged as prank on the check sets, 2 of 300, both had one): a prank flag stays
+  advisory.
+- **Open lines with a radio or people talking in the room** are flagged less often than
+  silent lines and pocket dials (about a third against four in five).
+- A silent caller may be a person who cannot speak: no flag ever drops or blocks a call.
 """
     (out / "README.md").write_text(text, encoding="utf-8")
 
