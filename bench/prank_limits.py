@@ -4,6 +4,7 @@
     .venv/bin/python bench/prank_limits.py laughter /tmp/rc15/manifest.csv=/tmp/f15.parquet ...
     .venv/bin/python bench/prank_limits.py laughter-loco
     .venv/bin/python bench/prank_limits.py shrill
+    .venv/bin/python bench/prank_limits.py children
     .venv/bin/python bench/prank_limits.py turns /tmp/rc15/manifest.csv=/tmp/f15.parquet ...
 
 ``ceiling``: from ``callsift evaluate`` folders of the real check set, the prank calls
@@ -23,6 +24,9 @@ Indonesian speech (``speech-nc``, measured only, never trained on).
 
 ``shrill``: how yin reads real infant cries, children, laughter and adult speech with a
 500 Hz ceiling (the features') and a 1000 Hz one (branch ``shrill``, not merged).
+
+``children``: whether the check set's children can be told from its women by voice
+(pitch and formants).
 
 ``turns``: whether turn-taking (the call-taker's stretches answered by another voice)
 tells open lines from talking calls beyond the shipped features.
@@ -366,6 +370,81 @@ def turns(sets: Annotated[list[str], typer.Argument(help="MANIFEST=FEATURES.parq
             method="predict_proba",
         )[:, 1]
         typer.echo(f"{name}: ROC-AUC {roc_auc_score(y, p):.3f}")
+
+
+def _formants(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Median F1-F3 (LPC order 10 on steady voiced 32 ms frames) and median f0."""
+    import librosa
+    from scipy.signal import lfilter
+
+    y = lfilter([1.0, -0.7], [1.0], y)
+    frames = librosa.util.frame(y, frame_length=256, hop_length=160).T
+    e = (frames**2).mean(1)
+    f0 = librosa.yin(y, fmin=70, fmax=500, sr=8000, frame_length=256, hop_length=160, center=False)
+    f0 = f0[: len(frames)]
+    steady = np.abs(np.diff(np.log2(f0), prepend=np.log2(f0[:1]))) < 0.1
+    voiced = np.flatnonzero((e > e.max() * 10**-2.5) & steady & (f0 > 75) & (f0 < 480))
+    found = []
+    for i in voiced[:200]:
+        roots = np.roots(librosa.lpc(frames[i] * np.hamming(256), order=10))
+        roots = roots[np.imag(roots) > 0]
+        hz = np.angle(roots) * 8000 / (2 * np.pi)
+        bw = -np.log(np.abs(roots)) * 8000 / np.pi
+        hz = np.sort(hz[(bw < 500) & (hz > 200) & (hz < 3700)])
+        if hz.size >= 3:
+            found.append(hz[:3])
+    f = np.median(np.array(found), axis=0) if len(found) > 5 else np.full(3, np.nan)
+    return f, float(np.median(f0[voiced])) if voiced.size else float("nan")
+
+
+@app.command()
+def children(
+    data: Annotated[Path, typer.Option(help="the shared real recordings")] = DATA,
+    seed: int = 0,
+) -> None:
+    """Can children's voices be told from women's? Pitch and formants of real children
+    (6-12, read English) and the check set's Indonesian women, and their ROC-AUC."""
+    import random
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(seed)
+
+    def pick(pattern: str, n: int, keep: str = "") -> list[Path]:
+        found = [p for p in sorted(data.glob(pattern)) if p.parent.name.startswith(keep)]
+        rng.shuffle(found)
+        return found[:n]
+
+    kinds = {
+        "children (speech/children_en)": pick("speech/children_en/*.flac", 80),
+        "Indonesian women (speech-nc)": pick("speech-nc/id_digits/*/*.flac", 60, "F"),
+        "Indonesian men (speech-nc)": pick("speech-nc/id_digits/*/*.flac", 60, "M"),
+    }
+    values = {}
+    typer.echo("| voices | clips | median F1 | F2 | F3 | f0 |")
+    typer.echo("|---|---|---|---|---|---|")
+    for name, paths in kinds.items():
+        rows = []
+        for p in paths:
+            y, sr = sf.read(p, always_2d=True)
+            y = y.mean(1)
+            y = resample_poly(y, 8000, sr) if sr != 8000 else y
+            if y.size >= 4000:
+                f, f0 = _formants(y)
+                rows.append([*f, f0])
+        values[name] = np.array(rows)
+        m = np.nanmedian(values[name], axis=0)
+        typer.echo(f"| {name} | {len(rows)} | {m[0]:.0f} | {m[1]:.0f} | {m[2]:.0f} | {m[3]:.0f} |")
+    c, w = list(values.values())[:2]
+    aucs = []
+    for i, name in enumerate(("F1", "F2", "F3", "f0")):
+        x = np.concatenate([c[:, i], w[:, i]])
+        y = np.r_[np.ones(len(c)), np.zeros(len(w))]
+        ok = ~np.isnan(x)
+        aucs.append(f"{name} {roc_auc_score(y[ok], x[ok]):.3f}")
+    typer.echo("children against women, ROC-AUC: " + ", ".join(aucs))
 
 
 if __name__ == "__main__":
