@@ -34,6 +34,7 @@ tells open lines from talking calls beyond the shipped features.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,23 @@ def _pairs(pairs: list[str]) -> list[tuple[Path, Path]]:
         a, b = p.split("=", 1)
         out.append((Path(a), Path(b)))
     return out
+
+
+def _read_8k(path: Path) -> np.ndarray:
+    """A recording as mono float at 8 kHz."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    y, sr = sf.read(path, always_2d=True)
+    y = y.mean(1)
+    return resample_poly(y, 8000, sr) if sr != 8000 else y
+
+
+def _per_clip(
+    paths: list[Path], min_samples: int, measure: Callable[[np.ndarray], list[float]]
+) -> np.ndarray:
+    """``measure`` of each recording (8 kHz) of at least ``min_samples``, one row each."""
+    return np.array([measure(y) for y in map(_read_8k, paths) if y.size >= min_samples])
 
 
 def _manifest(path: Path) -> pd.DataFrame:
@@ -166,8 +184,7 @@ def laughter_loco(
     """Leave one laughter clip out: how much of it a detector learned on the rest finds."""
     import random
 
-    import soundfile as sf
-    from scipy.signal import butter, resample_poly, sosfilt
+    from scipy.signal import butter, sosfilt
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
@@ -177,11 +194,7 @@ def laughter_loco(
     rng = random.Random(seed)
 
     def load(p: Path) -> np.ndarray:
-        y, sr = sf.read(p, always_2d=True)
-        y = y.mean(1)
-        if sr != 8000:
-            y = resample_poly(y, 8000, sr)
-        return sosfilt(band, y[: 20 * 8000]).astype(np.float32)
+        return sosfilt(band, _read_8k(p)[: 20 * 8000]).astype(np.float32)
 
     def files(pattern: str, n: int | None = None) -> list[Path]:
         found = sorted(p for p in data.glob(pattern) if p.suffix in (".wav", ".flac"))
@@ -247,8 +260,6 @@ def shrill(
     import random
 
     import librosa
-    import soundfile as sf
-    from scipy.signal import resample_poly
 
     rng = random.Random(seed)
 
@@ -267,28 +278,25 @@ def shrill(
     }
     typer.echo("| sound | clips | ceiling 500 Hz: median f0, share >= 400 Hz | ceiling 1000 Hz |")
     typer.echo("|---|---|---|---|")
+
+    def pitch(y: np.ndarray) -> list[float]:
+        e = librosa.feature.rms(y=y, frame_length=256, hop_length=160, center=False)[0]
+        loud = 20 * np.log10(e + 1e-9) > 20 * np.log10(e.max() + 1e-9) - 25
+        row: list[float] = []
+        for fmax in (500.0, 1000.0):
+            f0 = librosa.yin(
+                y, fmin=70, fmax=fmax, sr=8000, frame_length=256, hop_length=160, center=False
+            )
+            n = min(f0.size, loud.size)
+            f = f0[:n][loud[:n]]
+            steady = np.abs(np.diff(np.log2(f), prepend=np.log2(f[:1]))) < 0.1
+            g = f[steady & (f > 75) & (f < 0.96 * fmax)]
+            row += [float(np.median(g)), float(np.mean(g >= 400))] if g.size > 3 else [np.nan] * 2
+        return row
+
     for name, paths in kinds.items():
-        rows = []
-        for p in paths:
-            y, sr = sf.read(p, always_2d=True)
-            y = y.mean(1)
-            y = resample_poly(y, 8000, sr) if sr != 8000 else y
-            if y.size < 2000:
-                continue
-            e = librosa.feature.rms(y=y, frame_length=256, hop_length=160, center=False)[0]
-            loud = 20 * np.log10(e + 1e-9) > 20 * np.log10(e.max() + 1e-9) - 25
-            row = []
-            for fmax in (500.0, 1000.0):
-                f0 = librosa.yin(
-                    y, fmin=70, fmax=fmax, sr=8000, frame_length=256, hop_length=160, center=False
-                )
-                n = min(f0.size, loud.size)
-                f = f0[:n][loud[:n]]
-                steady = np.abs(np.diff(np.log2(f), prepend=np.log2(f[:1]))) < 0.1
-                g = f[steady & (f > 75) & (f < 0.96 * fmax)]
-                row += [np.median(g), np.mean(g >= 400)] if g.size > 3 else [np.nan, np.nan]
-            rows.append(row)
-        r = np.nanmedian(np.array(rows), axis=0)
+        rows = _per_clip(paths, 2000, pitch)
+        r = np.nanmedian(rows, axis=0)
         typer.echo(
             f"| {name} | {len(rows)} | {r[0]:.0f} Hz, {r[1]:.0%} | {r[2]:.0f} Hz, {r[3]:.0%} |"
         )
@@ -372,8 +380,8 @@ def turns(sets: Annotated[list[str], typer.Argument(help="MANIFEST=FEATURES.parq
         typer.echo(f"{name}: ROC-AUC {roc_auc_score(y, p):.3f}")
 
 
-def _formants(y: np.ndarray) -> tuple[np.ndarray, float]:
-    """Median F1-F3 (LPC order 10 on steady voiced 32 ms frames) and median f0."""
+def _formants(y: np.ndarray) -> list[float]:
+    """Median F1, F2, F3 (LPC order 10 on steady voiced 32 ms frames) and median f0."""
     import librosa
     from scipy.signal import lfilter
 
@@ -394,7 +402,7 @@ def _formants(y: np.ndarray) -> tuple[np.ndarray, float]:
         if hz.size >= 3:
             found.append(hz[:3])
     f = np.median(np.array(found), axis=0) if len(found) > 5 else np.full(3, np.nan)
-    return f, float(np.median(f0[voiced])) if voiced.size else float("nan")
+    return [*map(float, f), float(np.median(f0[voiced])) if voiced.size else float("nan")]
 
 
 @app.command()
@@ -406,8 +414,6 @@ def children(
     (6-12, read English) and the check set's Indonesian women, and their ROC-AUC."""
     import random
 
-    import soundfile as sf
-    from scipy.signal import resample_poly
     from sklearn.metrics import roc_auc_score
 
     rng = random.Random(seed)
@@ -426,15 +432,8 @@ def children(
     typer.echo("| voices | clips | median F1 | F2 | F3 | f0 |")
     typer.echo("|---|---|---|---|---|---|")
     for name, paths in kinds.items():
-        rows = []
-        for p in paths:
-            y, sr = sf.read(p, always_2d=True)
-            y = y.mean(1)
-            y = resample_poly(y, 8000, sr) if sr != 8000 else y
-            if y.size >= 4000:
-                f, f0 = _formants(y)
-                rows.append([*f, f0])
-        values[name] = np.array(rows)
+        rows = _per_clip(paths, 4000, _formants)
+        values[name] = rows
         m = np.nanmedian(values[name], axis=0)
         typer.echo(f"| {name} | {len(rows)} | {m[0]:.0f} | {m[1]:.0f} | {m[2]:.0f} | {m[3]:.0f} |")
     c, w = list(values.values())[:2]
