@@ -42,9 +42,12 @@ import numpy as np
 import pandas as pd
 import typer
 
+from training.checkset_report import CRY_SOURCES
+from training.simulator.recordings import load_clip
+
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-_CRY = "crying|infant_cry"
+_CRY = "|".join(CRY_SOURCES)
 
 
 def _pairs(pairs: list[str]) -> list[tuple[Path, Path]]:
@@ -57,21 +60,13 @@ def _pairs(pairs: list[str]) -> list[tuple[Path, Path]]:
     return out
 
 
-def _read_8k(path: Path) -> np.ndarray:
-    """A recording as mono float at 8 kHz."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    y, sr = sf.read(path, always_2d=True)
-    y = y.mean(1)
-    return resample_poly(y, 8000, sr) if sr != 8000 else y
-
-
 def _per_clip(
     paths: list[Path], min_samples: int, measure: Callable[[np.ndarray], list[float]]
 ) -> np.ndarray:
-    """``measure`` of each recording (8 kHz) of at least ``min_samples``, one row each."""
-    return np.array([measure(y) for y in map(_read_8k, paths) if y.size >= min_samples])
+    """``measure`` of each readable recording (8 kHz) of at least ``min_samples``, one row
+    each."""
+    clips = (load_clip(p) for p in paths)
+    return np.array([measure(y) for y in clips if y is not None and y.size >= min_samples])
 
 
 def _manifest(path: Path) -> pd.DataFrame:
@@ -194,7 +189,10 @@ def laughter_loco(
     rng = random.Random(seed)
 
     def load(p: Path) -> np.ndarray:
-        return sosfilt(band, _read_8k(p)[: 20 * 8000]).astype(np.float32)
+        clip = load_clip(p)
+        if clip is None:
+            raise typer.BadParameter(f"{p}: not a readable recording")
+        return sosfilt(band, clip[: 20 * 8000]).astype(np.float32)
 
     def files(pattern: str, n: int | None = None) -> list[Path]:
         found = sorted(p for p in data.glob(pattern) if p.suffix in (".wav", ".flac"))

@@ -83,8 +83,10 @@ def summary_tables(manifest: Path, evaluation: Path) -> str:
     return "\n".join(lines)
 
 
+#: Source files of an infant crying (the manifest's ``source_files``).
+CRY_SOURCES = ("infant_cry", "crying_baby")
 #: What may sit behind an emergency caller, by the files it came from (first match).
-_BEHIND = (("an infant crying", ("infant_cry", "crying_baby")), ("a siren", ("siren",)))
+_BEHIND = (("an infant crying", CRY_SOURCES), ("a siren", ("siren",)))
 
 
 def _emergency_by_background(whole: Any) -> list[str]:
