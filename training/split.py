@@ -50,13 +50,44 @@ def caller_keys(table: pd.DataFrame) -> np.ndarray:
     )
 
 
-FOLD_BY: tuple[str, ...] = ("caller", "manifest")
+FOLD_BY: tuple[str, ...] = ("caller", "manifest", "voice")
+#: Manifest column naming who speaks for the caller, where known (composed calls).
+VOICE_COLUMN = "caller_speaker"
+
+
+def voice_keys(table: pd.DataFrame) -> np.ndarray:
+    """Group key of each call: its caller (:func:`caller_keys`), callers who share a voice
+    (``caller_speaker``, the part before any ``@``) joined into one group.
+
+    Rows without a known voice keep their caller's key.
+    """
+    callers = caller_keys(table)
+    if VOICE_COLUMN not in table:
+        return callers
+    voices = table[VOICE_COLUMN].fillna("").astype(str).str.split("@").str[0].to_numpy()
+    parent: dict[str, str] = {}
+
+    def root(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]  # path halving keeps the chains short
+            k = parent[k]
+        return k
+
+    for c, v in zip(callers, voices, strict=True):
+        if v:
+            a, b = root(str(c)), root(f"voice|{v}")
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return np.asarray([root(str(c)) for c in callers], dtype=object)
 
 
 def fold_keys(table: pd.DataFrame, *, by: str, n_folds: int) -> np.ndarray:
     """Group key of each row for the calibration folds of the model.
 
-    ``caller``: folds never split a caller (:func:`caller_keys`). ``manifest``: folds
+    ``caller``: folds never split a caller (:func:`caller_keys`). ``voice``: nor a voice
+    (:func:`voice_keys`): each out-of-fold score of a call whose speaker is known comes
+    from a model that never heard that speaker, as a centre's callers are unheard, so the
+    flag thresholds are not set on voices the model already knows. ``manifest``: folds
     never split a manifest, so each out-of-fold score comes from a model that never saw
     that corpus: with simulated corpora of distinct seeds (the default model's recipe),
     the flag thresholds are then chosen on scores as far from the training data as a new
@@ -71,6 +102,8 @@ def fold_keys(table: pd.DataFrame, *, by: str, n_folds: int) -> np.ndarray:
     check_fold_by(by, manifests=len(set(source.tolist())), n_folds=n_folds)
     if by == "caller":
         return caller_keys(table)
+    if by == "voice":
+        return voice_keys(table)
     return np.asarray([f"manifest|{k}" for k in source], dtype=object)
 
 

@@ -55,7 +55,7 @@ from training.features import (
     whole_calls,
 )
 from training.parallel import CLUSTER_OPTION
-from training.split import Split, check_fold_by, fold_keys, honest_split
+from training.split import VOICE_COLUMN, Split, check_fold_by, fold_keys, honest_split
 
 _MIN_TRAIN_SHARE_OK = 0.5  # more failed audio than this and the training set is not trustworthy
 #: Boosting weight of a prefix row against 1 for its whole call (docs/benchmarks.md).
@@ -157,6 +157,9 @@ def load_training_table(
             cluster=cluster,
         )
         table = table.assign(source=str(k))
+        if VOICE_COLUMN in frame:  # who speaks, for calibration folds by voice
+            speaker = frame.set_index(frame["call_id"].astype(str))[VOICE_COLUMN]
+            table[VOICE_COLUMN] = table["call_id"].astype(str).map(speaker)
         failed.insert(0, "manifest", str(path))
         tables.append(table)
         failures.append(failed)
@@ -330,10 +333,11 @@ def train(
         measured in the report; empty for whole calls only.
     prefix_weight : float, keyword-only
         Boosting weight of a prefix row (a whole call weighs 1).
-    fold_by : {"caller", "manifest"}, keyword-only
+    fold_by : {"caller", "manifest", "voice"}, keyword-only
         What the calibration folds, on which the flag thresholds are chosen, keep
         together (:func:`training.split.fold_keys`): ``manifest`` when the manifests are
-        corpora as different as a new centre's calls would be.
+        corpora as different as a new centre's calls would be; ``voice`` to keep callers
+        and the speakers a manifest's ``caller_speaker`` column names (composed calls).
     card_extra : dict or None, keyword-only
         Further fields of the model card (the default recipe's real sources).
     domains : sequence of str or None, keyword-only
@@ -593,7 +597,8 @@ def train_command(
         str,
         typer.Option(
             "--fold-by",
-            help="calibration folds keep callers (caller) or whole manifests (manifest) "
+            help="calibration folds keep callers (caller), callers and their voices "
+            "(voice: the manifest's caller_speaker column) or whole manifests (manifest) "
             "together; manifest when each manifest is a corpus of its own",
         ),
     ] = "caller",

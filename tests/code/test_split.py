@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from classifier.errors import InvalidParameterError
-from training.split import caller_keys, fold_keys, honest_split
+from training.split import VOICE_COLUMN, caller_keys, fold_keys, honest_split
 
 _TZ = timezone(timedelta(hours=7))
 
@@ -191,3 +191,42 @@ def test_folds_by_manifest_need_a_manifest_per_fold() -> None:
         fold_keys(table, by="manifest", n_folds=4)
     with pytest.raises(InvalidParameterError, match="fold_by is 'corpus'"):
         fold_keys(table, by="corpus", n_folds=4)
+
+
+def test_folds_by_voice_join_callers_who_share_a_speaker() -> None:
+    table = pd.DataFrame(
+        {
+            "call_id": [f"c{k}" for k in range(7)],
+            "caller_id": ["+1", "+2", "+3", "", "+4", "+4", "+5"],
+            # +1 and +2 share speaker A (at two gains); +3 and the withheld call share B.
+            VOICE_COLUMN: ["A@1.0", "A@0.9", "B", "B@1.1", None, "", "C"],
+        }
+    )
+    keys = fold_keys(table, by="voice", n_folds=4)
+    assert keys[0] == keys[1]
+    assert keys[2] == keys[3]
+    assert keys[4] == keys[5]  # one caller, no voice given: its caller key
+    assert len({keys[0], keys[2], keys[4], keys[6]}) == 4
+
+
+def test_folds_by_voice_are_folds_by_caller_without_voices() -> None:
+    table = _calls(200)
+    np.testing.assert_array_equal(fold_keys(table, by="voice", n_folds=4), caller_keys(table))
+    np.testing.assert_array_equal(
+        fold_keys(table.assign(**{VOICE_COLUMN: np.nan}), by="voice", n_folds=4),
+        caller_keys(table),
+    )
+
+
+def test_folds_by_voice_chain_through_speakers_and_callers() -> None:
+    # +1 speaks as A and B, +2 as B: all of +1, +2 and speaker A's other caller +3 join.
+    table = pd.DataFrame(
+        {
+            "call_id": ["a", "b", "c", "d", "e"],
+            "caller_id": ["+1", "+1", "+2", "+3", "+4"],
+            VOICE_COLUMN: ["A", "B", "B", "A", "D"],
+        }
+    )
+    keys = fold_keys(table, by="voice", n_folds=4)
+    assert len(set(keys[:4])) == 1
+    assert keys[4] != keys[0]

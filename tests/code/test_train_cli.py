@@ -382,3 +382,37 @@ def test_train_refuses_domains_that_do_not_match_the_manifests(
     assert isinstance(result.exception, InvalidParameterError)
     assert "2 domains for 1 manifests; expected one per manifest" in str(result.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_train_folds_by_voice_read_the_manifests_speakers(
+    corpus: Path, cache: str, tmp_path: Path
+) -> None:
+    from training.split import VOICE_COLUMN, caller_keys, fold_keys
+    from training.train import load_training_table
+
+    frame = pd.read_csv(corpus, dtype=str, keep_default_na=False)
+    frame["audio_path"] = [str((corpus.parent / p).resolve()) for p in frame["audio_path"]]
+    # Ten speakers lend their voices to every caller: folds by voice join them all.
+    numbers = sorted(set(frame["caller_id"]) - {""})
+    speaker = {c: f"S{k % 10}@1.0" for k, c in enumerate(numbers)}
+    frame[VOICE_COLUMN] = frame["caller_id"].map(speaker).fillna("")
+    manifest = tmp_path / "voices" / "manifest.csv"
+    manifest.parent.mkdir()
+    frame.to_csv(manifest, index=False)
+    table, _ = load_training_table(
+        [manifest], n_jobs=1, cache_dir=Path(cache), timezone=None, progress=False, prefixes=(2.0,)
+    )
+    assert (table["prefix_s"] == 2.0).any()  # prefix rows carry their call's speaker too
+    expected = table["caller_id"].map(speaker).fillna("")
+    assert (table[VOICE_COLUMN].fillna("") == expected).all()
+    keys = fold_keys(table, by="voice", n_folds=4)
+    named = (table["caller_id"] != "").to_numpy()
+    assert len(set(keys[named])) == 10
+    assert len(set(keys)) < len(set(caller_keys(table)))
+
+    result = runner.invoke(
+        app,
+        ["train", str(manifest), "--out", str(tmp_path / "x"), "--fold-by", "voice", *SMALL],
+    )
+    assert result.exit_code == 0, result.output
+    assert read_card(tmp_path / "x")["folds_by"] == "voice"
