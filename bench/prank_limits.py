@@ -178,6 +178,17 @@ def _windows(y: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _telephone_band(p: Path) -> np.ndarray:
+    """The first 20 s of the recording at ``p``, band-passed to 300-3400 Hz."""
+    from scipy.signal import butter, sosfilt
+
+    clip = load_clip(p)
+    if clip is None:
+        raise typer.BadParameter(f"{p}: not a readable recording")
+    band = butter(4, [300, 3400], btype="band", fs=8000, output="sos")
+    return sosfilt(band, clip[: 20 * 8000]).astype(np.float32)
+
+
 @app.command("laughter-loco")
 def laughter_loco(
     data: Annotated[Path, typer.Option(help="the shared real recordings")] = DATA,
@@ -186,20 +197,13 @@ def laughter_loco(
     """Leave one laughter clip out: how much of it a detector learned on the rest finds."""
     import random
 
-    from scipy.signal import butter, sosfilt
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
     if not (data / "noise/esc50/laughing").is_dir():
         raise typer.BadParameter(f"{data}/noise/esc50/laughing: no such folder")
-    band = butter(4, [300, 3400], btype="band", fs=8000, output="sos")
     rng = random.Random(seed)
-
-    def load(p: Path) -> np.ndarray:
-        clip = load_clip(p)
-        if clip is None:
-            raise typer.BadParameter(f"{p}: not a readable recording")
-        return sosfilt(band, clip[: 20 * 8000]).astype(np.float32)
+    load = _telephone_band
 
     def files(pattern: str, n: int | None = None) -> list[Path]:
         found = sorted(p for p in data.glob(pattern) if p.suffix in (".wav", ".flac"))
@@ -260,43 +264,31 @@ def cry_holdout(
     seed: int = 0,
 ) -> None:
     """An infant-cry detector trained on training cries, scored on held-out ones."""
-    import json
     import random
 
-    from scipy.signal import butter, sosfilt
     from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from training.simulator.realbank import held_out, load_holdout
 
     if not (data / "noise/infant_cry").is_dir():
         raise typer.BadParameter(f"{data}/noise/infant_cry: no such folder")
-    held = json.loads(
-        (Path(__file__).resolve().parents[1] / "training" / "real_holdout.json").read_text()
-    )
-    held_files = set(held["files"])
-    held_children = set(held["speakers"].get("speech/children_en", []))
-    band = butter(4, [300, 3400], btype="band", fs=8000, output="sos")
+    holdout = load_holdout()
     rng = random.Random(seed)
+    load = _telephone_band
 
-    def load(p: Path) -> np.ndarray:
-        clip = load_clip(p)
-        if clip is None:
-            raise typer.BadParameter(f"{p}: not a readable recording")
-        return sosfilt(band, clip[: 20 * 8000]).astype(np.float32)
-
-    def files(pattern: str, n: int | None = None, *, held_out: bool = False) -> list[Path]:
-        def out(p: Path) -> bool:
-            rel = p.relative_to(data).as_posix()
-            child = rel.startswith("speech/children_en/") and p.name[:4] in held_children
-            return rel in held_files or child
-
+    def files(pattern: str, n: int | None = None, *, kept_out: bool = False) -> list[Path]:
         found = sorted(
-            p for p in data.glob(pattern) if p.suffix in (".wav", ".flac") and out(p) == held_out
+            p
+            for p in data.glob(pattern)
+            if p.suffix in (".wav", ".flac")
+            and held_out(p.relative_to(data).as_posix(), holdout) == kept_out
         )
         rng.shuffle(found)
         return found[:n] if n else found
 
     cry = "noise/infant_cry/*", "noise/esc50/crying_baby/*"
     train_pos = [p for c in cry for p in files(c)]
-    test_pos = [p for c in cry for p in files(c, held_out=True)]
+    test_pos = [p for c in cry for p in files(c, kept_out=True)]
     train_neg = {
         "English digits": files("speech/fsdd/*.wav", 80),
         "read speech": files("speech/arctic/*.wav", 40),
@@ -306,9 +298,9 @@ def cry_holdout(
         "street, music": files("noise/street_berlin/*") + files("noise/music/*"),
     }
     test_neg = {
-        "held-out children": files("speech/children_en/*.flac", 60, held_out=True),
+        "held-out children": files("speech/children_en/*.flac", 60, kept_out=True),
         "Indonesian speech (speech-nc)": sorted(data.glob("speech-nc/id_digits/*/*.flac"))[:60],
-        "held-out laughter": files("noise/esc50/laughing/*", held_out=True),
+        "held-out laughter": files("noise/esc50/laughing/*", kept_out=True),
     }
 
     def windows(paths: list[Path]) -> np.ndarray:
