@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -637,6 +638,91 @@ def test_a_candidate_outside_the_budget_is_refused_where_the_base_keeps_it() -> 
         "recalibrated", "recalibrated", None, None, pd.DataFrame(), figs("recalibrated", 0)
     )
     check_helps(ok, base0, [ok.figures, base0])
+
+
+def test_adapt_refuses_end_to_end_when_only_the_base_keeps_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base: Path,
+    centre: Path,
+    cache: Path,
+    tmp_path: Path,
+) -> None:
+    """A centre whose latest emergency calls sound harder than its earlier ones: the
+    recalibrated base sets its thresholds above the easy ones and flags the hard ones,
+    which the base left alone. The command refuses; nothing is written."""
+    from training.train import load_training_table
+
+    def own_numbers(rows: list[dict]) -> list[dict]:
+        # A number of its own for each emergency call: its features then do not depend
+        # on when its caller's other calls fall, so the base's scores below still hold
+        # after the move.
+        for k, r in enumerate(rows):
+            if r["label"] == "emergency":
+                r["caller_id"] = f"+6281199{k:06d}"
+        return rows
+
+    first = _rewrite(centre, tmp_path / "c1" / "manifest.csv", own_numbers)
+    model = load_model(base).call
+    table, _ = load_training_table(
+        [first], n_jobs=1, cache_dir=cache, timezone=None, progress=False
+    )
+    table = table[table["label"] == "emergency"].reset_index(drop=True)
+    proba = pd.DataFrame(model.predict_proba(table), columns=model.classes_)
+    possible = model.thresholds_["possible"]
+    hard = np.maximum(proba["prank"] / possible["prank"], proba["ghost"] / possible["ghost"])
+    left_alone = model.flag(table) == "none"
+    order = np.argsort(hard.to_numpy()[left_alone], kind="stable")
+    ids = table["call_id"].to_numpy()[left_alone][order]
+    late = set(ids[len(ids) // 2 :].tolist())
+    dropped = set(table["call_id"][~left_alone].tolist())
+    assert len(late) >= 8, (len(ids), dropped)
+
+    def harder_later(rows: list[dict]) -> list[dict]:
+        # A week later, same weekday and hour: the calls' own features are unchanged.
+        for r in rows:
+            if r["call_id"] in late:
+                at = pd.Timestamp(r["started_at"]) + pd.Timedelta(days=7)
+                r["started_at"] = at.isoformat()
+        return [r for r in rows if r["call_id"] not in dropped]
+
+    manifest = _rewrite(first, tmp_path / "c2" / "manifest.csv", harder_later)
+    out = tmp_path / "o"
+    before = _digest(base)
+    code, _, err = _cli(
+        monkeypatch,
+        capsys,
+        "adapt",
+        str(manifest),
+        "--out",
+        str(out),
+        "--base",
+        str(base),
+        "--cache",
+        str(cache),
+        "--work",
+        str(tmp_path / "work"),
+        "--weights",
+        "none",
+        # No cap on non-emergency flags: it would raise the thresholds above the hard calls.
+        "--non-emergency-target",
+        "1",
+        "--no-mlflow",
+        "--jobs",
+        "1",
+    )
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    message = errors[0]
+    assert message.startswith("error: adapting does not help yet: on the validation quarter")
+    # The quarter holds the calls moved a week later and the centre's own latest ones.
+    held = re.search(r"of its (\d+) emergency calls", message)
+    assert held is not None and int(held.group(1)) >= len(late), message
+    assert f"and the base does not (0 of {held.group(1)})" in message, message
+    assert "nothing is written and the base stays" in message
+    assert not out.exists()
+    assert _digest(base) == before
 
 
 def test_recalibrate_an_early_bucket_with_enough_emergency_calls_to_show_the_budget() -> None:
