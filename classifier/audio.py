@@ -50,6 +50,7 @@ from classifier.formats import (
 __all__ = [
     "BLOCK_FRAMES",
     "CALLER_CHANNELS",
+    "HEADERLESS_ENCODINGS",
     "MAX_DECODED_SAMPLES",
     "MAX_SAMPLE_RATE",
     "MAX_SAMPLE_VALUE",
@@ -59,6 +60,7 @@ __all__ = [
     "TARGET_SR",
     "CallAudio",
     "audio_format",
+    "headerless_wav",
     "load_audio",
     "pcm16_wav",
 ]
@@ -324,6 +326,120 @@ def audio_format(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[str
     snd, _ = _open_sound(source)
     with snd:
         return str(snd.format), str(snd.subtype)
+
+
+#: Encodings of headerless audio (RTP payloads, Asterisk's ``.ulaw`` / ``.alaw`` /
+#: ``.sln`` files) and the WAV format tag and bytes per sample of each.
+HEADERLESS_ENCODINGS: dict[str, tuple[int, int]] = {
+    "ULAW": (7, 1),
+    "ALAW": (6, 1),
+    "PCM_16": (1, 2),
+}
+#: First bytes of the containers callsift reads: headerless audio that starts with one is
+#: a file sent under the wrong type, and decoding its header as samples would hide that.
+_CONTAINER_MAGIC = (
+    (b"RIFF", "WAV"),
+    (b"RF64", "RF64"),
+    (b"riff", "Wave64"),
+    (b"fLaC", "FLAC"),
+    (b"OggS", "Ogg"),
+    (b".snd", "AU"),
+    (b"FORM", "AIFF"),
+    (b"ID3", "MP3"),
+)
+
+
+def headerless_wav(
+    data: bytes,
+    *,
+    encoding: str,
+    sample_rate: int,
+    channels: int = 1,
+    big_endian: bool = False,
+) -> bytes:
+    """Headerless samples wrapped, unchanged, in a WAV header for :func:`load_audio`.
+
+    Telephone systems send and store G.711 and 16-bit PCM without a header (RTP's
+    ``audio/PCMU``, ``audio/PCMA``, ``audio/L16``; Asterisk's raw files): the rate and
+    channels come from elsewhere (a MIME type's parameters). The samples are copied, not
+    decoded, so the result is as exact as the input; 16-bit big-endian samples (network
+    order, as ``audio/L16``) are byte-swapped.
+
+    Parameters
+    ----------
+    data : bytes, shape (n_frames * channels * width,)
+        Interleaved samples, ``width`` bytes each (1 for G.711, 2 for PCM_16).
+    encoding : {"ULAW", "ALAW", "PCM_16"}
+        libsndfile's name of the samples' encoding.
+    sample_rate : int
+        Samples per second per channel, from :data:`MIN_SAMPLE_RATE` to
+        :data:`MAX_SAMPLE_RATE`.
+    channels : {1, 2}, default 1
+    big_endian : bool, default False
+        PCM_16 only: samples in network byte order.
+
+    Returns
+    -------
+    bytes
+        A WAV file (RIFF) of the same samples.
+
+    Raises
+    ------
+    InvalidParameterError
+        An encoding, rate or channel count outside the above.
+    InvalidAudioError
+        No bytes, a length that is not a whole number of frames, or bytes that start
+        with a container's header (a file sent as headerless audio).
+    """
+    if encoding not in HEADERLESS_ENCODINGS:
+        raise InvalidParameterError(
+            f"headerless encoding is {encoding!r}; expected one of "
+            f"{', '.join(HEADERLESS_ENCODINGS)}"
+        )
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int):
+        raise InvalidParameterError(f"sample_rate is {sample_rate!r}; expected an integer")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InvalidParameterError(
+            f"sample_rate is {sample_rate} Hz; expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+        )
+    if channels not in (1, 2):
+        raise InvalidParameterError(f"channels is {channels!r}; expected 1 or 2")
+    if not data:
+        raise InvalidAudioError("headerless audio has 0 bytes; expected samples")
+    for magic, container in _CONTAINER_MAGIC:
+        if data.startswith(magic):
+            raise InvalidAudioError(
+                f"headerless {encoding} audio starts with a {container} header "
+                f"({magic.decode('latin-1')!r}); expected samples only: send a {container} "
+                "file as the file it is, not as headerless audio"
+            )
+    tag, width = HEADERLESS_ENCODINGS[encoding]
+    frame = width * channels
+    if len(data) % frame:
+        raise InvalidAudioError(
+            f"headerless {encoding} audio of {len(data)} bytes is not a whole number of "
+            f"{frame}-byte frames ({width} byte(s) x {channels} channel(s)); expected a "
+            f"multiple of {frame} bytes"
+        )
+    if width == 2 and big_endian:
+        data = np.frombuffer(data, dtype=">i2").astype("<i2").tobytes()
+    fmt = struct.pack(
+        "<HHIIHHH",
+        tag,
+        channels,
+        sample_rate,
+        sample_rate * frame,
+        frame,
+        8 * width,
+        0,  # cbSize: no extension
+    )
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if tag != 1:  # non-PCM WAVs carry their frame count in a fact chunk
+        chunks += b"fact" + struct.pack("<II", 4, len(data) // frame)
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    if len(data) % 2:
+        chunks += b"\x00"  # RIFF chunks are word-aligned
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
 
 
 def pcm16_wav(

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
 from api.deps import CallReaderDep, CallTakerDep, Runtime, RuntimeDep, StoreDep
+from api.media import Headerless, headerless_type
 from api.schemas import (
     CALL_ID_MAX,
     CALL_ID_PATTERN,
@@ -42,7 +43,7 @@ from api.service import (
     scored_audio,
 )
 from api.store import CallRecord, StoreUnavailableError
-from classifier.audio import load_audio
+from classifier.audio import headerless_wav, load_audio
 
 logger = logging.getLogger("callsift.api.calls")
 router = APIRouter(prefix="/v1/calls", tags=["calls"])
@@ -218,12 +219,15 @@ async def register_call(body: CallIn, principal: CallTakerDep, runtime: RuntimeD
     return _answer(content)
 
 
-async def _read_recording(request: Request, limit: int, timeout_s: float) -> bytes:
-    """The uploaded recording's bytes, refusing anything past ``limit`` early, or not
-    received within ``timeout_s`` (a client trickling its body keeps nothing for long)."""
+async def _read_recording(request: Request, limit: int, timeout_s: float) -> tuple[bytes, str]:
+    """The uploaded recording's bytes and Content-Type (a multipart upload: its file
+    part's), refusing anything past ``limit`` early, or not received within
+    ``timeout_s`` (a client trickling its body keeps nothing for long)."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     multipart = media == "multipart/form-data"
+    if not multipart:
+        headerless_type(content_type)  # a bad rate or channels refused before the body
     if not (multipart or media.startswith("audio/") or media in _RAW_TYPES):
         raise HTTPException(
             status_code=415,
@@ -267,7 +271,7 @@ async def _read_recording(request: Request, limit: int, timeout_s: float) -> byt
     body = b"".join(chunks)
     chunks.clear()  # one copy of the body, not two, while the multipart is parsed
     if not multipart:
-        return body
+        return body, content_type
 
     sent = False
 
@@ -296,18 +300,33 @@ async def _read_recording(request: Request, limit: int, timeout_s: float) -> byt
                 detail="multipart upload has no file field named 'file'; send the recording there",
             )
         data = await upload.read()
+        part_type = upload.content_type or ""
     finally:
         await form.close()
     if len(data) > limit:
         raise too_large
-    return data
+    return data, part_type
 
 
 def _score_recording(
-    runtime: Runtime, call_id: str, data: bytes, caller_channel: str, start: float
+    runtime: Runtime,
+    call_id: str,
+    data: bytes,
+    caller_channel: str,
+    start: float,
+    headerless: Headerless | None = None,
 ) -> AudioScoredOut:
     settings = runtime.settings
     loaded = runtime.models.get()  # 503 before any work when no model is usable
+    if headerless is not None:
+        # Kept and scored as the WAV of the same samples: a file that says what it holds.
+        data = headerless_wav(
+            data,
+            encoding=headerless.encoding,
+            sample_rate=headerless.sample_rate,
+            channels=headerless.channels,
+            big_endian=headerless.big_endian,
+        )
     try:
         call, history, history_unavailable = registered_call(runtime.store, runtime.recent, call_id)
     except StoreUnavailableError as exc:
@@ -410,14 +429,22 @@ async def upload_audio(
     """Score a call from its recording (WAV, FLAC, Ogg, MP3, AU, AIFF; see docs/data-format.md).
 
     Send the file as multipart field ``file`` or as the raw body with Content-Type
-    ``audio/*`` or ``application/octet-stream``. A retry replaces the score; the call is
+    ``audio/*`` or ``application/octet-stream``. Headerless telephone audio is read as
+    its media type says: ``audio/PCMU`` or ``audio/x-mulaw`` (G.711 mu-law),
+    ``audio/PCMA`` (A-law), 8 kHz mono unless ``rate`` and ``channels`` say otherwise,
+    and ``audio/L16;rate=...`` (16-bit big-endian PCM). A retry replaces the score; the call is
     still counted once.
     """
     start = time.perf_counter()
     settings = runtime.settings
-    data = await _read_recording(request, settings.max_audio_bytes, settings.upload_timeout_s)
+    data, content_type = await _read_recording(
+        request, settings.max_audio_bytes, settings.upload_timeout_s
+    )
+    headerless = headerless_type(content_type, data[:4])
     # Decoding and scoring are CPU work: keep them off the event loop.
-    return await run_in_threadpool(_score_recording, runtime, call_id, data, caller_channel, start)
+    return await run_in_threadpool(
+        _score_recording, runtime, call_id, data, caller_channel, start, headerless
+    )
 
 
 @router.post(
