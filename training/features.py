@@ -83,7 +83,15 @@ def _code_fingerprint() -> str:
     """Changes whenever the feature code changes, so a cache never serves stale features."""
     root = Path(classifier.__file__).parent
     h = hashlib.sha256()
-    for name in ("audio.py", "constants.py", "vad", "callstats.py", "voices.py", "features"):
+    for name in (
+        "audio.py",
+        "constants.py",
+        "echo.py",
+        "vad",
+        "callstats.py",
+        "voices.py",
+        "features",
+    ):
         path = root / name
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
             h.update(file.read_bytes())

@@ -10,6 +10,7 @@ import numpy as np
 
 from classifier.audio import CallAudio
 from classifier.constants import HOP, N_FFT, SR
+from classifier.echo import cancel_echo
 from classifier.errors import InvalidParameterError
 from classifier.features.frames import _COL, _MFCC, frame_values
 from classifier.features.frontend import _check, dither, n_frames, stft_frames
@@ -267,11 +268,16 @@ def audio_features(audio: CallAudio) -> dict[str, float]:
         (no voiced speech for pitch, mono recordings for caller/call-taker activity).
     """
     two_sides = audio.other is not None and audio.other.size == audio.caller.size
+    caller = audio.caller
+    if audio.other is not None and two_sides:
+        _check(caller, "audio")
+        _check(audio.other, "call-taker channel")
+        # The call-taker's voice echoed in the caller's channel is not the caller.
+        caller, _ = cancel_echo(caller, audio.other, sr=audio.sr)
     # Stereo: the caller's pitch is the caller channel's own, set below.
-    feats, mask = channel_features(audio.caller, sr=audio.sr, caller_pitch=not two_sides)
+    feats, mask = channel_features(caller, sr=audio.sr, caller_pitch=not two_sides)
     stereo = dict(MONO_FEATURES)
     if audio.other is not None and two_sides:
-        _check(audio.other, "call-taker channel")
         other, _ = dither(audio.other)
         S2 = stft_magnitude(other, n_fft=N_FFT, hop_length=HOP)
         mask2 = speech_activity_from_stft(S2, sr=audio.sr, hop_length=HOP, whisper=False)

@@ -86,7 +86,7 @@ Scorer = Callable[..., CallScore]
 
 @pytest.fixture(scope="session")
 def score(model: ScoringModel) -> Scorer:
-    """Score a mono recording as the service would: decode, features, history, model."""
+    """Score a recording as the service would: decode, features, history, model."""
 
     def run(
         y: np.ndarray,
@@ -95,9 +95,11 @@ def score(model: ScoringModel) -> Scorer:
         at: datetime = datetime(2025, 6, 3, 10, 15, tzinfo=WIB),
         past: list[PastCall] | None = None,
         heard: float | None = None,
+        caller_channel: str = "mix",
     ) -> CallScore:
-        """``heard``: score the call as a live stream would after that many seconds."""
-        audio = load_audio(to_wav(y))
+        """``heard``: score the call as a live stream would after that many seconds.
+        ``y`` of shape (n, 2): a stereo recording, ``caller_channel`` the caller's side."""
+        audio = load_audio(to_wav(y), caller_channel=caller_channel)
         if heard is not None:
             audio = audio.head(heard)
         feats = call_features(

@@ -73,6 +73,36 @@ def test_gain_barely_moves_scores(score: Scorer, make, gain_db: float) -> None:
         assert abs(moved.probabilities[cls] - base.probabilities[cls]) < 0.1, (cls, base, moved)
 
 
+def _silent_stereo_line(echo_db: float | None, seconds: float = 30.0, seed: int = 4) -> np.ndarray:
+    """A silent line recorded in stereo (call-taker left, caller right), shape (n, 2);
+    with ``echo_db``, the call-taker's voice comes back in the caller's channel that
+    much down, 90 ms late, through a short decaying path (a handset's echo)."""
+    n = int(seconds * 8000)
+    taker = np.zeros(n, dtype=np.float32)
+    place(taker, speak(GREETING, TAKER), 0.8)
+    place(taker, speak(PROMPT, TAKER), 9.0)
+    place(taker, speak(PROMPT, TAKER), 19.0)
+    taker = at_peak(taker)
+    caller = line_noise(seconds, level_db=-50.0, seed=seed)
+    if echo_db is not None:
+        path = np.exp(-np.arange(16) / 4.0) * np.cos(np.arange(16))
+        path *= 10 ** (echo_db / 20) / np.sqrt(path @ path)
+        delay = int(0.09 * 8000)
+        caller[delay:] += np.convolve(taker, path)[: n - delay].astype(np.float32)
+    return np.stack([taker + line_noise(seconds, level_db=-60.0, seed=seed + 1), caller], axis=1)
+
+
+def test_the_call_takers_echo_is_not_the_caller_speaking(score: Scorer) -> None:
+    # Recorders tapping both directions often keep an echo of the call-taker in the
+    # caller's channel: on a silent line it must not read as the caller speaking.
+    clean = score(_silent_stereo_line(None), caller_channel="right")
+    assert clean.p_ghost > 0.5, clean
+    for echo_db in (-20.0, -30.0):
+        echoed = score(_silent_stereo_line(echo_db), caller_channel="right")
+        assert abs(echoed.p_ghost - clean.p_ghost) < 0.05, (echo_db, clean, echoed)
+        assert echoed.flag == clean.flag, (echo_db, clean, echoed)
+
+
 def _short_unclear_call(seed: int = 3) -> np.ndarray:
     y = np.zeros(9 * 8000, dtype=np.float32)
     place(y, speak(GREETING, TAKER), 0.5)
