@@ -67,7 +67,11 @@ def _copies(manifest: Path, work: Path, codecs: list[str]) -> dict[str, Path]:
     return out
 
 
-def _evaluate(manifest: Path, out: Path, model: Path | None, jobs: int) -> pd.DataFrame:
+def evaluate_copy(
+    manifest: Path, out: Path, model: Path | None, jobs: int, columns: tuple[str, ...]
+) -> pd.DataFrame:
+    """``callsift evaluate`` of a copy (unless its scores are there), each call's scores
+    with the manifest's ``columns``. Shared with bench/line_robustness.py."""
     if not (out / "scores.csv").is_file():
         callsift = str(Path(sys.executable).parent / "callsift")
         cmd = [callsift, "evaluate", str(manifest), "--out", str(out)]
@@ -75,7 +79,25 @@ def _evaluate(manifest: Path, out: Path, model: Path | None, jobs: int) -> pd.Da
         subprocess.run(cmd, check=True)
     scores = pd.read_csv(out / "scores.csv", dtype={"call_id": str})
     m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    return scores.merge(m[["call_id", "label", "duration_s"]], on="call_id", validate="1:1")
+    return scores.merge(m[["call_id", *columns]], on="call_id", validate="1:1")
+
+
+def compared(df: pd.DataFrame, ref: pd.DataFrame) -> dict[str, object]:
+    """Ranking, shares flagged and probabilities moved of a copy's calls against the
+    same calls as stored (both indexed by call_id, same order)."""
+    row: dict[str, object] = {}
+    for cls in ("ghost", "prank"):
+        y = (df["label"] == cls).to_numpy()
+        row[f"{cls} ROC-AUC"] = round(float(roc_auc_score(y, df[f"p_{cls}"])), 3)
+    for label in ("ghost", "prank", "emergency", "non_emergency"):
+        row[f"{label} flagged"] = f"{100 * _flagged(df, label):.1f}%"
+    for cls in ("ghost", "prank"):
+        moved = np.abs(df[f"p_{cls}"].to_numpy() - ref[f"p_{cls}"].to_numpy())
+        row[f"p_{cls} moved, median / p95"] = (
+            f"{np.median(moved):.3f} / {np.percentile(moved, 95):.3f}"
+        )
+    row["flag changed"] = int((df["flag"] != ref["flag"]).sum())
+    return row
 
 
 def _flagged(df: pd.DataFrame, label: str) -> float:
@@ -98,24 +120,14 @@ def main(
         raise typer.BadParameter(f"unknown codecs {unknown}; expected some of {list(CODECS)}")
     manifests = _copies(manifest, work, names)
     scores = {
-        name: _evaluate(path, work / name / "eval", model, jobs) for name, path in manifests.items()
+        name: evaluate_copy(path, work / name / "eval", model, jobs, ("label", "duration_s"))
+        for name, path in manifests.items()
     }
     ref = scores["stored"].set_index("call_id")
     rows = []
     for name, df in scores.items():
         df = df.set_index("call_id").loc[ref.index]
-        row: dict[str, object] = {"copy": name, "calls": len(df)}
-        for cls in ("ghost", "prank"):
-            y = (df["label"] == cls).to_numpy()
-            row[f"{cls} ROC-AUC"] = round(float(roc_auc_score(y, df[f"p_{cls}"])), 3)
-        for label in ("ghost", "prank", "emergency", "non_emergency"):
-            row[f"{label} flagged"] = f"{100 * _flagged(df, label):.1f}%"
-        for cls in ("ghost", "prank"):
-            moved = np.abs(df[f"p_{cls}"].to_numpy() - ref[f"p_{cls}"].to_numpy())
-            row[f"p_{cls} moved, median / p95"] = (
-                f"{np.median(moved):.3f} / {np.percentile(moved, 95):.3f}"
-            )
-        row["flag changed"] = int((df["flag"] != ref["flag"]).sum())
+        row: dict[str, object] = {"copy": name, "calls": len(df), **compared(df, ref)}
         size = sum(Path(p).stat().st_size for p in pd.read_csv(manifests[name])["audio_path"])
         row["kbit/s"] = round(8 * size / 1000 / float(df["duration_s"].astype(float).sum()), 1)
         rows.append(row)

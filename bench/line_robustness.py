@@ -16,8 +16,6 @@ per call, so a rerun writes the same files.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +25,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import typer
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
+
+from bench.codec_robustness import compared, evaluate_copy
 
 Impair = Callable[[np.ndarray, int, int, np.random.Generator], np.ndarray]
 
@@ -131,22 +130,6 @@ def _copies(manifest: Path, work: Path, names: list[str]) -> dict[str, Path]:
     return out
 
 
-def _evaluate(manifest: Path, out: Path, model: Path | None, jobs: int) -> pd.DataFrame:
-    if not (out / "scores.csv").is_file():
-        callsift = str(Path(sys.executable).parent / "callsift")
-        cmd = [callsift, "evaluate", str(manifest), "--out", str(out), "--jobs", str(jobs)]
-        cmd += ["--model", str(model)] if model else []
-        subprocess.run(cmd, check=True)
-    scores = pd.read_csv(out / "scores.csv", dtype={"call_id": str})
-    m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    return scores.merge(m[["call_id", "label", "channels"]], on="call_id", validate="1:1")
-
-
-def _flagged(df: pd.DataFrame, label: str) -> str:
-    rows = df[df["label"] == label]
-    return f"{100 * float((rows['flag'] != 'none').mean()):.1f}%" if len(rows) else "n/a"
-
-
 @app.command()
 def main(
     manifest: Annotated[Path, typer.Option("--manifest", help="a labelled manifest")],
@@ -164,7 +147,10 @@ def main(
         )
     names = ["stored", *(n for n in names if n != "stored")]
     manifests = _copies(manifest, work, names)
-    scores = {n: _evaluate(p, work / n / "eval", model, jobs) for n, p in manifests.items()}
+    scores = {
+        n: evaluate_copy(p, work / n / "eval", model, jobs, ("label", "channels"))
+        for n, p in manifests.items()
+    }
     ref = scores["stored"].set_index("call_id")
     # Echo is added to stereo calls only: beside it, the stored stereo calls.
     views = [(n, "all") for n in scores]
@@ -177,18 +163,7 @@ def main(
         part = df if subset == "all" else df[df["channels"] == subset]
         base = ref.loc[part.index]
         label = name if subset == "all" else f"{name}, {subset} calls"
-        row: dict[str, object] = {"copy": label, "calls": len(part)}
-        for cls in ("ghost", "prank"):
-            y = (part["label"] == cls).to_numpy()
-            row[f"{cls} ROC-AUC"] = round(float(roc_auc_score(y, part[f"p_{cls}"])), 3)
-        for label in ("ghost", "prank", "emergency", "non_emergency"):
-            row[f"{label} flagged"] = _flagged(part, label)
-        for cls in ("ghost", "prank"):
-            moved = np.abs(part[f"p_{cls}"].to_numpy() - base[f"p_{cls}"].to_numpy())
-            row[f"p_{cls} moved, median / p95"] = (
-                f"{np.median(moved):.3f} / {np.percentile(moved, 95):.3f}"
-            )
-        row["flag changed"] = int((part["flag"] != base["flag"]).sum())
+        row: dict[str, object] = {"copy": label, "calls": len(part), **compared(part, base)}
         rows.append(row)
     (work / "lines.json").write_text(json.dumps(rows, indent=1))
     header = list(rows[0])
