@@ -16,6 +16,7 @@ per call, so a rerun writes the same files.
 from __future__ import annotations
 
 import json
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,9 @@ import pandas as pd
 import soundfile as sf
 import typer
 from tqdm import tqdm
+
+# Run as a script from the repository: its root, for the shared bench helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.codec_robustness import compared, evaluate_copy
 
