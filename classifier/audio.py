@@ -63,6 +63,7 @@ __all__ = [
     "headerless_wav",
     "load_audio",
     "pcm16_wav",
+    "wav_of_samples",
 ]
 
 TARGET_SR = 8000
@@ -413,6 +414,33 @@ def headerless_wav(
                 f"({magic.decode('latin-1')!r}); expected samples only: send a {container} "
                 "file as the file it is, not as headerless audio"
             )
+    if big_endian and encoding == "PCM_16" and len(data) % 2 == 0:
+        data = np.frombuffer(data, dtype=">i2").astype("<i2").tobytes()
+    return wav_of_samples(data, encoding=encoding, sample_rate=sample_rate, channels=channels)
+
+
+def wav_of_samples(data: bytes, *, encoding: str, sample_rate: int, channels: int = 1) -> bytes:
+    """Interleaved little-endian samples in a WAV header, as they are: the header of
+    :func:`headerless_wav`, and of the simulator's G.711 files (which it encodes itself).
+
+    Parameters
+    ----------
+    data : bytes, shape (n_frames * channels * width,)
+    encoding : {"ULAW", "ALAW", "PCM_16"}
+    sample_rate : int
+    channels : int, default 1
+
+    Returns
+    -------
+    bytes
+        A WAV file (RIFF): a 18-byte ``fmt`` chunk, a ``fact`` chunk for G.711, the data,
+        padded to an even length.
+
+    Raises
+    ------
+    InvalidAudioError
+        A length that is not a whole number of frames.
+    """
     tag, width = HEADERLESS_ENCODINGS[encoding]
     frame = width * channels
     if len(data) % frame:
@@ -421,8 +449,6 @@ def headerless_wav(
             f"{frame}-byte frames ({width} byte(s) x {channels} channel(s)); expected a "
             f"multiple of {frame} bytes"
         )
-    if width == 2 and big_endian:
-        data = np.frombuffer(data, dtype=">i2").astype("<i2").tobytes()
     fmt = struct.pack(
         "<HHIIHHH",
         tag,

@@ -14,7 +14,6 @@ import io
 import math
 import os
 import shutil
-import struct
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ import soundfile as sf
 import typer
 from scipy.signal import resample_poly
 
+from classifier.audio import wav_of_samples
 from classifier.errors import InvalidParameterError
 from classifier.threads import one_blas_thread
 from training.parallel import CLUSTER_OPTION, map_batches
@@ -191,26 +191,13 @@ def _write_audio(
     if fmt == "WAV" and subtype in ("ULAW", "ALAW"):
         codes = ch.g711_encode(audio, law="mulaw" if subtype == "ULAW" else "alaw")
         channels = 1 if codes.ndim == 1 else codes.shape[1]
-        data = codes.tobytes()
-        pad = b"\0" * (len(data) % 2)  # RIFF chunks are word-aligned
-        tag = 7 if subtype == "ULAW" else 6  # WAVE_FORMAT_MULAW / WAVE_FORMAT_ALAW
-        header = b"".join(
-            [
-                b"RIFF",
-                struct.pack("<I", 4 + 26 + 12 + 8 + len(data) + len(pad)),
-                b"WAVE",
-                b"fmt ",
-                struct.pack("<IHHIIHHH", 18, tag, channels, rate, rate * channels, channels, 8, 0),
-                b"fact",
-                struct.pack("<II", 4, codes.shape[0]),
-                b"data",
-                struct.pack("<I", len(data)),
-            ]
+        blob = wav_of_samples(
+            codes.tobytes(), encoding=subtype, sample_rate=rate, channels=channels
         )
         if isinstance(path, Path):
-            path.write_bytes(header + data + pad)
+            path.write_bytes(blob)
         else:
-            path.write(header + data + pad)
+            path.write(blob)
         return
     # FLAC is lossless at any level; the fastest level costs a little file size only.
     level = {"compression_level": 0.0} if fmt == "FLAC" else {}
