@@ -129,23 +129,30 @@ class CallAudio:
 
     @classmethod
     def from_samples(
-        cls, caller: np.ndarray, *, sr: int = TARGET_SR, subtype: str = "FLOAT"
+        cls,
+        caller: np.ndarray,
+        *,
+        other: np.ndarray | None = None,
+        sr: int = TARGET_SR,
+        subtype: str = "FLOAT",
     ) -> CallAudio:
-        """A mono call from samples already decoded at ``sr`` (a live stream, a test).
+        """A call from samples already decoded at ``sr`` (a live stream, a test).
 
         Parameters
         ----------
         caller : numpy.ndarray, float32, shape (n,)
+        other : numpy.ndarray or None, keyword-only, shape (n,)
+            The call-taker's side of a stereo recording; None for a mono call.
         sr : int, keyword-only
         subtype : str, keyword-only
             The encoding the samples came from, for the record.
         """
         return cls(
             caller=caller,
-            other=None,
+            other=other,
             sr=sr,
             original_sr=sr,
-            original_channels=1,
+            original_channels=1 if other is None else 2,
             original_format="WAV",
             original_subtype=subtype,
             duration_s=caller.size / sr,

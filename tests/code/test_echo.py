@@ -103,24 +103,13 @@ def test_bad_input_is_named(
     assert message in str(info.value)
 
 
-def _stereo(caller: np.ndarray, taker: np.ndarray) -> CallAudio:
-    return CallAudio(
-        caller=caller,
-        other=taker,
-        sr=SR,
-        original_sr=SR,
-        original_channels=2,
-        original_format="WAV",
-        original_subtype="PCM_16",
-        duration_s=caller.size / SR,
-    )
-
-
 def test_the_features_of_a_silent_line_do_not_hear_the_echo() -> None:
     taker = _voice(20.0, seed=13) + _noise(20.0, seed=14, level_db=-60.0)
     line = _noise(20.0, seed=15)
-    clean = audio_features(_stereo(line, taker))
-    echoed = audio_features(_stereo(line + _echo_of(taker, delay_s=0.12, level_db=-22.0), taker))
+    clean = audio_features(CallAudio.from_samples(line, other=taker))
+    echoed = audio_features(
+        CallAudio.from_samples(line + _echo_of(taker, delay_s=0.12, level_db=-22.0), other=taker)
+    )
     assert clean["caller_speech_ratio"] < 0.05
     for name in ("caller_speech_ratio", "overlap_ratio", "speech_ratio"):
         assert echoed[name] == pytest.approx(clean[name], abs=0.02), name

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -166,7 +165,7 @@ def test_stereo_callers_pitch_is_the_caller_channels() -> None:
     taker, _ = make_call([("A", 2.5, 1), ("-", 4.5, 0)])
     n = min(caller.size, taker.size)  # syllables overrun their seconds a little
     caller, taker = caller[:n], taker[:n]
-    stereo = replace(CallAudio.from_samples(caller, sr=SR), other=taker, original_channels=2)
+    stereo = CallAudio.from_samples(caller, other=taker, sr=SR)
     f = audio_features(stereo)
     assert f["stereo"] == 1
     assert f["pitch_caller_hz"] == f["pitch_median_hz"]
