@@ -100,6 +100,16 @@ def compared(df: pd.DataFrame, ref: pd.DataFrame) -> dict[str, object]:
     return row
 
 
+def write_table(rows: list[dict[str, object]], path: Path) -> None:
+    """The rows as JSON at ``path``, and as a Markdown table on standard output."""
+    path.write_text(json.dumps(rows, indent=1))
+    header = list(rows[0])
+    typer.echo("| " + " | ".join(header) + " |")
+    typer.echo("|" + "---|" * len(header))
+    for row in rows:
+        typer.echo("| " + " | ".join(str(row[k]) for k in header) + " |")
+
+
 def _flagged(df: pd.DataFrame, label: str) -> float:
     rows = df[df["label"] == label]
     return float((rows["flag"] != "none").mean()) if len(rows) else float("nan")
@@ -131,12 +141,7 @@ def main(
         size = sum(Path(p).stat().st_size for p in pd.read_csv(manifests[name])["audio_path"])
         row["kbit/s"] = round(8 * size / 1000 / float(df["duration_s"].astype(float).sum()), 1)
         rows.append(row)
-    (work / "codecs.json").write_text(json.dumps(rows, indent=1))
-    header = list(rows[0])
-    typer.echo("| " + " | ".join(header) + " |")
-    typer.echo("|" + "---|" * len(header))
-    for row in rows:
-        typer.echo("| " + " | ".join(str(row[k]) for k in header) + " |")
+    write_table(rows, work / "codecs.json")
 
 
 if __name__ == "__main__":

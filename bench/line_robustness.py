@@ -15,7 +15,6 @@ per call, so a rerun writes the same files.
 
 from __future__ import annotations
 
-import json
 import sys
 import zlib
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from tqdm import tqdm
 # Run as a script from the repository: its root, for the shared bench helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.codec_robustness import compared, evaluate_copy
+from bench.codec_robustness import compared, evaluate_copy, write_table
 
 Impair = Callable[[np.ndarray, int, int, np.random.Generator], np.ndarray]
 
@@ -169,12 +168,7 @@ def main(
         label = name if subset == "all" else f"{name}, {subset} calls"
         row: dict[str, object] = {"copy": label, "calls": len(part), **compared(part, base)}
         rows.append(row)
-    (work / "lines.json").write_text(json.dumps(rows, indent=1))
-    header = list(rows[0])
-    typer.echo("| " + " | ".join(header) + " |")
-    typer.echo("|" + "---|" * len(header))
-    for row in rows:
-        typer.echo("| " + " | ".join(str(row[k]) for k in header) + " |")
+    write_table(rows, work / "lines.json")
 
 
 if __name__ == "__main__":
