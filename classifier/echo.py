@@ -98,7 +98,8 @@ def cancel_echo(
         channel than the bar (:data:`ECHO_MIN_SHARE`, higher on short calls), else a
         new array of the same dtype with the fitted echo subtracted.
     estimate : EchoEstimate or None
-        None when there is nothing to fit (under 1 s, or a silent call-taker channel).
+        None when there is nothing to fit (under 1 s, or a silent call-taker or caller
+        channel in the stretch fitted).
 
     Raises
     ------
@@ -114,17 +115,15 @@ def cancel_echo(
     if not 8 <= taps <= 1024:
         raise InvalidParameterError(f"taps is {taps}; expected 8 to 1024")
     n = caller.size
-    c = caller.astype(np.float64)
-    t = taker.astype(np.float64)
-    t_energy = float(t @ t)
-    c_energy = float(c @ c)
-    if n < sr or t_energy <= 1e-12 * n or c_energy <= 0.0:
-        return caller, None
-
     # Delay and echo path from the first FIT_SECONDS: the call opens with the
-    # call-taker's greeting, and an echo path holds still for a call.
+    # call-taker's greeting, and an echo path holds still for a call. Only that
+    # stretch is read unless an echo is found.
     m = min(n, int(FIT_SECONDS * sr))
-    tm, cm = t[:m], c[:m]
+    tm = taker[:m].astype(np.float64)
+    cm = caller[:m].astype(np.float64)
+    fit_energy = float(cm @ cm)
+    if n < sr or float(tm @ tm) <= 1e-12 * m or fit_energy <= 0.0:
+        return caller, None
     cc, tc = _coarse(cm), _coarse(tm)
     max_lag = min(int(max_delay_s * sr) // _DECIMATE, cc.size - 1)
     lag = int(np.argmax(_gcc_phat(cc, tc, max_lag))) * _DECIMATE
@@ -143,12 +142,11 @@ def cancel_echo(
     h = np.linalg.solve(R, p)
     # Energy explained on the fitted stretch, from the normal equations:
     # |c - T h|^2 = |c|^2 - 2 h.p + h.R h = |c|^2 - h.p at the solution.
-    fit_energy = float(cm @ cm)
-    share = float(h @ p) / fit_energy if fit_energy > 0.0 else 0.0
+    share = float(h @ p) / fit_energy
     bar = max(ECHO_MIN_SHARE, _CHANCE_FACTOR * lags.size / overlap)
     found = EchoEstimate(delay_s=lag / sr, share=share, removed=share >= bar)
     if not found.removed:
         return caller, found
-    residual = c.copy()
-    residual[first:] -= oaconvolve(t, h)[: n - first]
+    residual = caller.astype(np.float64)
+    residual[first:] -= oaconvolve(taker.astype(np.float64), h)[: n - first]
     return residual.astype(caller.dtype), found
